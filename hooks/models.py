@@ -1,0 +1,299 @@
+"""Contract types shared by the host and its plugins (pydantic).
+
+Everything that crosses the hook boundary is one of these: plugins never see the host's
+framework objects and the host never sees a plugin's internals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+
+Language = Literal["ru", "en"]
+
+
+class ContractModel(BaseModel):
+    """Strict base: an unknown key is a bug on one side of the contract, not data to keep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalizedText(ContractModel):
+    """A text shown to people, in every language the host offers."""
+
+    ru: str
+    en: str
+
+    def get(self, language: Language) -> str:
+        return self.ru if language == "ru" else self.en
+
+
+# --- the account's catalog ---------------------------------------------------------------
+
+
+class Employee(ContractModel):
+    id: int
+    name: str
+
+
+class Source(ContractModel):
+    id: int
+    name: str
+    utm_source: str | None = Field(None, description="the utm_source tag that marks this source")
+
+
+class Site(ContractModel):
+    id: int
+    name: str
+    domain: str
+
+
+class Campaign(ContractModel):
+    id: int
+    name: str
+    site_id: int | None = None
+    utm_campaign: str | None = Field(None, description="the utm_campaign tag of its ads")
+
+
+class Catalog(ContractModel):
+    """The client's account lists that settings choose from."""
+
+    employees: list[Employee] = []
+    sources: list[Source] = []
+    sites: list[Site] = []
+    campaigns: list[Campaign] = []
+
+
+# --- integrations ------------------------------------------------------------------------
+
+
+class Integration(ContractModel):
+    """One configured instance of a plugin, as stored by the host.
+
+    ``settings`` is what the settings form edits (no secrets); ``secrets`` holds write-only
+    values (client secret, tokens), never shown back; ``connection`` holds non-secret facts a
+    plugin learns (portal identity, endpoints, scopes). ``version`` grows with every write and
+    is what compare-and-swap updates check.
+    """
+
+    id: int
+    plugin: str
+    name: str
+    settings: dict[str, Any] = {}
+    secrets: dict[str, SecretStr] = {}
+    connection: dict[str, Any] = {}
+    webhook_token: SecretStr
+    version: int = 1
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+# --- settings form -----------------------------------------------------------------------
+
+FieldKind = Literal["text", "secret", "checkbox", "select", "radio"]
+
+
+class Choice(ContractModel):
+    value: str
+    label: LocalizedText
+
+
+class ShowWhen(ContractModel):
+    """The field is shown only while another field has this value."""
+
+    key: str
+    equals: str
+
+
+class FormField(ContractModel):
+    """One input. ``key`` is a dotted path in the settings JSON (``messenger_map.viber.source_id``).
+
+    Secrets have ``value=None`` always and ``is_set`` tells whether one is stored.
+    """
+
+    key: str
+    kind: FieldKind
+    label: LocalizedText
+    help: LocalizedText | None = None
+    value: str | bool | None = None
+    is_set: bool = False
+    required: bool = False
+    choices: list[Choice] = []
+    show_when: ShowWhen | None = None
+    row: LocalizedText | None = Field(None, description="row heading when the section is a table")
+
+
+class FormSection(ContractModel):
+    id: str
+    title: LocalizedText
+    help: LocalizedText | None = None
+    layout: Literal["form", "table"] = "form"
+    fields: list[FormField] = []
+
+
+class Status(ContractModel):
+    level: Literal["ok", "warning", "error", "off"]
+    text: LocalizedText
+
+
+class DerivedValues(ContractModel):
+    """Read-only values the client copies elsewhere or reads."""
+
+    webhook_url: str
+    redirect_url: str
+    authorize_url: str | None = None
+    portal_url: str | None = None
+    status: Status
+    site_script: str | None = None
+    site_script_note: LocalizedText | None = None
+
+
+class StoredSettings(ContractModel):
+    """What the host saves after a valid submission; ``secrets`` are merged into the stored ones."""
+
+    settings: dict[str, Any]
+    secrets: dict[str, SecretStr] = {}
+
+
+class SettingsView(ContractModel):
+    """Everything the host needs to show the settings page or answer the settings API."""
+
+    sections: list[FormSection]
+    values: dict[str, Any] = Field(description="the settings as JSON, secrets masked")
+    errors: dict[str, LocalizedText] = {}
+    store: StoredSettings | None = None
+    derived: DerivedValues
+
+
+# --- visitors and sessions ---------------------------------------------------------------
+
+
+class Utm(ContractModel):
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_content: str | None = None
+    utm_term: str | None = None
+
+
+class VisitorSession(ContractModel):
+    """The host's record of a website visit: where the visitor came from."""
+
+    id: str
+    created_at: AwareDatetime
+    landing_url: str
+    referrer: str | None = None
+    site_id: int | None = None
+    source_id: int | None = None
+    campaign_id: int | None = None
+    utm: Utm = Utm()
+
+
+class SessionBinding(ContractModel):
+    """A visitor session tied to a plugin's conversation (an Open Lines session id)."""
+
+    integration_id: int
+    external_id: str
+    session_id: str
+    created_at: AwareDatetime
+
+
+# --- appeals: "Raw data → Appeals and goals" --------------------------------------------
+
+
+class Contact(ContractModel):
+    name: str | None = None
+    phones: list[str] = []
+    emails: list[str] = []
+
+
+class Attribution(ContractModel):
+    method: Literal["session", "messenger", "default"]
+    session_id: str | None = None
+    traffic_type: Literal["source", "campaign"]
+    source_id: int | None = None
+    site_id: int | None = None
+    campaign_id: int | None = None
+    utm: Utm = Utm()
+
+
+class Message(ContractModel):
+    at: AwareDatetime
+    author: Literal["visitor", "operator", "system"]
+    text: str
+
+
+class CrmRef(ContractModel):
+    entity_type: Literal["lead", "deal"]
+    entity_id: int
+    url: str | None = None
+
+
+class PortalRef(ContractModel):
+    domain: str
+    member_id: str
+
+
+class Appeal(ContractModel):
+    """One Open Lines dialog as an appeal; upserted by ``key``, so replays never duplicate."""
+
+    key: str = Field(min_length=1, max_length=200)
+    integration_id: int
+    created_at: AwareDatetime
+    channel: str
+    contact: Contact = Contact()
+    attribution: Attribution
+    employee_id: int | None = None
+    messages: list[Message] = []
+    text: str = ""
+    crm: CrmRef
+    portal: PortalRef
+
+
+class StoredAppeal(ContractModel):
+    """An appeal as the sink keeps it, with the host's bookkeeping."""
+
+    appeal: Appeal
+    first_seen_at: datetime
+    updated_at: datetime
+
+
+# --- requests handed to hooks ------------------------------------------------------------
+
+
+class HookRequest(ContractModel):
+    """An HTTP request as plugins see it: framework-free, body kept raw for verification."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]] = {}
+    headers: dict[str, str] = Field({}, description="lower-case names")
+    body: bytes = b""
+    client_ip: str | None = None
+    received_at: AwareDatetime
+
+
+class HookResponse(ContractModel):
+    """What a hook answers to a browser or a remote service."""
+
+    status: int = 200
+    headers: dict[str, str] = {}
+    json_body: Any = None
+
+
+class WebhookOutcome(ContractModel):
+    """How ``on_webhook`` dealt with an event that it accepted."""
+
+    result: Literal["processed", "ignored"]
+    reason: str | None = None
+    appeal_keys: list[str] = []
+
+
+class OAuthOutcome(ContractModel):
+    """What ``on_oauth_callback`` learned: merged into the integration by the host."""
+
+    secrets: dict[str, SecretStr] = {}
+    connection: dict[str, Any] = {}
+    message: LocalizedText

@@ -1,0 +1,118 @@
+"""The hooks the host calls. This module is the contract: each docstring says when a hook is
+called, what its arguments are, what it returns and what ``None`` means.
+
+Rules shared by every hook:
+
+* The host calls hooks with keyword arguments; an implementation accepts only those it needs.
+* Every hook is ``firstresult``: the first implementation that returns something other than
+  ``None`` answers. The host calls the hook of the plugin that owns the integration, and an
+  implementation still returns ``None`` for an integration whose ``plugin`` is not its own.
+* Implementations may be async inside: return a coroutine and the host awaits it. Decide
+  ownership *before* creating the coroutine, because a coroutine is never ``None``.
+* Errors are raised as ``hooks.errors.HookError`` subclasses; ``RetryLater`` marks a transient
+  failure that the host retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from hooks import hookspec
+from hooks.models import (
+    Catalog,
+    HookRequest,
+    HookResponse,
+    Integration,
+    OAuthOutcome,
+    SettingsView,
+    WebhookOutcome,
+)
+from hooks.services import HostServices
+
+
+@hookspec(firstresult=True)
+def on_settings_render(
+    integration: Integration,
+    catalog: Catalog,
+    submitted: Mapping[str, Any] | None,
+    host: HostServices,
+) -> SettingsView | Awaitable[SettingsView] | None:
+    """Describe the integration's settings page, and validate a submission.
+
+    Called to show the settings page (``GET /integrations/{id}/settings``), to answer the
+    integration JSON (``GET /api/integrations/{id}``) and to save settings (``POST`` of the
+    page, ``PUT /api/integrations/{id}/settings``).
+
+    :param integration: the stored integration, secrets included as ``SecretStr``.
+    :param catalog: the account's employees, sources, sites and campaigns to choose from.
+    :param submitted: ``None`` to show the stored settings; otherwise the submitted settings as
+        nested JSON (a form is converted by the host: ``a[b][c]`` names become nested keys,
+        values stay strings, an unticked checkbox is absent).
+    :param host: the host's services.
+    :return: a ``SettingsView``: the sections and fields to render (secrets never echoed back),
+        the current values as JSON with secrets masked, field errors, the derived read-only
+        values, and, when ``submitted`` is valid, ``store`` with what the host must save. A
+        submission with errors has ``store=None`` and the host saves nothing. ``None``: the
+        integration is not this plugin's.
+    """
+
+
+@hookspec(firstresult=True)
+def on_oauth_callback(
+    integration: Integration,
+    query: Mapping[str, str],
+    host: HostServices,
+) -> OAuthOutcome | Awaitable[OAuthOutcome] | None:
+    """Finish an OAuth authorization: the browser came back to ``GET /oauth2/callback``.
+
+    Called after the host has verified the signed ``state`` and found the integration in it.
+
+    :param integration: the integration the authorization was started for.
+    :param query: the callback's query parameters (``code``, ``domain``, ``member_id``, ...).
+    :param host: the host's services; ``host.http`` is the client for outbound calls.
+    :return: an ``OAuthOutcome`` with the secrets (tokens) and connection facts that the host
+        merges into the integration, and a message for the person. Raise a ``HookError`` to
+        refuse. ``None``: the integration is not this plugin's.
+    """
+
+
+@hookspec(firstresult=True)
+def on_webhook(
+    integration: Integration,
+    request: HookRequest,
+    host: HostServices,
+) -> WebhookOutcome | Awaitable[WebhookOutcome] | None:
+    """Process one webhook delivery that the host has persisted in its inbox.
+
+    Called by the host's worker, not while the sender waits: the host has already checked the
+    URL token, saved the request and answered 200. Must be idempotent: the same request may be
+    processed more than once (after a crash, a retry or a replay by the sender).
+
+    :param integration: the integration named in the Webhook URL.
+    :param request: the request as received, body raw.
+    :param host: the host's services; write appeals with ``host.appeals.upsert``.
+    :return: a ``WebhookOutcome`` saying whether the event was processed or ignored, and why.
+        Raise ``RetryLater`` for a transient failure (the host retries with backoff) and any
+        other ``HookError`` for a permanent one (the host parks the item as failed, with the
+        message, for a person to look at). ``None``: the integration is not this plugin's.
+    """
+
+
+@hookspec(firstresult=True)
+def on_session(
+    integration: Integration,
+    request: HookRequest,
+    host: HostServices,
+) -> HookResponse | Awaitable[HookResponse] | None:
+    """Record what the plugin's site script reports: a visitor session meets a conversation.
+
+    Called for ``POST /api/sessions/{id}`` and its CORS preflight (``OPTIONS``), while the
+    browser waits.
+
+    :param integration: the integration in the URL.
+    :param request: the request; ``request.method`` tells a preflight from a report.
+    :param host: the host's services; bind with ``host.sessions.bind``.
+    :return: the ``HookResponse`` to send, CORS headers included. ``None``: the integration is
+        not this plugin's.
+    """
