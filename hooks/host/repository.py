@@ -104,6 +104,10 @@ class Repository(Protocol):
         """Pending items whose ``next_attempt_at`` has come, oldest first."""
         ...
 
+    async def next_inbox_attempt(self, integration_id: int) -> datetime | None:
+        """When the integration's earliest pending item is due, if it has one."""
+        ...
+
     async def pending_integrations(self) -> list[int]:
         """Integrations with pending items (to resume their drains after a restart)."""
         ...

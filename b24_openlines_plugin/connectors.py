@@ -1,0 +1,66 @@
+"""Bitrix24 Open Lines connectors (the channels a chat comes from), as data.
+
+The ids are Bitrix24's own connector ids: the first part of an Open Lines chat's ``USER_CODE``
+(``telegrambot|2|209607941|744``) and of the lead's ``IM`` value, so the messenger mapping in
+the settings is keyed by what the webhook handler later reads from Bitrix24. Sources: the
+``imconnector`` module's ``Library::ID_*_CONNECTOR`` constants and ``imconnector.list``
+(see API-FACTS §4.2). Custom REST connectors (``imconnector.register``, e.g. Wazzup's
+``wz_whatsapp_…``) use ids of their own; the settings accept those too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hooks.models import LocalizedText
+
+__all__ = ["CONNECTORS", "CONNECTOR_ID_PATTERN", "Connector", "connector_label"]
+
+# Lower case like Bitrix24's own ids. No dot: a connector id is one step of a dotted settings
+# key (``messenger_map.<id>.source_id``) and a dot would make that key ambiguous.
+CONNECTOR_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Connector:
+    id: str
+    label: LocalizedText
+
+
+def _connector(connector_id: str, ru: str, en: str | None = None) -> Connector:
+    return Connector(connector_id, LocalizedText(ru=ru, en=en or ru))
+
+
+# In the order the settings table shows them: the website first, then the common messengers.
+CONNECTORS: tuple[Connector, ...] = (
+    _connector("livechat", "Онлайн-чат на сайте", "Website live chat"),
+    _connector("telegrambot", "Telegram"),
+    _connector("whatsappbyedna", "WhatsApp (Edna)"),
+    _connector("whatsappbytwilio", "WhatsApp (Twilio)"),
+    _connector("notifications", "Битрикс24 СМС и WhatsApp", "Bitrix24 SMS and WhatsApp"),
+    _connector("vkgroup", "ВКонтакте", "VK"),
+    _connector("viber", "Viber"),
+    _connector("facebook", "Facebook: сообщения", "Facebook Messenger"),
+    _connector("facebookcomments", "Facebook: комментарии", "Facebook comments"),
+    _connector("fbinstagramdirect", "Instagram Direct"),
+    _connector("fbinstagram", "Instagram: комментарии", "Instagram comments"),
+    _connector("avito", "Авито", "Avito"),
+    _connector("ok", "Одноклассники", "Odnoklassniki"),
+    _connector("olx", "OLX"),
+    _connector("yandex", "Яндекс Чаты", "Yandex Chats"),
+    _connector("imessage", "Apple Messages for Business"),
+    _connector("wechat", "WeChat"),
+    _connector("network", "Битрикс24.Network", "Bitrix24.Network"),
+    # Not among imconnector's built-in ids (Bitrix24's e-mail channel belongs to the CRM, not
+    # to Open Lines); kept because the issue lists e-mail and an unused row is harmless.
+    _connector("email", "Электронная почта", "E-mail"),
+)
+
+_BY_ID = {connector.id: connector for connector in CONNECTORS}
+
+
+def connector_label(connector_id: str) -> LocalizedText:
+    """The connector's name; an unknown (custom REST) connector is shown by its id."""
+    connector = _BY_ID.get(connector_id)
+    return connector.label if connector else LocalizedText(ru=connector_id, en=connector_id)

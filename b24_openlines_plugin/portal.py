@@ -1,0 +1,222 @@
+"""The Bitrix24 portal address: what a client may type, and the one form the plugin uses.
+
+Clients type their portal in many shapes (``name.bitrix24.ru``, a custom domain, an ``https://``
+URL, the authorization URL pasted whole after replacing YOURDOMAIN). All of them reduce to
+``https://host[:port]``. Anything else is refused with a message that says what to change,
+because a wrong address only shows up much later, as an OAuth page that never loads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from encodings import idna
+from urllib.parse import SplitResult, urlsplit
+
+from hooks.models import LocalizedText
+
+__all__ = ["PortalAddressError", "normalize_portal"]
+
+_LOOPBACK_NAMES = frozenset({"localhost"})
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+# A scheme at the start: "ftp://", "http:", "mailto:" (but not "host:8080", a port).
+_SCHEME = re.compile(r"([a-z][a-z0-9+-]*):(//)?")
+_LDH_LABEL = re.compile(r"[a-z0-9-]+")
+_EXAMPLE = "name.bitrix24.ru"
+
+
+class PortalAddressError(ValueError):
+    """The portal address cannot be used; ``message`` tells the client what to change."""
+
+    def __init__(self, message: LocalizedText) -> None:
+        super().__init__(message.en)
+        self.message = message
+
+
+def _error(ru: str, en: str) -> PortalAddressError:
+    return PortalAddressError(LocalizedText(ru=ru, en=en))
+
+
+def normalize_portal(raw: str) -> str:
+    """Return the portal as ``https://host[:port]`` (lower case, punycode, no trailing slash).
+
+    Plain ``http://`` is accepted only for loopback hosts, where the bundled sandbox portal runs.
+    Raises ``PortalAddressError`` with a specific ru/en message otherwise.
+    """
+    text = raw.strip()
+    if not text:
+        raise _error(
+            f"Укажите адрес портала Битрикс24, например {_EXAMPLE}",
+            f"Enter your Bitrix24 portal address, e.g. {_EXAMPLE}",
+        )
+    if "yourdomain" in text.lower():
+        raise _error(
+            "Замените YOURDOMAIN на адрес вашего портала Битрикс24: например, "
+            f"{_EXAMPLE} или свой домен b24.example.ru",
+            "Replace YOURDOMAIN with your own Bitrix24 portal address: e.g. "
+            f"{_EXAMPLE} or a custom domain such as b24.example.ru",
+        )
+    if any(char.isspace() for char in text):
+        raise _error(
+            "В адресе портала не должно быть пробелов",
+            "The portal address must not contain spaces",
+        )
+    scheme, parts = _split(text)
+    if "@" in parts.netloc:
+        raise _error(
+            "Укажите адрес портала без имени пользователя и пароля (без «…@»)",
+            "Enter the portal address without a user name or password (no '…@')",
+        )
+    _check_path(parts)
+    host = _host(parts)
+    port = _port(parts)
+    if scheme == "http" and not _is_loopback(host):
+        raise _error(
+            "Портал Битрикс24 открывается только по https://: укажите https:// или просто адрес",
+            "A Bitrix24 portal is reached over https:// only: use https:// or just the address",
+        )
+    shown_host = f"[{host}]" if ":" in host else host
+    shown_port = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
+    return f"{scheme}://{shown_host}{shown_port}"
+
+
+def _split(text: str) -> tuple[str, SplitResult]:
+    """Split into (scheme, parts); an address without a scheme is read as https."""
+    match = _SCHEME.match(text.lower())
+    rest = text[match.end() :] if match else ""
+    if match and (match.group(2) or not rest[:1].isdigit()):
+        scheme = match.group(1)
+        if scheme not in _DEFAULT_PORTS:
+            raise _error(
+                f"Адрес «{scheme}:» не подходит: портал Битрикс24 открывается по https://",
+                f"A '{scheme}:' address does not work: a Bitrix24 portal is reached over https://",
+            )
+        if not match.group(2):
+            raise _error(
+                f"После «{scheme}:» нужны две косые черты: {scheme}://{_EXAMPLE}",
+                f"'{scheme}:' must be followed by two slashes: {scheme}://{_EXAMPLE}",
+            )
+    else:
+        scheme, text = "https", "https://" + text
+    try:
+        return scheme, urlsplit(text)
+    except ValueError as exc:  # unbalanced brackets of an IPv6 literal
+        raise _invalid_characters() from exc
+
+
+def _check_path(parts: SplitResult) -> None:
+    """Only the host matters; the one path allowed is that of the pasted authorization URL."""
+    if parts.path.rstrip("/").lower() == "/oauth/authorize":
+        return
+    if parts.path not in ("", "/"):
+        raise _error(
+            f"Укажите только адрес портала, без пути «{parts.path}»: например, {_EXAMPLE}",
+            f"Enter only the portal address, without the path '{parts.path}': e.g. {_EXAMPLE}",
+        )
+    if parts.query or parts.fragment:
+        raise _error(
+            f"Укажите только адрес портала, без «?…» и «#…»: например, {_EXAMPLE}",
+            f"Enter only the portal address, without '?…' or '#…': e.g. {_EXAMPLE}",
+        )
+
+
+def _host(parts: SplitResult) -> str:
+    """The host in ASCII lower case, or an error saying what is wrong with it."""
+    host = parts.hostname or ""
+    if not host:
+        raise _error(
+            f"Не указан адрес портала: например, {_EXAMPLE}",
+            f"The portal address is missing: e.g. {_EXAMPLE}",
+        )
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return _domain_name(host)
+    if address.is_loopback:
+        return address.compressed
+    raise _ip_address_error()
+
+
+def _domain_name(host: str) -> str:
+    if host in _LOOPBACK_NAMES:
+        return host
+    labels = idna.dots.split(host.removesuffix("."))
+    ascii_labels = [_ascii_label(label) for label in labels]
+    if len(ascii_labels) < 2:
+        raise _error(
+            f"Укажите адрес полностью, с доменной зоной: например, {_EXAMPLE}",
+            f"Enter the full address, with its domain zone: e.g. {_EXAMPLE}",
+        )
+    if ascii_labels[-1].isdigit():  # 127.1, 10.0.0.1.5: numbers, not a name
+        raise _ip_address_error()
+    name = ".".join(ascii_labels)
+    if len(name) > 253:
+        raise _error(
+            "Адрес портала слишком длинный (больше 253 символов)",
+            "The portal address is too long (over 253 characters)",
+        )
+    return name
+
+
+def _ascii_label(label: str) -> str:
+    """One dot-separated part of the name, punycoded, checked against the hostname rules."""
+    if not label:
+        raise _error(
+            "В адресе портала две точки подряд или точка в начале",
+            "The portal address has two dots in a row or starts with a dot",
+        )
+    try:
+        ascii_label = label if label.isascii() else idna.ToASCII(label).decode("ascii")
+    except UnicodeError as exc:
+        raise _invalid_characters() from exc
+    if len(ascii_label) > 63:
+        raise _error(
+            "Часть адреса между точками длиннее 63 символов",
+            "A part of the address between dots is longer than 63 characters",
+        )
+    if not _LDH_LABEL.fullmatch(ascii_label):
+        raise _invalid_characters()
+    if ascii_label.startswith("-") or ascii_label.endswith("-"):
+        raise _error(
+            "Часть адреса между точками не может начинаться или заканчиваться дефисом",
+            "A part of the address between dots cannot start or end with a hyphen",
+        )
+    return ascii_label
+
+
+def _port(parts: SplitResult) -> int | None:
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or parts.netloc.endswith(":"):
+        raise _error(
+            "Неверный порт: после двоеточия нужно число от 1 до 65535 (обычно порт не нужен)",
+            "Invalid port: a number from 1 to 65535 must follow the colon (usually none is needed)",
+        )
+    return port
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _invalid_characters() -> PortalAddressError:
+    return _error(
+        "В адресе портала недопустимые символы: допустимы буквы, цифры, дефис и точка",
+        "The portal address has invalid characters: letters, digits, hyphens and dots only",
+    )
+
+
+def _ip_address_error() -> PortalAddressError:
+    return _error(
+        "Укажите адрес портала по имени, а не IP-адрес: портал Битрикс24 открывается по имени, "
+        f"например {_EXAMPLE}",
+        "Enter the portal by name, not by IP address: a Bitrix24 portal is reached by its name, "
+        f"e.g. {_EXAMPLE}",
+    )

@@ -1,0 +1,195 @@
+"""The host's JSON surface (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hooks.errors import BadRequest, NotFound, ValidationFailed
+from hooks.host.state import Host, hook_request, read_capped_body
+from hooks.host.visits import new_visitor_session
+from hooks.models import Integration, SettingsView
+
+JSON_MAX_BYTES = 256 * 1024
+VISIT_MAX_BYTES = 8 * 1024
+
+
+class NewIntegration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plugin: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Visit(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    url: str = Field(min_length=1, max_length=4000)
+    referrer: str | None = Field(None, max_length=4000)
+
+
+def host_of(request: Request) -> Host:
+    host: Host = request.app.state.host
+    return host
+
+
+async def json_body(request: Request, limit: int = JSON_MAX_BYTES) -> Any:
+    body = await read_capped_body(request, limit)
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest("The body is not valid JSON") from exc
+
+
+async def integration_of(request: Request) -> Integration:
+    raw = request.path_params["integration_id"]
+    integration = await host_of(request).repo.get_integration(int(raw)) if raw.isdigit() else None
+    if integration is None:
+        raise NotFound("No such integration")
+    return integration
+
+
+def integration_json(integration: Integration, view: SettingsView, host: Host) -> dict[str, Any]:
+    """The integration as the API shows it: settings with secrets masked, plus derived values."""
+    derived = view.derived
+    return {
+        "id": integration.id,
+        "plugin": integration.plugin,
+        "name": integration.name,
+        "settings": view.values,
+        "webhook_url": derived.webhook_url,
+        "redirect_url": derived.redirect_url,
+        "authorize_url": derived.authorize_url,
+        "portal_url": derived.portal_url,
+        "site_script": derived.site_script,
+        "status": {"level": derived.status.level, "text": derived.status.text.get(host.config.language)},
+        "created_at": integration.created_at.isoformat(),
+        "updated_at": integration.updated_at.isoformat(),
+    }
+
+
+async def render_view(host: Host, integration: Integration, submitted: Any = None) -> SettingsView:
+    return await host.plugins.settings_view(
+        integration,
+        catalog=await host.repo.get_catalog(),
+        submitted=submitted,
+        host=await host.services(),
+    )
+
+
+async def save_settings(
+    host: Host, integration: Integration, submitted: dict[str, Any]
+) -> tuple[Integration, SettingsView]:
+    """Validate through the plugin and save with compare-and-swap; ``ValidationFailed`` if invalid."""
+    view = await render_view(host, integration, submitted)
+    if view.store is None:
+        language = host.config.language
+        raise ValidationFailed({key: text.get(language) for key, text in view.errors.items()})
+    saved = await host.repo.update_integration(
+        integration.id,
+        expected_version=integration.version,
+        settings=view.store.settings,
+        secrets=view.store.secrets,
+    )
+    return saved, await render_view(host, saved)
+
+
+async def create_integration(request: Request) -> Response:
+    host = host_of(request)
+    try:
+        new = NewIntegration.model_validate(await json_body(request))
+    except ValidationError as exc:
+        raise BadRequest(_first_error(exc)) from exc
+    if new.plugin not in host.plugins.names():
+        raise BadRequest(f"Unknown plugin {new.plugin!r}")
+    integration = await host.repo.create_integration(new.plugin, new.name)
+    view = await render_view(host, integration)
+    return JSONResponse(integration_json(integration, view, host), status_code=201)
+
+
+async def list_integrations(request: Request) -> Response:
+    host = host_of(request)
+    items = []
+    for integration in await host.repo.list_integrations():
+        items.append(integration_json(integration, await render_view(host, integration), host))
+    return JSONResponse({"integrations": items})
+
+
+async def get_integration(request: Request) -> Response:
+    host = host_of(request)
+    integration = await integration_of(request)
+    return JSONResponse(integration_json(integration, await render_view(host, integration), host))
+
+
+async def put_settings(request: Request) -> Response:
+    host = host_of(request)
+    integration = await integration_of(request)
+    submitted = await json_body(request)
+    if not isinstance(submitted, dict):
+        raise BadRequest("Settings must be a JSON object")
+    saved, view = await save_settings(host, integration, submitted)
+    return JSONResponse(integration_json(saved, view, host))
+
+
+async def get_catalog(request: Request) -> Response:
+    catalog = await host_of(request).repo.get_catalog()
+    return JSONResponse(catalog.model_dump(mode="json"))
+
+
+async def list_appeals(request: Request) -> Response:
+    host = host_of(request)
+    integration_id = _int_param(request, "integration_id")
+    limit = min(_int_param(request, "limit") or 100, 500)
+    offset = _int_param(request, "offset") or 0
+    stored = await host.repo.list_appeals(integration_id=integration_id, limit=limit, offset=offset)
+    return JSONResponse({"appeals": [s.appeal.model_dump(mode="json") for s in stored]})
+
+
+async def add_visit(request: Request) -> Response:
+    """A page view from ``/tracker.js``: open to every site, so any origin may call it."""
+    host = host_of(request)
+    cors = {"access-control-allow-origin": "*"}
+    if request.method == "OPTIONS":
+        cors |= {"access-control-allow-methods": "POST", "access-control-allow-headers": "content-type"}
+        return Response(status_code=204, headers=cors)
+    try:
+        visit = Visit.model_validate(await json_body(request, VISIT_MAX_BYTES))
+    except ValidationError as exc:
+        raise BadRequest(_first_error(exc)) from exc
+    if not visit.url.startswith(("http://", "https://")):
+        raise BadRequest("url must be an http(s) address")
+    session = new_visitor_session(visit.url, visit.referrer, await host.repo.get_catalog())
+    await host.repo.add_visitor_session(session)
+    return JSONResponse({"session_id": session.id}, status_code=201, headers=cors)
+
+
+async def report_session(request: Request) -> Response:
+    """What the plugin's site script posts; the plugin answers, CORS headers included."""
+    host = host_of(request)
+    integration = await integration_of(request)
+    body = await read_capped_body(request, host.config.session_max_bytes)
+    answer = await host.plugins.session(
+        integration, request=hook_request(request, body), host=await host.services()
+    )
+    if answer.json_body is None:
+        return Response(status_code=answer.status, headers=answer.headers)
+    return JSONResponse(answer.json_body, status_code=answer.status, headers=answer.headers)
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit():
+        raise BadRequest(f"{name} must be a whole number")
+    return int(raw)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"
+
+

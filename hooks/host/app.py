@@ -1,0 +1,96 @@
+"""The reference host as a Starlette application."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hooks.errors import HookError
+from hooks.host import api, pages
+from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
+from hooks.host.inbox import DRAIN, drain, receive_webhook
+from hooks.host.inprocess_jobs import InProcessJobQueue
+from hooks.host.plugins import PluginHost, get_plugin_manager
+from hooks.host.sqlite import open_repository
+from hooks.host.state import Host, HostConfig
+
+log = logging.getLogger("hooks.host")
+HERE = Path(__file__).parent
+JSON_PREFIXES = ("/api/", "/webhooks/")
+
+
+async def tracker_js(request: Request) -> Response:
+    return FileResponse(HERE / "static" / "tracker.js", media_type="application/javascript")
+
+
+async def handle_hook_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HookError)
+    if request.url.path.startswith(JSON_PREFIXES):
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+    return pages.page(request, "error.html", status=exc.status, error=exc)
+
+
+def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Starlette:
+    """The host; ``plugins`` defaults to those installed under the ``analytics_host`` entry point."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        repo = await open_repository(config.db)
+        if config.catalog_path is not None:
+            await repo.replace_catalog(load_catalog_file(config.catalog_path))
+        elif config.seed_demo_catalog and not (await repo.get_catalog()).employees:
+            await repo.replace_catalog(DEMO_CATALOG)
+        queue = InProcessJobQueue()
+        async with httpx.AsyncClient(transport=config.http_transport, timeout=30.0) as http:
+            host = Host(config, repo, plugins or get_plugin_manager(), queue, http)
+            for failure in host.plugins.failures:
+                log.error("plugin %s is not available: %s", failure.name, failure.error)
+            app.state.host = host
+            queue.register(DRAIN, partial(drain, host))
+            await queue.start()
+            for integration_id in await repo.pending_integrations():
+                await queue.enqueue(DRAIN, str(integration_id))
+            try:
+                yield
+            finally:
+                await queue.stop()
+                await repo.close()
+
+    routes = [
+        Route("/", pages.dashboard),
+        Route("/integrations", pages.create_integration_form, methods=["POST"]),
+        Route("/integrations/{integration_id}/settings", pages.settings_page, methods=["GET", "POST"]),
+        Route("/integrations/{integration_id}/connect", pages.connect),
+        Route("/oauth2/callback", pages.oauth_callback),
+        Route("/raw/appeals", pages.appeals_page),
+        Route("/inbox", pages.inbox_page),
+        Route("/inbox/{item_id}/retry", pages.inbox_retry, methods=["POST"]),
+        Route("/webhooks/{integration_id}/{token}", receive_webhook, methods=["POST"]),
+        Route("/api/integrations", api.create_integration, methods=["POST"]),
+        Route("/api/integrations", api.list_integrations, methods=["GET"]),
+        Route("/api/integrations/{integration_id}", api.get_integration),
+        Route("/api/integrations/{integration_id}/settings", api.put_settings, methods=["PUT"]),
+        Route("/api/sessions/{integration_id}", api.report_session, methods=["POST", "OPTIONS"]),
+        Route("/api/catalog", api.get_catalog),
+        Route("/api/appeals", api.list_appeals),
+        Route("/api/visits", api.add_visit, methods=["POST", "OPTIONS"]),
+        Route("/tracker.js", tracker_js),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HookError: handle_hook_error},
+    )
+    app.state.templates = pages.make_templates(str(HERE / "templates"))
+    return app

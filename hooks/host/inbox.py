@@ -1,0 +1,92 @@
+"""The webhook inbox: a delivery is saved before it is answered, then drained per integration.
+
+Bitrix24 never re-sends an event, so the only safe answer is one given after the request is on
+disk. Processing happens later, in a drain job that holds the integration's queue key, retries
+transient failures with capped exponential backoff and parks permanent ones for a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from datetime import UTC, datetime, timedelta
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from hooks.errors import HookError, NotFound, RetryLater
+from hooks.host.repository import InboxItem
+from hooks.host.state import Host, hook_request, read_capped_body
+from hooks.models import Integration
+from hooks.services import HostServices
+
+log = logging.getLogger("hooks.host.inbox")
+
+DRAIN = "drain"
+DRAIN_BATCH = 50
+MAX_ATTEMPTS = 8
+FIRST_RETRY_SECONDS = 2.0
+MAX_RETRY_SECONDS = 600.0
+
+
+def retry_delay(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before attempt ``attempts + 1``: doubling from 2 s, capped at 10 minutes."""
+    delay = min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS)
+    return max(delay, retry_after or 0.0)
+
+
+async def receive_webhook(request: Request) -> JSONResponse:
+    host: Host = request.app.state.host
+    raw_id = request.path_params["integration_id"]
+    integration = await host.repo.get_integration(int(raw_id)) if raw_id.isdigit() else None
+    token = request.path_params["token"]
+    if integration is None or not hmac.compare_digest(
+        token.encode(), integration.webhook_token.get_secret_value().encode()
+    ):
+        raise NotFound("No such webhook")
+    body = await read_capped_body(request, host.config.webhook_max_bytes)
+    # The path carries the webhook token: keep it out of the stored request.
+    req = hook_request(request, body, path=f"/webhooks/{integration.id}/")
+    item = await host.repo.add_inbox_item(integration.id, req)
+    await host.queue.enqueue(DRAIN, str(integration.id))
+    return JSONResponse({"accepted": True, "inbox_id": item.id})
+
+
+async def drain(host: Host, key: str) -> None:
+    """Process the integration's due deliveries, then ask for the next drain if any remain."""
+    integration = await host.repo.get_integration(int(key))
+    if integration is None:
+        return
+    items = await host.repo.due_inbox_items(integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH)
+    services = await host.services()
+    await asyncio.gather(*(_process(host, services, integration, item) for item in items))
+    if len(items) == DRAIN_BATCH:
+        await host.queue.enqueue(DRAIN, key)
+        return
+    next_at = await host.repo.next_inbox_attempt(integration.id)
+    if next_at is not None:
+        delay = max((next_at - datetime.now(UTC)).total_seconds(), 0.0)
+        await host.queue.enqueue(DRAIN, key, delay=delay)
+
+
+async def _process(
+    host: Host, services: HostServices, integration: Integration, item: InboxItem
+) -> None:
+    try:
+        outcome = await host.plugins.webhook(integration, request=item.request, host=services)
+    except RetryLater as exc:
+        if item.attempts + 1 >= MAX_ATTEMPTS:
+            await host.repo.fail_inbox_item(item.id, error=f"gave up after {MAX_ATTEMPTS} attempts: {exc.message}")
+        else:
+            delay = retry_delay(item.attempts + 1, exc.retry_after)
+            next_at = datetime.now(UTC) + timedelta(seconds=delay)
+            await host.repo.retry_inbox_item(item.id, error=exc.message, next_attempt_at=next_at)
+    except HookError as exc:
+        await host.repo.fail_inbox_item(item.id, error=f"{exc.code}: {exc.message}")
+    except Exception as exc:  # a plugin bug: park the item, keep draining the others
+        log.exception("inbox item %s of integration %s failed", item.id, integration.id)
+        await host.repo.fail_inbox_item(item.id, error=f"internal error: {type(exc).__name__}")
+    else:
+        status = "done" if outcome.result == "processed" else "ignored"
+        await host.repo.finish_inbox_item(item.id, status, outcome.model_dump(mode="json"))

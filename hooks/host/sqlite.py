@@ -1,0 +1,563 @@
+"""The embedded ``Repository``: one SQLite file, all the host's SQL in one place.
+
+Methods are ``async`` to match the seam, but run the stdlib ``sqlite3`` calls directly on the
+event loop: each call is well under a millisecond, and a method that never awaits is also never
+interleaved with another, which keeps the read-modify-write ones simple. Every write runs in an
+explicit ``BEGIN IMMEDIATE`` … ``COMMIT`` and is committed before the method returns, because the
+host acknowledges a webhook as soon as ``add_inbox_item`` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets as secrets_module
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretStr
+
+from hooks.errors import Conflict, NotFound
+from hooks.host.migrations import apply_migrations
+from hooks.host.repository import InboxItem, InboxStatus, Repository
+from hooks.models import (
+    Appeal,
+    Catalog,
+    HookRequest,
+    Integration,
+    SessionBinding,
+    StoredAppeal,
+    VisitorSession,
+)
+
+MEMORY = ":memory:"
+
+_INTEGRATION_COLUMNS = (
+    "id, plugin, name, settings, secrets, connection, webhook_token, version,"
+    " created_at, updated_at"
+)
+_INBOX_COLUMNS = (
+    "id, integration_id, status, request, body, attempts, next_attempt_at, last_error, outcome,"
+    " created_at, updated_at"
+)
+_HOST_SECRET_KEY = "secret_key"
+
+
+async def open_repository(url: str) -> Repository:
+    """Open the repository a database URL names: the host's one storage setting.
+
+    Accepted: a plain path, ``:memory:``, and ``sqlite:///relative/path.db`` or
+    ``sqlite:////absolute/path.db`` (SQLAlchemy's convention: the path starts after the third
+    slash). PostgreSQL URLs are recognised and refused until that implementation exists.
+    """
+    return await SqliteRepository.open(_sqlite_path(url))
+
+
+def _sqlite_path(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    # Error messages name the scheme only: the rest of a URL may hold a password.
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        if rest == "":
+            return MEMORY
+        if not rest.startswith("/"):
+            raise ValueError("a SQLite URL has no host: write sqlite:///path/to/file.db")
+        return rest[1:] or MEMORY
+    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        raise ValueError("PostgreSQL is not implemented yet: use a SQLite path or a sqlite:/// URL")
+    raise ValueError(f"unsupported database URL scheme {scheme!r}: use a SQLite path")
+
+
+class SqliteRepository:
+    """``hooks.host.repository.Repository`` on one SQLite connection. Create with ``open``."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._secret_key: bytes | None = None
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteRepository:
+        """Open (or create) the database at ``path`` and bring its schema up to date."""
+        if path != MEMORY:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are the explicit ones in ``_write``, never implicit.
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            # WAL lets readers (a CLI, a second host process) work while the host writes;
+            # NORMAL keeps commits durable across a process crash without an fsync per commit.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            apply_migrations(db)
+        except BaseException:
+            db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; IMMEDIATE takes the lock up front so reads inside it are
+        consistent with the write even when another process shares the file."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- integrations ------------------------------------------------------------------
+
+    async def create_integration(self, plugin: str, name: str) -> Integration:
+        now = _db_time(_now())
+        with self._write() as db:
+            row = db.execute(
+                f"""
+                INSERT INTO integrations
+                    (plugin, name, settings, secrets, connection, webhook_token, version,
+                     created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+                RETURNING {_INTEGRATION_COLUMNS}
+                """,
+                (
+                    plugin,
+                    name,
+                    json.dumps({}),
+                    _dump_secrets({}),
+                    json.dumps({}),
+                    secrets_module.token_urlsafe(32),
+                    now,
+                    now,
+                ),
+            ).fetchall()[0]
+        return _integration(row)
+
+    async def get_integration(self, integration_id: int) -> Integration | None:
+        row = self._db.execute(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = ?", (integration_id,)
+        ).fetchone()
+        return None if row is None else _integration(row)
+
+    async def list_integrations(self) -> list[Integration]:
+        rows = self._db.execute(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations ORDER BY id"
+        ).fetchall()
+        return [_integration(row) for row in rows]
+
+    async def update_integration(
+        self,
+        integration_id: int,
+        *,
+        expected_version: int,
+        settings: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, SecretStr | None] | None = None,
+        connection: Mapping[str, Any] | None = None,
+    ) -> Integration:
+        """Compare-and-swap on ``version``; see the Protocol for the merge rules."""
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = ?",
+                (integration_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"integration {integration_id} not found")
+            current = _integration(row)
+            new_settings = current.settings if settings is None else dict(settings)
+            new_secrets = dict(current.secrets)
+            for key, value in (secrets or {}).items():
+                if value is None:
+                    new_secrets.pop(key, None)
+                else:
+                    new_secrets[key] = value
+            new_connection = {**current.connection, **(connection or {})}
+            # The version check lives in the UPDATE itself, so the write is a real CAS.
+            updated = db.execute(
+                f"""
+                UPDATE integrations
+                SET settings = ?, secrets = ?, connection = ?, version = version + 1,
+                    updated_at = ?
+                WHERE id = ? AND version = ?
+                RETURNING {_INTEGRATION_COLUMNS}
+                """,
+                (
+                    json.dumps(new_settings),
+                    _dump_secrets(new_secrets),
+                    json.dumps(new_connection),
+                    _db_time(_now()),
+                    integration_id,
+                    expected_version,
+                ),
+            ).fetchall()
+            if not updated:
+                raise Conflict(
+                    f"integration {integration_id} is at version {current.version},"
+                    f" not {expected_version}: reload and try again"
+                )
+        return _integration(updated[0])
+
+    # --- the account catalog -----------------------------------------------------------
+
+    async def get_catalog(self) -> Catalog:
+        row = self._db.execute("SELECT data FROM catalog WHERE id = 1").fetchone()
+        return Catalog() if row is None else Catalog.model_validate_json(row["data"])
+
+    async def replace_catalog(self, catalog: Catalog) -> None:
+        with self._write() as db:
+            db.execute(
+                """
+                INSERT INTO catalog (id, data, updated_at) VALUES (1, ?, ?)
+                ON CONFLICT (id) DO UPDATE
+                SET data = excluded.data, updated_at = excluded.updated_at
+                """,
+                (catalog.model_dump_json(), _db_time(_now())),
+            )
+
+    # --- visitor sessions and bindings -------------------------------------------------
+
+    async def add_visitor_session(self, session: VisitorSession) -> None:
+        """Keep the first record of a session id: a visit's origin does not change later."""
+        with self._write() as db:
+            db.execute(
+                """
+                INSERT INTO visitor_sessions (id, data, created_at) VALUES (?, ?, ?)
+                ON CONFLICT (id) DO NOTHING
+                """,
+                (session.id, session.model_dump_json(), _db_time(session.created_at)),
+            )
+
+    async def get_visitor_session(self, session_id: str) -> VisitorSession | None:
+        row = self._db.execute(
+            "SELECT data FROM visitor_sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return None if row is None else VisitorSession.model_validate_json(row["data"])
+
+    async def bind_session(
+        self, integration_id: int, external_id: str, session_id: str
+    ) -> SessionBinding:
+        """Idempotent: the first binding of ``external_id`` wins and is returned again."""
+        with self._write() as db, _integration_must_exist(integration_id):
+            db.execute(
+                """
+                INSERT INTO session_bindings (integration_id, external_id, session_id, created_at)
+                VALUES (?, ?, ?, ?)
+                ON CONFLICT (integration_id, external_id) DO NOTHING
+                """,
+                (integration_id, external_id, session_id, _db_time(_now())),
+            )
+            row = self._select_binding(integration_id, external_id)
+        assert row is not None  # inserted or already there, inside the same transaction
+        return _binding(row)
+
+    async def get_binding(self, integration_id: int, external_id: str) -> SessionBinding | None:
+        row = self._select_binding(integration_id, external_id)
+        return None if row is None else _binding(row)
+
+    def _select_binding(self, integration_id: int, external_id: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.execute(
+            """
+            SELECT integration_id, external_id, session_id, created_at FROM session_bindings
+            WHERE integration_id = ? AND external_id = ?
+            """,
+            (integration_id, external_id),
+        ).fetchone()
+        return row
+
+    # --- appeals -----------------------------------------------------------------------
+
+    async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:
+        """Insert, or replace every field of the appeal with this key; ``first_seen_at`` stays."""
+        now = _db_time(_now())
+        with self._write() as db, _integration_must_exist(appeal.integration_id):
+            row = db.execute(
+                """
+                INSERT INTO appeals
+                    (key, integration_id, created_at, record, first_seen_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET
+                    integration_id = excluded.integration_id,
+                    created_at = excluded.created_at,
+                    record = excluded.record,
+                    updated_at = excluded.updated_at
+                RETURNING record, first_seen_at, updated_at
+                """,
+                (
+                    appeal.key,
+                    appeal.integration_id,
+                    _db_time(appeal.created_at),
+                    appeal.model_dump_json(),
+                    now,
+                    now,
+                ),
+            ).fetchall()[0]
+        return _stored_appeal(row)
+
+    async def list_appeals(
+        self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredAppeal]:
+        """Newest first by the appeal's ``created_at`` (stored in UTC, so text order is time
+        order), then by key so that pages are stable."""
+        where = "" if integration_id is None else "WHERE integration_id = :integration_id"
+        rows = self._db.execute(
+            f"""
+            SELECT record, first_seen_at, updated_at FROM appeals {where}
+            ORDER BY created_at DESC, key DESC LIMIT :limit OFFSET :offset
+            """,
+            {"integration_id": integration_id, "limit": limit, "offset": offset},
+        ).fetchall()
+        return [_stored_appeal(row) for row in rows]
+
+    # --- the webhook inbox -------------------------------------------------------------
+
+    async def add_inbox_item(self, integration_id: int, request: HookRequest) -> InboxItem:
+        """Persist a delivery as pending, due from when it was received. The same body for the
+        same integration is a redelivery: the existing item comes back unchanged."""
+        digest = hashlib.sha256(request.body).hexdigest()
+        now = _db_time(_now())
+        with self._write() as db, _integration_must_exist(integration_id):
+            db.execute(
+                """
+                INSERT INTO webhook_inbox
+                    (integration_id, body_sha256, request, body, status, attempts,
+                     next_attempt_at, created_at, updated_at)
+                VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
+                ON CONFLICT (integration_id, body_sha256) DO NOTHING
+                """,
+                (
+                    integration_id,
+                    digest,
+                    request.model_dump_json(exclude={"body"}),
+                    request.body,
+                    _db_time(request.received_at),
+                    now,
+                    now,
+                ),
+            )
+            row = db.execute(
+                f"""
+                SELECT {_INBOX_COLUMNS} FROM webhook_inbox
+                WHERE integration_id = ? AND body_sha256 = ?
+                """,
+                (integration_id, digest),
+            ).fetchone()
+        return _inbox_item(row)
+
+    async def due_inbox_items(
+        self, integration_id: int, *, now: datetime, limit: int = 50
+    ) -> list[InboxItem]:
+        """Pending items whose ``next_attempt_at`` has come, oldest first."""
+        rows = self._db.execute(
+            f"""
+            SELECT {_INBOX_COLUMNS} FROM webhook_inbox
+            WHERE integration_id = ? AND status = 'pending' AND next_attempt_at <= ?
+            ORDER BY id LIMIT ?
+            """,
+            (integration_id, _db_time(now), limit),
+        ).fetchall()
+        return [_inbox_item(row) for row in rows]
+
+    async def next_inbox_attempt(self, integration_id: int) -> datetime | None:
+        """When the integration's earliest pending item is due, if it has one."""
+        row = self._db.execute(
+            """
+            SELECT MIN(next_attempt_at) AS due FROM webhook_inbox
+            WHERE integration_id = ? AND status = 'pending'
+            """,
+            (integration_id,),
+        ).fetchone()
+        return None if row["due"] is None else _py_time(row["due"])
+
+    async def pending_integrations(self) -> list[int]:
+        """Integrations with pending items, due or not (their drains reschedule themselves)."""
+        rows = self._db.execute(
+            """
+            SELECT DISTINCT integration_id FROM webhook_inbox WHERE status = 'pending'
+            ORDER BY integration_id
+            """
+        ).fetchall()
+        return [int(row["integration_id"]) for row in rows]
+
+    async def finish_inbox_item(
+        self, item_id: int, status: Literal["done", "ignored"], outcome: Mapping[str, Any]
+    ) -> None:
+        """Record the outcome. Not counted in ``attempts``, which counts failed attempts."""
+        self._update_inbox_item(
+            item_id,
+            "status = ?, outcome = ?",
+            (status, json.dumps(dict(outcome))),
+        )
+
+    async def retry_inbox_item(
+        self, item_id: int, *, error: str, next_attempt_at: datetime
+    ) -> None:
+        """Count an attempt and keep the item pending until ``next_attempt_at``."""
+        self._update_inbox_item(
+            item_id,
+            "status = 'pending', attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
+            (error, _db_time(next_attempt_at)),
+        )
+
+    async def fail_inbox_item(self, item_id: int, *, error: str) -> None:
+        """Count an attempt and park the item as failed."""
+        self._update_inbox_item(
+            item_id,
+            "status = 'failed', attempts = attempts + 1, last_error = ?",
+            (error,),
+        )
+
+    def _update_inbox_item(self, item_id: int, assignments: str, values: tuple[Any, ...]) -> None:
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE webhook_inbox SET {assignments}, updated_at = ? WHERE id = ?",
+                (*values, _db_time(_now()), item_id),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"inbox item {item_id} not found")
+
+    async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
+        """A person asked to retry a failed item: make it pending and due now. Anything but a
+        failed item is left alone (``None``): a pending one is already queued, a done one is
+        done. ``attempts`` and ``last_error`` stay as history."""
+        with self._write() as db:
+            rows = db.execute(
+                f"""
+                UPDATE webhook_inbox
+                SET status = 'pending', next_attempt_at = ?, updated_at = ?
+                WHERE id = ? AND status = 'failed'
+                RETURNING {_INBOX_COLUMNS}
+                """,
+                (_db_time(now), _db_time(_now()), item_id),
+            ).fetchall()
+        return _inbox_item(rows[0]) if rows else None
+
+    async def list_inbox(
+        self, *, status: InboxStatus | None = None, limit: int = 100
+    ) -> list[InboxItem]:
+        """Newest first."""
+        where = "" if status is None else "WHERE status = :status"
+        rows = self._db.execute(
+            f"SELECT {_INBOX_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT :limit",
+            {"status": status, "limit": limit},
+        ).fetchall()
+        return [_inbox_item(row) for row in rows]
+
+    # --- host secrets ------------------------------------------------------------------
+
+    async def host_secret_key(self) -> bytes:
+        """32 random bytes made on first use and kept, so signed OAuth ``state`` values stay
+        valid across restarts."""
+        if self._secret_key is None:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO host_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                    (_HOST_SECRET_KEY, secrets_module.token_bytes(32)),
+                )
+                row = db.execute(
+                    "SELECT value FROM host_meta WHERE key = ?", (_HOST_SECRET_KEY,)
+                ).fetchone()
+            self._secret_key = bytes(row["value"])
+        return self._secret_key
+
+
+# --- (de)serialisation ---------------------------------------------------------------------
+
+
+def _dump_secrets(values: Mapping[str, SecretStr]) -> str:
+    """Secrets as stored. Plain JSON for now: encryption at rest replaces this pair only."""
+    return json.dumps({key: value.get_secret_value() for key, value in values.items()})
+
+
+def _load_secrets(stored: str) -> dict[str, SecretStr]:
+    plain: dict[str, str] = json.loads(stored)
+    return {key: SecretStr(value) for key, value in plain.items()}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _db_time(value: datetime) -> str:
+    """UTC, fixed width (always microseconds), so that comparing the text compares times."""
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the repository needs aware times")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _py_time(stored: str) -> datetime:
+    return datetime.fromisoformat(stored)
+
+
+def _json_object(stored: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(stored)
+    return value
+
+
+def _integration(row: sqlite3.Row) -> Integration:
+    return Integration(
+        id=row["id"],
+        plugin=row["plugin"],
+        name=row["name"],
+        settings=_json_object(row["settings"]),
+        secrets=_load_secrets(row["secrets"]),
+        connection=_json_object(row["connection"]),
+        webhook_token=SecretStr(row["webhook_token"]),
+        version=row["version"],
+        created_at=_py_time(row["created_at"]),
+        updated_at=_py_time(row["updated_at"]),
+    )
+
+
+def _binding(row: sqlite3.Row) -> SessionBinding:
+    return SessionBinding(
+        integration_id=row["integration_id"],
+        external_id=row["external_id"],
+        session_id=row["session_id"],
+        created_at=_py_time(row["created_at"]),
+    )
+
+
+def _stored_appeal(row: sqlite3.Row) -> StoredAppeal:
+    return StoredAppeal(
+        appeal=Appeal.model_validate_json(row["record"]),
+        first_seen_at=_py_time(row["first_seen_at"]),
+        updated_at=_py_time(row["updated_at"]),
+    )
+
+
+def _inbox_item(row: sqlite3.Row) -> InboxItem:
+    # The body is kept apart from the JSON (raw bytes need not be UTF-8).
+    request = HookRequest.model_validate_json(row["request"]).model_copy(
+        update={"body": bytes(row["body"])}
+    )
+    return InboxItem(
+        id=row["id"],
+        integration_id=row["integration_id"],
+        status=row["status"],
+        request=request,
+        attempts=row["attempts"],
+        next_attempt_at=_py_time(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        outcome=None if row["outcome"] is None else _json_object(row["outcome"]),
+        created_at=_py_time(row["created_at"]),
+        updated_at=_py_time(row["updated_at"]),
+    )
+
+
+@contextmanager
+def _integration_must_exist(integration_id: int) -> Iterator[None]:
+    """Turn the foreign-key failure of a write for an unknown integration into ``NotFound``."""
+    try:
+        yield
+    except sqlite3.IntegrityError as error:
+        if "FOREIGN KEY" not in str(error):
+            raise
+        raise NotFound(f"integration {integration_id} not found") from error

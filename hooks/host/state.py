@@ -1,0 +1,141 @@
+"""The running host's parts, and the services it lends to hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from starlette.requests import Request
+
+from hooks.errors import PayloadTooLarge
+from hooks.models import (
+    Appeal,
+    HookRequest,
+    Integration,
+    Language,
+    SessionBinding,
+    StoredAppeal,
+    VisitorSession,
+)
+from hooks.host.jobs import JobQueue
+from hooks.host.plugins import PluginHost
+from hooks.host.repository import Repository
+from hooks.services import HostServices
+
+# Headers that carry a browser's or a proxy's credentials: never stored or handed to plugins.
+PRIVATE_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    db: str
+    public_url: str = "http://127.0.0.1:8000"
+    language: Language = "ru"
+    catalog_path: Path | None = None
+    seed_demo_catalog: bool = True
+    http_transport: httpx.AsyncBaseTransport | None = None
+    webhook_max_bytes: int = 64 * 1024
+    session_max_bytes: int = 4 * 1024
+
+
+class _Sessions:
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    async def get(self, session_id: str) -> VisitorSession | None:
+        return await self._repo.get_visitor_session(session_id)
+
+    async def bind(self, integration_id: int, external_id: str, session_id: str) -> SessionBinding:
+        return await self._repo.bind_session(integration_id, external_id, session_id)
+
+    async def binding(self, integration_id: int, external_id: str) -> SessionBinding | None:
+        return await self._repo.get_binding(integration_id, external_id)
+
+
+class _Appeals:
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    async def upsert(self, appeal: Appeal) -> StoredAppeal:
+        return await self._repo.upsert_appeal(appeal)
+
+
+class _Integrations:
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+
+    async def get(self, integration_id: int) -> Integration | None:
+        return await self._repo.get_integration(integration_id)
+
+    async def update(
+        self,
+        integration_id: int,
+        *,
+        expected_version: int,
+        settings: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, SecretStr | None] | None = None,
+        connection: Mapping[str, Any] | None = None,
+    ) -> Integration:
+        return await self._repo.update_integration(
+            integration_id,
+            expected_version=expected_version,
+            settings=settings,
+            secrets=secrets,
+            connection=connection,
+        )
+
+
+@dataclass
+class Host:
+    config: HostConfig
+    repo: Repository
+    plugins: PluginHost
+    queue: JobQueue
+    http: httpx.AsyncClient
+
+    async def services(self) -> HostServices:
+        return HostServices(
+            public_url=self.config.public_url,
+            language=self.config.language,
+            http=self.http,
+            sessions=_Sessions(self.repo),
+            appeals=_Appeals(self.repo),
+            integrations=_Integrations(self.repo),
+            catalog=await self.repo.get_catalog(),
+        )
+
+
+def hook_request(request: Request, body: bytes, *, path: str | None = None) -> HookRequest:
+    """The framework-free request handed to plugins (``path`` overrides, to leave out tokens)."""
+    query: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        query.setdefault(key, []).append(value)
+    return HookRequest(
+        method=request.method,
+        path=path or request.url.path,
+        query=query,
+        headers={k: v for k, v in request.headers.items() if k not in PRIVATE_HEADERS},
+        body=body,
+        client_ip=request.client.host if request.client else None,
+        received_at=datetime.now(UTC),
+    )
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes (never buffered whole)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,46 @@
+"""The host's own visitor tracking: a landing page view becomes a visitor session.
+
+This is the reference host's small stand-in for the platform's tracker: UTM tags pick the
+campaign and the source, the page's domain picks the site.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+from hooks.models import Catalog, Utm, VisitorSession
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+MAX_TAG_LENGTH = 200
+
+
+def utm_from_url(url: str) -> Utm:
+    query = parse_qs(urlsplit(url).query)
+    tags = {key: query[key][0][:MAX_TAG_LENGTH] for key in UTM_KEYS if query.get(key, [""])[0]}
+    return Utm(**tags)
+
+
+def new_visitor_session(url: str, referrer: str | None, catalog: Catalog) -> VisitorSession:
+    utm = utm_from_url(url)
+    host = (urlsplit(url).hostname or "").lower()
+    site = next((s for s in catalog.sites if s.domain.lower() == host), None)
+    campaign = next(
+        (c for c in catalog.campaigns if utm.utm_campaign and c.utm_campaign == utm.utm_campaign),
+        None,
+    )
+    source = next(
+        (s for s in catalog.sources if utm.utm_source and s.utm_source == utm.utm_source.lower()),
+        None,
+    )
+    return VisitorSession(
+        id=secrets.token_urlsafe(16),
+        created_at=datetime.now(UTC),
+        landing_url=url,
+        referrer=referrer or None,
+        site_id=site.id if site else (campaign.site_id if campaign else None),
+        source_id=source.id if source else None,
+        campaign_id=campaign.id if campaign else None,
+        utm=utm,
+    )
