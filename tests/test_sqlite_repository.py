@@ -394,7 +394,7 @@ async def test_inbox_item_life_cycle(repo: SqliteRepository) -> None:
     now = T0 + timedelta(days=1)
     requeued = await repo.requeue_inbox_item(a.id, now=now)
     assert requeued is not None
-    assert (requeued.status, requeued.next_attempt_at, requeued.attempts) == ("pending", now, 2)
+    assert (requeued.status, requeued.next_attempt_at, requeued.attempts) == ("pending", now, 0)
     assert await repo.requeue_inbox_item(a.id, now=now) is None  # pending, not failed
     assert await repo.requeue_inbox_item(b.id, now=now) is None  # done
     assert await repo.requeue_inbox_item(12345, now=now) is None

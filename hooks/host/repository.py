@@ -125,7 +125,7 @@ class Repository(Protocol):
         ...
 
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
-        """A person asked to retry a failed item: make it pending and due now."""
+        """A person asked to retry a failed item: pending, due now, with a fresh retry budget."""
         ...
 
     async def list_inbox(

@@ -93,7 +93,8 @@ class SqliteRepository:
             # WAL lets readers (a CLI, a second host process) work while the host writes;
             # NORMAL keeps commits durable across a process crash without an fsync per commit.
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: an inbox row must survive a power cut, not only a crash, once it is answered.
+            db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             apply_migrations(db)
         except BaseException:
@@ -111,10 +112,11 @@ class SqliteRepository:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # a failed COMMIT leaves it open too
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     # --- integrations ------------------------------------------------------------------
 
@@ -426,12 +428,12 @@ class SqliteRepository:
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
         """A person asked to retry a failed item: make it pending and due now. Anything but a
         failed item is left alone (``None``): a pending one is already queued, a done one is
-        done. ``attempts`` and ``last_error`` stay as history."""
+        done. ``attempts`` starts again from zero (a fresh retry budget); ``last_error`` stays."""
         with self._write() as db:
             rows = db.execute(
                 f"""
                 UPDATE webhook_inbox
-                SET status = 'pending', next_attempt_at = ?, updated_at = ?
+                SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?
                 WHERE id = ? AND status = 'failed'
                 RETURNING {_INBOX_COLUMNS}
                 """,
