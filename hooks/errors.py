@@ -91,7 +91,7 @@ class UpstreamError(HookError):
 
 
 class RetryLater(HookError):
-    """A transient failure: the work is kept and tried again, after ``retry_after`` seconds if given."""
+    """A transient failure: the work is kept and tried again (after ``retry_after`` s if given)."""
 
     status = 503
     code = "retry_later"

@@ -41,7 +41,9 @@ class Employee(ContractModel):
 class Source(ContractModel):
     id: int
     name: str
-    utm_source: str | None = Field(None, description="the utm_source tag that marks this source")
+    utm_source: str | None = Field(
+        default=None, description="the utm_source tag that marks this source"
+    )
 
 
 class Site(ContractModel):
@@ -54,7 +56,7 @@ class Campaign(ContractModel):
     id: int
     name: str
     site_id: int | None = None
-    utm_campaign: str | None = Field(None, description="the utm_campaign tag of its ads")
+    utm_campaign: str | None = Field(default=None, description="the utm_campaign tag of its ads")
 
 
 class Catalog(ContractModel):
@@ -122,7 +124,9 @@ class FormField(ContractModel):
     required: bool = False
     choices: list[Choice] = []
     show_when: ShowWhen | None = None
-    row: LocalizedText | None = Field(None, description="row heading when the section is a table")
+    row: LocalizedText | None = Field(
+        default=None, description="row heading when the section is a table"
+    )
 
 
 class FormSection(ContractModel):
@@ -269,7 +273,7 @@ class HookRequest(ContractModel):
     method: str
     path: str
     query: dict[str, list[str]] = {}
-    headers: dict[str, str] = Field({}, description="lower-case names")
+    headers: dict[str, str] = Field(default={}, description="lower-case names")
     body: bytes = b""
     client_ip: str | None = None
     received_at: AwareDatetime

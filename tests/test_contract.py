@@ -49,7 +49,9 @@ def test_every_hookspec_is_documented(name: str) -> None:
     assert "Called" in doc, f"{name}: say when it is called"
     for arg in inspect.signature(fn).parameters:
         assert f":param {arg}:" in doc, f"{name}: document argument {arg}"
-    assert ":return:" in doc and "``None``" in doc, f"{name}: say what it returns and what None means"
+    assert ":return:" in doc and "``None``" in doc, (
+        f"{name}: say what it returns and what None means"
+    )
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"`{name}`" in readme, f"{name}: name it in the README's hook list"
 

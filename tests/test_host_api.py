@@ -32,7 +32,9 @@ VALID = {
 
 
 async def create(rh: RunningHost, name: str = "Main portal") -> dict:
-    answer = await rh.client.post("/api/integrations", json={"plugin": "b24_openlines", "name": name})
+    answer = await rh.client.post(
+        "/api/integrations", json={"plugin": "b24_openlines", "name": name}
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -42,7 +44,7 @@ async def test_created_integration_has_webhook_and_redirect_urls(running_host: R
     assert data["plugin"] == "b24_openlines" and data["name"] == "Main portal"
     prefix = f"{PUBLIC_URL}/webhooks/{data['id']}/"
     assert data["webhook_url"].startswith(prefix)
-    assert len(data["webhook_url"][len(prefix):]) >= 32  # an unguessable token
+    assert len(data["webhook_url"][len(prefix) :]) >= 32  # an unguessable token
     assert data["redirect_url"] == f"{PUBLIC_URL}/oauth2/callback"
     assert data["authorize_url"] is None  # no portal and client id yet
     assert data["status"]["level"] == "off"
@@ -61,7 +63,9 @@ async def test_created_integration_has_webhook_and_redirect_urls(running_host: R
         "not an object",
     ],
 )
-async def test_create_integration_rejects_bad_bodies(running_host: RunningHost, body: object) -> None:
+async def test_create_integration_rejects_bad_bodies(
+    running_host: RunningHost, body: object
+) -> None:
     answer = await running_host.client.post("/api/integrations", json=body)
     assert answer.status_code == 400
     assert (await running_host.client.get("/api/integrations")).json() == {"integrations": []}
@@ -88,7 +92,9 @@ async def test_settings_saved_and_read_back_with_secrets_masked(running_host: Ru
     assert saved["settings"]["portal"] == "b24.example.ru"
     assert saved["portal_url"] == "https://b24.example.ru"
     assert saved["settings"]["messenger_map"] == {"telegrambot": {"source_id": 4, "site_id": 1}}
-    assert saved["authorize_url"].startswith("https://b24.example.ru/oauth/authorize/?client_id=local.64ccbcf7db22b1.98148679")
+    assert saved["authorize_url"].startswith(
+        "https://b24.example.ru/oauth/authorize/?client_id=local.64ccbcf7db22b1.98148679"
+    )
     assert CLIENT_SECRET not in answer.text and APP_TOKEN not in answer.text
     assert (await running_host.client.get(f"/api/integrations/{data['id']}")).json() == saved
     stored = await running_host.host.repo.get_integration(data["id"])
@@ -111,13 +117,20 @@ async def test_empty_or_masked_secret_keeps_the_stored_one(running_host: Running
     assert stored.secrets["application_token"].get_secret_value() == APP_TOKEN
 
 
-async def test_invalid_settings_are_422_with_field_errors_and_save_nothing(running_host: RunningHost) -> None:
+async def test_invalid_settings_are_422_with_field_errors_and_save_nothing(
+    running_host: RunningHost,
+) -> None:
     data = await create(running_host)
     url = f"/api/integrations/{data['id']}/settings"
     assert (await running_host.client.put(url, json=VALID)).status_code == 200
     before = (await running_host.client.get(f"/api/integrations/{data['id']}")).json()
-    bad = {**VALID, "portal": "https://YOURDOMAIN.bitrix24.ru", "traffic_type": "campaign", "campaign_id": None,
-           "client_secret": "a-new-secret-that-must-not-be-saved"}
+    bad = {
+        **VALID,
+        "portal": "https://YOURDOMAIN.bitrix24.ru",
+        "traffic_type": "campaign",
+        "campaign_id": None,
+        "client_secret": "a-new-secret-that-must-not-be-saved",
+    }
     answer = await running_host.client.put(url, json=bad)
     assert answer.status_code == 422
     errors = answer.json()["errors"]
@@ -125,7 +138,9 @@ async def test_invalid_settings_are_422_with_field_errors_and_save_nothing(runni
     assert "campaign_id" in errors
     assert (await running_host.client.get(f"/api/integrations/{data['id']}")).json() == before
     stored = await running_host.host.repo.get_integration(data["id"])
-    assert stored is not None and stored.secrets["client_secret"].get_secret_value() == CLIENT_SECRET
+    assert (
+        stored is not None and stored.secrets["client_secret"].get_secret_value() == CLIENT_SECRET
+    )
 
 
 async def test_settings_body_must_be_a_json_object(running_host: RunningHost) -> None:
@@ -142,7 +157,9 @@ async def test_catalog_answers_the_accounts_lists(running_host: RunningHost) -> 
     assert {"id", "name", "domain"} <= set(catalog["sites"][0])
 
 
-def appeal(integration_id: int, number: int, created_at: datetime, text: str = "Здравствуйте") -> Appeal:
+def appeal(
+    integration_id: int, number: int, created_at: datetime, text: str = "Здравствуйте"
+) -> Appeal:
     return Appeal(
         key=f"b24:member:session:{number}",
         integration_id=integration_id,
@@ -164,15 +181,31 @@ async def test_appeals_newest_first_filtered_by_integration(running_host: Runnin
     await sink.upsert(appeal(first, 1, datetime(2026, 11, 1, 12, 0, tzinfo=msk)))  # 09:00 UTC
     await sink.upsert(appeal(first, 2, datetime(2026, 11, 1, 10, 0, tzinfo=UTC)))
     await sink.upsert(appeal(second, 3, datetime(2026, 11, 1, 11, 0, tzinfo=UTC)))
-    await sink.upsert(appeal(first, 1, datetime(2026, 11, 1, 12, 0, tzinfo=msk), text="longer"))  # replay
+    await sink.upsert(
+        appeal(first, 1, datetime(2026, 11, 1, 12, 0, tzinfo=msk), text="longer")
+    )  # replay
     everything = (await running_host.client.get("/api/appeals")).json()["appeals"]
     assert [a["crm"]["entity_id"] for a in everything] == [3, 2, 1]
-    only_first = (await running_host.client.get(f"/api/appeals?integration_id={first}")).json()["appeals"]
+    only_first = (await running_host.client.get(f"/api/appeals?integration_id={first}")).json()[
+        "appeals"
+    ]
     assert [a["crm"]["entity_id"] for a in only_first] == [2, 1]
-    assert only_first[1]["text"] == "longer" and only_first[1]["created_at"] == "2026-11-01T12:00:00+03:00"
+    assert (
+        only_first[1]["text"] == "longer"
+        and only_first[1]["created_at"] == "2026-11-01T12:00:00+03:00"
+    )
     assert set(only_first[0]) == {
-        "key", "integration_id", "created_at", "channel", "contact", "attribution",
-        "employee_id", "messages", "text", "crm", "portal",
+        "key",
+        "integration_id",
+        "created_at",
+        "channel",
+        "contact",
+        "attribution",
+        "employee_id",
+        "messages",
+        "text",
+        "crm",
+        "portal",
     }
     assert (await running_host.client.get("/api/appeals?integration_id=x")).status_code == 400
 
@@ -180,7 +213,8 @@ async def test_appeals_newest_first_filtered_by_integration(running_host: Runnin
 async def test_a_visit_with_utm_tags_becomes_a_visitor_session(running_host: RunningHost) -> None:
     url = "http://127.0.0.1:8100/landing?utm_source=yandex&utm_medium=cpc&utm_campaign=spring_sale"
     answer = await running_host.client.post(
-        "/api/visits", content=json.dumps({"url": url, "referrer": "https://ya.ru/"}),
+        "/api/visits",
+        content=json.dumps({"url": url, "referrer": "https://ya.ru/"}),
         headers={"content-type": "text/plain", "origin": "http://127.0.0.1:8100"},
     )
     assert answer.status_code == 201
@@ -189,7 +223,9 @@ async def test_a_visit_with_utm_tags_becomes_a_visitor_session(running_host: Run
     assert session is not None
     assert session.utm.utm_campaign == "spring_sale" and session.utm.utm_medium == "cpc"
     catalog = await running_host.host.repo.get_catalog()
-    assert session.campaign_id == next(c.id for c in catalog.campaigns if c.utm_campaign == "spring_sale")
+    assert session.campaign_id == next(
+        c.id for c in catalog.campaigns if c.utm_campaign == "spring_sale"
+    )
     assert session.source_id == next(s.id for s in catalog.sources if s.utm_source == "yandex")
     assert session.site_id == next(s.id for s in catalog.sites if s.domain == "127.0.0.1")
 
@@ -207,21 +243,28 @@ async def test_tracker_script_is_served(running_host: RunningHost) -> None:
     assert "getSessionId" in answer.text
 
 
-async def test_webhook_with_a_wrong_token_is_404_and_stores_nothing(running_host: RunningHost) -> None:
+async def test_webhook_with_a_wrong_token_is_404_and_stores_nothing(
+    running_host: RunningHost,
+) -> None:
     data = await create(running_host)
-    answer = await running_host.client.post(f"/webhooks/{data['id']}/wrong-token", content=b"event=ONCRMLEADADD")
+    answer = await running_host.client.post(
+        f"/webhooks/{data['id']}/wrong-token", content=b"event=ONCRMLEADADD"
+    )
     assert answer.status_code == 404
     assert await running_host.host.repo.list_inbox() == []
     answer = await running_host.client.post("/webhooks/999/whatever", content=b"event=ONCRMLEADADD")
     assert answer.status_code == 404
 
 
-async def test_webhook_is_persisted_then_answered_and_too_large_is_413(running_host: RunningHost) -> None:
+async def test_webhook_is_persisted_then_answered_and_too_large_is_413(
+    running_host: RunningHost,
+) -> None:
     data = await create(running_host)
-    path = data["webhook_url"][len(PUBLIC_URL):]
+    path = data["webhook_url"][len(PUBLIC_URL) :]
     body = b"event=ONCRMLEADADD&data%5BFIELDS%5D%5BID%5D=1000983"
-    answer = await running_host.client.post(path, content=body,
-                                            headers={"content-type": "application/x-www-form-urlencoded"})
+    answer = await running_host.client.post(
+        path, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert answer.status_code == 200 and answer.json()["accepted"] is True
     await running_host.host.queue.idle()
     items = await running_host.host.repo.list_inbox()
@@ -229,7 +272,9 @@ async def test_webhook_is_persisted_then_answered_and_too_large_is_413(running_h
     assert data["webhook_url"].rsplit("/", 1)[1] not in items[0].request.path  # token not stored
     # Until the Bitrix24 step the plugin answers with a clear error and the item is parked.
     assert items[0].status == "failed" and "not_available" in (items[0].last_error or "")
-    big = await running_host.client.post(path, content=b"x" * (running_host.config.webhook_max_bytes + 1))
+    big = await running_host.client.post(
+        path, content=b"x" * (running_host.config.webhook_max_bytes + 1)
+    )
     assert big.status_code == 413
     assert len(await running_host.host.repo.list_inbox()) == 1
 

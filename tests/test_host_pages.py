@@ -36,14 +36,18 @@ FORM = {
 def hidden_attr(html: str, marker: str) -> bool:
     """Whether the element carrying ``marker`` (a field's name) sits in a hidden container."""
     index = html.index(marker)
-    opening = html.rfind("<div class=\"row\"", 0, index)
+    opening = html.rfind('<div class="row"', 0, index)
     return " hidden" in html[opening:index].split(">")[0]
 
 
-async def test_dashboard_creates_an_integration_and_links_its_pages(running_host: RunningHost) -> None:
+async def test_dashboard_creates_an_integration_and_links_its_pages(
+    running_host: RunningHost,
+) -> None:
     page = await running_host.client.get("/")
     assert page.status_code == 200 and "Интеграций пока нет." in page.text
-    answer = await running_host.client.post("/integrations", data={"plugin": "b24_openlines", "name": "Портал"})
+    answer = await running_host.client.post(
+        "/integrations", data={"plugin": "b24_openlines", "name": "Портал"}
+    )
     assert answer.status_code == 303 and answer.headers["location"] == "/integrations/1/settings"
     page = await running_host.client.get("/")
     assert "Портал" in page.text and 'href="/integrations/1/settings"' in page.text
@@ -53,14 +57,23 @@ async def test_settings_page_shows_the_eight_steps_in_russian(running_host: Runn
     data = await create(running_host)
     page = await running_host.client.get(f"/integrations/{data['id']}/settings")
     assert page.status_code == 200
-    for label in ("Client ID", "Client secret", "Интеграция активна", "Сотрудник", "Тип трафика",
-                  "Соответствие мессенджеров и источников", "Скрипт для сайта"):
+    for label in (
+        "Client ID",
+        "Client secret",
+        "Интеграция активна",
+        "Сотрудник",
+        "Тип трафика",
+        "Соответствие мессенджеров и источников",
+        "Скрипт для сайта",
+    ):
         assert label in page.text, label
     assert data["webhook_url"] in page.text and data["redirect_url"] in page.text
-    assert "Telegram" in page.text and "name=\"messenger_map[telegrambot][source_id]\"" in page.text
+    assert "Telegram" in page.text and 'name="messenger_map[telegrambot][source_id]"' in page.text
 
 
-async def test_settings_form_saved_and_opened_again_with_secrets_masked(running_host: RunningHost) -> None:
+async def test_settings_form_saved_and_opened_again_with_secrets_masked(
+    running_host: RunningHost,
+) -> None:
     data = await create(running_host)
     url = f"/integrations/{data['id']}/settings"
     answer = await running_host.client.post(url, data=FORM)
@@ -77,10 +90,14 @@ async def test_settings_form_saved_and_opened_again_with_secrets_masked(running_
     assert settings["entity"] == "deal" and settings["active"] is True
     assert settings["messenger_map"] == {"telegrambot": {"source_id": 4, "site_id": 1}}
     # Saving again with the secret fields left empty keeps the secrets.
-    again = await running_host.client.post(url, data={**FORM, "client_secret": "", "application_token": ""})
+    again = await running_host.client.post(
+        url, data={**FORM, "client_secret": "", "application_token": ""}
+    )
     assert again.status_code == 303
     stored = await running_host.host.repo.get_integration(data["id"])
-    assert stored is not None and stored.secrets["client_secret"].get_secret_value() == CLIENT_SECRET
+    assert (
+        stored is not None and stored.secrets["client_secret"].get_secret_value() == CLIENT_SECRET
+    )
 
 
 async def test_invalid_form_shows_field_errors_and_saves_nothing(running_host: RunningHost) -> None:
@@ -104,9 +121,16 @@ async def test_traffic_type_decides_which_defaults_are_shown(running_host: Runni
     url = f"/integrations/{data['id']}/settings"
     page = (await running_host.client.get(url)).text
     assert not hidden_attr(page, 'name="source_id"') and hidden_attr(page, 'name="campaign_id"')
-    form = {**FORM, "traffic_type": "campaign", "campaign_id": "1", "source_id": "", "site_id": "",
-            "messenger_map[telegrambot][source_id]": "", "messenger_map[telegrambot][site_id]": "",
-            "messenger_map[viber][campaign_id]": "3"}
+    form = {
+        **FORM,
+        "traffic_type": "campaign",
+        "campaign_id": "1",
+        "source_id": "",
+        "site_id": "",
+        "messenger_map[telegrambot][source_id]": "",
+        "messenger_map[telegrambot][site_id]": "",
+        "messenger_map[viber][campaign_id]": "3",
+    }
     assert (await running_host.client.post(url, data=form)).status_code == 303
     page = (await running_host.client.get(url)).text
     assert hidden_attr(page, 'name="source_id"') and not hidden_attr(page, 'name="campaign_id"')
@@ -115,7 +139,9 @@ async def test_traffic_type_decides_which_defaults_are_shown(running_host: Runni
 async def test_pages_in_english_when_the_host_language_is_english(host_config: HostConfig) -> None:
     app = create_app(replace(host_config, language="en"))
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL
+        ) as client:
             await client.post("/api/integrations", json={"plugin": "b24_openlines", "name": "x"})
             page = (await client.get("/integrations/1/settings")).text
             assert "Integration active" in page and "Traffic type" in page
@@ -125,9 +151,17 @@ async def test_pages_in_english_when_the_host_language_is_english(host_config: H
 async def test_raw_appeals_page_escapes_chat_text_and_filters(running_host: RunningHost) -> None:
     first, second = (await create(running_host, "A"))["id"], (await create(running_host, "B"))["id"]
     sink = (await running_host.host.services()).appeals
-    hostile = appeal(first, 1, datetime(2026, 11, 2, 9, 0, tzinfo=UTC), text="<script>alert('x')</script> hi")
-    await sink.upsert(hostile.model_copy(update={"contact": hostile.contact.model_copy(update={"name": "<b>Eve</b>"})}))
-    await sink.upsert(appeal(second, 2, datetime(2026, 11, 2, 10, 0, tzinfo=UTC), text="second portal"))
+    hostile = appeal(
+        first, 1, datetime(2026, 11, 2, 9, 0, tzinfo=UTC), text="<script>alert('x')</script> hi"
+    )
+    await sink.upsert(
+        hostile.model_copy(
+            update={"contact": hostile.contact.model_copy(update={"name": "<b>Eve</b>"})}
+        )
+    )
+    await sink.upsert(
+        appeal(second, 2, datetime(2026, 11, 2, 10, 0, tzinfo=UTC), text="second portal")
+    )
     page = await running_host.client.get("/raw/appeals")
     assert page.status_code == 200
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(" in page.text
@@ -140,7 +174,7 @@ async def test_raw_appeals_page_escapes_chat_text_and_filters(running_host: Runn
 
 async def test_failed_webhooks_are_listed_with_a_retry_action(running_host: RunningHost) -> None:
     data = await create(running_host)
-    path = data["webhook_url"][len(PUBLIC_URL):]
+    path = data["webhook_url"][len(PUBLIC_URL) :]
     await running_host.client.post(path, content=b"event=ONCRMLEADADD")
     await running_host.host.queue.idle()
     page = await running_host.client.get("/inbox?status=failed")
@@ -155,8 +189,16 @@ async def test_failed_webhooks_are_listed_with_a_retry_action(running_host: Runn
 async def test_no_secret_in_any_page_or_json_answer(running_host: RunningHost) -> None:
     data = await create(running_host)
     await running_host.client.put(f"/api/integrations/{data['id']}/settings", json=VALID)
-    for path in ("/", f"/integrations/{data['id']}/settings", "/raw/appeals", "/inbox",
-                 "/api/integrations", f"/api/integrations/{data['id']}", "/api/catalog", "/api/appeals"):
+    for path in (
+        "/",
+        f"/integrations/{data['id']}/settings",
+        "/raw/appeals",
+        "/inbox",
+        "/api/integrations",
+        f"/api/integrations/{data['id']}",
+        "/api/catalog",
+        "/api/appeals",
+    ):
         answer = await running_host.client.get(path)
         assert answer.status_code == 200, path
         assert CLIENT_SECRET not in answer.text and APP_TOKEN not in answer.text, path
@@ -169,6 +211,19 @@ async def test_data_survives_a_restart(host_config: HostConfig, tmp_path: Path) 
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
                 if round_ == 0:
-                    await client.post("/api/integrations", json={"plugin": "b24_openlines", "name": "kept"})
+                    await client.post(
+                        "/api/integrations", json={"plugin": "b24_openlines", "name": "kept"}
+                    )
                 listed = (await client.get("/api/integrations")).json()["integrations"]
                 assert [i["name"] for i in listed] == ["kept"]
+
+
+async def test_hidden_choices_are_disabled_and_unknown_fields_are_listed(running_host: RunningHost) -> None:
+    data = await create(running_host)
+    url = f"/integrations/{data['id']}/settings"
+    page = (await running_host.client.get(url)).text
+    assert re.search(r'<select id="f-campaign_id" name="campaign_id"[^>]* disabled>', page)
+    assert not re.search(r'<select id="f-source_id" name="source_id"[^>]* disabled>', page)
+    answer = await running_host.client.post(url, data={**FORM, "surprise": "1"})
+    assert answer.status_code == 422
+    assert 'id="form-errors"' in answer.text and "<code>surprise</code>" in answer.text

@@ -18,7 +18,9 @@ from hooks.models import Language
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m hooks.host", description="The reference analytics host.")
+    parser = argparse.ArgumentParser(
+        prog="python -m hooks.host", description="The reference analytics host."
+    )
     parser.add_argument("--db", required=True, help="SQLite file (or sqlite:///path)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -35,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.catalog is not None:
         try:
             load_catalog_file(args.catalog)  # fail before serving, with the file's own error
@@ -49,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         language=cast(Language, args.lang),
         catalog_path=args.catalog,
     )
-    print(f"Analytics host: {public_url}/  (Raw data → Appeals and goals: {public_url}/raw/appeals)", flush=True)
+    print(
+        f"Analytics host: {public_url}/  (Raw data → Appeals and goals: {public_url}/raw/appeals)",
+        flush=True,
+    )
     uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -64,7 +64,10 @@ def integration_json(integration: Integration, view: SettingsView, host: Host) -
         "authorize_url": derived.authorize_url,
         "portal_url": derived.portal_url,
         "site_script": derived.site_script,
-        "status": {"level": derived.status.level, "text": derived.status.text.get(host.config.language)},
+        "status": {
+            "level": derived.status.level,
+            "text": derived.status.text.get(host.config.language),
+        },
         "created_at": integration.created_at.isoformat(),
         "updated_at": integration.updated_at.isoformat(),
     }
@@ -82,7 +85,7 @@ async def render_view(host: Host, integration: Integration, submitted: Any = Non
 async def save_settings(
     host: Host, integration: Integration, submitted: dict[str, Any]
 ) -> tuple[Integration, SettingsView]:
-    """Validate through the plugin and save with compare-and-swap; ``ValidationFailed`` if invalid."""
+    """Validate through the plugin, then save with compare-and-swap (``ValidationFailed``)."""
     view = await render_view(host, integration, submitted)
     if view.store is None:
         language = host.config.language
@@ -152,7 +155,10 @@ async def add_visit(request: Request) -> Response:
     host = host_of(request)
     cors = {"access-control-allow-origin": "*"}
     if request.method == "OPTIONS":
-        cors |= {"access-control-allow-methods": "POST", "access-control-allow-headers": "content-type"}
+        cors |= {
+            "access-control-allow-methods": "POST",
+            "access-control-allow-headers": "content-type",
+        }
         return Response(status_code=204, headers=cors)
     try:
         visit = Visit.model_validate(await json_body(request, VISIT_MAX_BYTES))
@@ -191,5 +197,3 @@ def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"]) or "body"
     return f"{where}: {error['msg']}"
-
-

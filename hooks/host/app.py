@@ -41,7 +41,7 @@ async def handle_hook_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Starlette:
-    """The host; ``plugins`` defaults to those installed under the ``analytics_host`` entry point."""
+    """The host; ``plugins`` defaults to those installed under the ``analytics_host`` group."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,7 +69,9 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
     routes = [
         Route("/", pages.dashboard),
         Route("/integrations", pages.create_integration_form, methods=["POST"]),
-        Route("/integrations/{integration_id}/settings", pages.settings_page, methods=["GET", "POST"]),
+        Route(
+            "/integrations/{integration_id}/settings", pages.settings_page, methods=["GET", "POST"]
+        ),
         Route("/integrations/{integration_id}/connect", pages.connect),
         Route("/oauth2/callback", pages.oauth_callback),
         Route("/raw/appeals", pages.appeals_page),

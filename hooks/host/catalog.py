@@ -48,4 +48,6 @@ def load_catalog_file(path: Path) -> Catalog:
     except json.JSONDecodeError as exc:
         raise CatalogFileError(f"catalog file {path} is not JSON: {exc}") from exc
     except ValidationError as exc:
-        raise CatalogFileError(f"catalog file {path} does not match the catalog shape:\n{exc}") from exc
+        raise CatalogFileError(
+            f"catalog file {path} does not match the catalog shape:\n{exc}"
+        ) from exc

@@ -1,4 +1,4 @@
-"""Form field names ↔ settings keys: ``messenger_map.viber.source_id`` ↔ ``messenger_map[viber][source_id]``."""
+"""Form names ↔ settings keys: ``a[b][c]`` in a form is ``a.b.c`` in the settings."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,7 +33,7 @@ MAX_RETRY_SECONDS = 600.0
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:
     """Seconds before attempt ``attempts + 1``: doubling from 2 s, capped at 10 minutes."""
-    delay = min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS)
+    delay: float = min(FIRST_RETRY_SECONDS * 2.0 ** max(attempts - 1, 0), MAX_RETRY_SECONDS)
     return max(delay, retry_after or 0.0)
 
 
@@ -58,7 +59,9 @@ async def drain(host: Host, key: str) -> None:
     integration = await host.repo.get_integration(int(key))
     if integration is None:
         return
-    items = await host.repo.due_inbox_items(integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH)
+    items = await host.repo.due_inbox_items(
+        integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH
+    )
     services = await host.services()
     await asyncio.gather(*(_process(host, services, integration, item) for item in items))
     if len(items) == DRAIN_BATCH:
@@ -77,7 +80,9 @@ async def _process(
         outcome = await host.plugins.webhook(integration, request=item.request, host=services)
     except RetryLater as exc:
         if item.attempts + 1 >= MAX_ATTEMPTS:
-            await host.repo.fail_inbox_item(item.id, error=f"gave up after {MAX_ATTEMPTS} attempts: {exc.message}")
+            await host.repo.fail_inbox_item(
+                item.id, error=f"gave up after {MAX_ATTEMPTS} attempts: {exc.message}"
+            )
         else:
             delay = retry_delay(item.attempts + 1, exc.retry_after)
             next_at = datetime.now(UTC) + timedelta(seconds=delay)
@@ -88,5 +93,5 @@ async def _process(
         log.exception("inbox item %s of integration %s failed", item.id, integration.id)
         await host.repo.fail_inbox_item(item.id, error=f"internal error: {type(exc).__name__}")
     else:
-        status = "done" if outcome.result == "processed" else "ignored"
+        status: Literal["done", "ignored"] = "done" if outcome.result == "processed" else "ignored"
         await host.repo.finish_inbox_item(item.id, status, outcome.model_dump(mode="json"))

@@ -39,12 +39,16 @@ def verify_state(key: bytes, state: str, *, now: float | None = None) -> int:
     body, _, mac = state.partition(".")
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     if not mac or not hmac.compare_digest(mac, expected):
-        raise BadRequest("The authorization link is not valid; start the connection again", code="invalid_state")
+        raise BadRequest(
+            "The authorization link is not valid; start the connection again", code="invalid_state"
+        )
     try:
         payload = json.loads(_unb64(body))
         integration_id, expires = int(payload["i"]), int(payload["e"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequest("The authorization link is not valid", code="invalid_state") from exc
     if (time.time() if now is None else now) > expires:
-        raise BadRequest("The authorization link has expired; start the connection again", code="expired_state")
+        raise BadRequest(
+            "The authorization link has expired; start the connection again", code="expired_state"
+        )
     return integration_id

@@ -125,6 +125,7 @@ def _settings(
     notice: str | None = None,
 ) -> Response:
     values = _field_values(view)
+    orphans = {k: v for k, v in view.errors.items() if k not in values}
     return page(
         request,
         "settings.html",
@@ -136,6 +137,7 @@ def _settings(
         header=_header,
         rows=_rows,
         notice=notice,
+        orphan_errors=orphans,
     )
 
 
@@ -148,7 +150,11 @@ async def connect(request: Request) -> Response:
         raise BadRequest("Fill in the portal address and the client id first, then save")
     state = sign_state(await host.repo.host_secret_key(), integration.id)
     parts = urlsplit(view.derived.authorize_url)
-    query = f"{parts.query}&{urlencode({'state': state})}" if parts.query else urlencode({"state": state})
+    query = (
+        f"{parts.query}&{urlencode({'state': state})}"
+        if parts.query
+        else urlencode({"state": state})
+    )
     return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=303)
 
 
@@ -158,10 +164,14 @@ async def oauth_callback(request: Request) -> Response:
     state = query.get("state")
     if not state:
         raise BadRequest("The callback has no state: start the connection from the settings page")
-    integration = await host.repo.get_integration(verify_state(await host.repo.host_secret_key(), state))
+    integration = await host.repo.get_integration(
+        verify_state(await host.repo.host_secret_key(), state)
+    )
     if integration is None:
         raise NotFound("The integration of this authorization no longer exists")
-    outcome = await host.plugins.oauth_callback(integration, query=query, host=await host.services())
+    outcome = await host.plugins.oauth_callback(
+        integration, query=query, host=await host.services()
+    )
     await host.repo.update_integration(
         integration.id,
         expected_version=integration.version,
@@ -210,13 +220,17 @@ async def inbox_page(request: Request) -> Response:
     if status not in ("pending", "done", "ignored", "failed"):
         raise BadRequest("Unknown status")
     items = await host.repo.list_inbox(status=status, limit=200)  # type: ignore[arg-type]
-    return page(request, "inbox.html", items=items, status=status)
+    return page(request, "inbox.html", items=items, tab=status)
 
 
 async def inbox_retry(request: Request) -> Response:
     host: Host = host_of(request)
     raw = request.path_params["item_id"]
-    item = await host.repo.requeue_inbox_item(int(raw), now=datetime.now(UTC)) if raw.isdigit() else None
+    item = (
+        await host.repo.requeue_inbox_item(int(raw), now=datetime.now(UTC))
+        if raw.isdigit()
+        else None
+    )
     if item is None:
         raise NotFound("No failed inbox item with this id")
     await host.queue.enqueue(DRAIN, str(item.integration_id))

@@ -48,7 +48,7 @@ class PluginHost:
     failures: list[LoadFailure] = field(default_factory=list)
 
     def names(self) -> list[str]:
-        return sorted(name for name, _ in self.pm.list_name_plugin() if name is not None)
+        return sorted(name for name, plugin in self.pm.list_name_plugin() if plugin is not None)
 
     def hook_names(self, plugin_name: str) -> set[str]:
         plugin = self.pm.get_plugin(plugin_name)
@@ -76,12 +76,16 @@ class PluginHost:
     async def oauth_callback(
         self, integration: Integration, *, query: Mapping[str, str], host: HostServices
     ) -> OAuthOutcome:
-        return await self._call("on_oauth_callback", integration, OAuthOutcome, query=query, host=host)
+        return await self._call(
+            "on_oauth_callback", integration, OAuthOutcome, query=query, host=host
+        )
 
     async def webhook(
         self, integration: Integration, *, request: HookRequest, host: HostServices
     ) -> WebhookOutcome:
-        return await self._call("on_webhook", integration, WebhookOutcome, request=request, host=host)
+        return await self._call(
+            "on_webhook", integration, WebhookOutcome, request=request, host=host
+        )
 
     async def session(
         self, integration: Integration, *, request: HookRequest, host: HostServices

@@ -116,7 +116,9 @@ class Repository(Protocol):
         self, item_id: int, status: Literal["done", "ignored"], outcome: Mapping[str, Any]
     ) -> None: ...
 
-    async def retry_inbox_item(self, item_id: int, *, error: str, next_attempt_at: datetime) -> None:
+    async def retry_inbox_item(
+        self, item_id: int, *, error: str, next_attempt_at: datetime
+    ) -> None:
         """Count an attempt and keep the item pending until ``next_attempt_at``."""
         ...
 

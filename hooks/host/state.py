@@ -13,6 +13,9 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from hooks.errors import PayloadTooLarge
+from hooks.host.jobs import JobQueue
+from hooks.host.plugins import PluginHost
+from hooks.host.repository import Repository
 from hooks.models import (
     Appeal,
     HookRequest,
@@ -22,9 +25,6 @@ from hooks.models import (
     StoredAppeal,
     VisitorSession,
 )
-from hooks.host.jobs import JobQueue
-from hooks.host.plugins import PluginHost
-from hooks.host.repository import Repository
 from hooks.services import HostServices
 
 # Headers that carry a browser's or a proxy's credentials: never stored or handed to plugins.

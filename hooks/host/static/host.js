@@ -9,7 +9,10 @@
   }
   function refresh(form) {
     form.querySelectorAll("[data-show-key]").forEach(function (el) {
-      el.hidden = currentValue(form, el.dataset.showKey) !== el.dataset.showEquals;
+      var hide = currentValue(form, el.dataset.showKey) !== el.dataset.showEquals;
+      el.hidden = hide;
+      // A hidden choice is not submitted: it belongs to the other traffic type.
+      el.querySelectorAll("input, select").forEach(function (input) { input.disabled = hide; });
     });
   }
   document.querySelectorAll("form.settings").forEach(function (form) {

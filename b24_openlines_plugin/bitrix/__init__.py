@@ -1,0 +1,1 @@
+"""Everything Bitrix24: its wire formats, OAuth and the REST client."""

@@ -1,0 +1,162 @@
+"""Bitrix24's objects as the plugin uses them (pydantic), after ``wire`` has parsed them.
+
+Only ``wire`` builds these from Bitrix24's payloads; everything else in the plugin reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventAuth(Record):
+    """The ``auth`` block of an event. Tokens come only with app events, never with outgoing webhooks."""
+
+    domain: str
+    client_endpoint: str
+    server_endpoint: str
+    member_id: str
+    application_token: str
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_in: int | None = None
+    scope: str | None = None
+    status: str | None = None
+    user_id: int | None = None
+
+
+class Event(Record):
+    """An event delivery (``ONCRMLEADADD``, ``ONCRMDEALADD``, ``ONCRMACTIVITYADD``, ...)."""
+
+    name: str  # upper case, as Bitrix24 spells it in the body
+    handler_id: str | None = None
+    entity_id: int  # data[FIELDS][ID]
+    ts: int
+    auth: EventAuth
+
+
+class Multifield(Record):
+    id: int | None = None
+    type_id: str  # PHONE, EMAIL, WEB, IM, LINK
+    value_type: str  # WORK, MOBILE, OPENLINE, TELEGRAM, IMOL, ...
+    value: str
+
+
+class CrmEntity(Record):
+    """A lead, deal or contact from ``crm.<entity>.get`` (UPPERCASE fields in the wire format)."""
+
+    id: int
+    title: str | None = None
+    name: str | None = None
+    second_name: str | None = None
+    last_name: str | None = None
+    source_id: str | None = None
+    date_create: AwareDatetime
+    contact_id: int | None = None
+    assigned_by_id: int | None = None
+    phones: list[Multifield] = []
+    emails: list[Multifield] = []
+    ims: list[Multifield] = []
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_content: str | None = None
+    utm_term: str | None = None
+
+
+class ChatRef(Record):
+    """A row of ``imopenlines.crm.chat.get``."""
+
+    chat_id: int
+    connector_id: str
+    connector_title: str | None = None
+
+
+class Dialog(Record):
+    """``imopenlines.dialog.get``: the operator chat and the session it is in."""
+
+    chat_id: int
+    user_code: str  # entity_id: connector|line|connector chat|connector user
+    session_id: int | None  # entity_data_1, sixth field
+    crm_entity_type: str | None = None  # entity_data_1, second field: LEAD, DEAL, ...
+    crm_entity_id: int | None = None
+    date_create: AwareDatetime | None = None
+
+
+class HistoryUser(Record):
+    id: int
+    name: str
+    is_connector: bool  # a client on the other side of a connector
+    is_bot: bool
+
+
+class HistoryMessage(Record):
+    id: int
+    author_id: int  # 0 = a system message
+    date: AwareDatetime
+    text: str  # BB-code, as Bitrix24 stores it
+
+
+class SessionHistory(Record):
+    """``imopenlines.session.history.get``: one dialog's messages, oldest first."""
+
+    chat_id: int
+    session_id: int
+    user_code: str | None = None
+    messages: list[HistoryMessage]
+    users: dict[int, HistoryUser]
+
+
+class Activity(Record):
+    """A CRM activity; Open Lines writes one per dialog (provider ``IMOPENLINES_SESSION``)."""
+
+    id: int
+    provider_id: str | None = None
+    owner_type_id: int | None = None  # 1 lead, 2 deal, 3 contact, 4 company
+    owner_id: int | None = None
+    session_id: int | None = None  # ASSOCIATED_ENTITY_ID
+    connector_id: str | None = None  # RESULT_SOURCE_ID
+    user_code: str | None = None  # PROVIDER_PARAMS[USER_CODE]
+    completed: bool
+    created: AwareDatetime | None = None
+    last_updated: AwareDatetime | None = None
+    end_time: AwareDatetime | None = None
+
+
+class TokenGrant(Record):
+    """An OAuth token answer (authorization code or refresh)."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    expires: int | None = None  # Unix time the access token expires
+    member_id: str
+    client_endpoint: str
+    server_endpoint: str
+    domain: str  # the OAuth server's, not the portal's
+    scope: list[str]
+    status: str | None = None
+    user_id: int | None = None
+
+
+class ErrorBody(Record):
+    """``{"error": ..., "error_description": ...}`` of the REST API and the OAuth server."""
+
+    error: str
+    description: str = ""
+
+
+class ListPage(Record):
+    """A page of a list method: its rows are parsed by the caller's record type."""
+
+    next: int | None = None
+    total: int | None = None
+
+
+OwnerType = Literal["lead", "deal", "contact"]
+OWNER_TYPE_IDS: dict[OwnerType, int] = {"lead": 1, "deal": 2, "contact": 3}
