@@ -37,6 +37,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
 from b24_openlines_plugin.portal import PortalAddressError, normalize_portal
 from hooks.models import (
@@ -697,6 +698,13 @@ def build_settings_view(
     return page.view(store.settings, stored_secrets | changed.keys(), settings, {}, store)
 
 
+def stored_settings(integration: Integration) -> B24Settings:
+    """The settings in force, secrets included, for the parts of the plugin that act on them."""
+    settings, _, _ = _parse(_without_secrets(integration.settings))
+    secrets = {key: integration.secrets[key] for key in SECRET_KEYS if key in integration.secrets}
+    return settings.model_copy(update=secrets)
+
+
 def _without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in settings.items() if key not in SECRET_KEYS}
 
@@ -891,6 +899,20 @@ class _Page:
                 ),
             )
         domain = str(connection.get("domain") or urlsplit(portal_url or "").hostname or "")
+        granted = connection.get("scope")
+        granted = granted if isinstance(granted, list) else list(REQUIRED_SCOPES)
+        missing_scopes = [scope for scope in REQUIRED_SCOPES if scope not in granted]
+        if missing_scopes:
+            names = ", ".join(missing_scopes)
+            return Status(
+                level="warning",
+                text=_t(
+                    f"Подключено к {domain}, но у приложения нет прав: {names}. Добавьте их в "
+                    "локальном приложении и подключите портал заново.",
+                    f"Connected to {domain}, but the application lacks the scopes: {names}. Add "
+                    "them in the local application and connect the portal again.",
+                ),
+            )
         return Status(level="ok", text=_t(f"Подключено к {domain}", f"Connected to {domain}"))
 
 

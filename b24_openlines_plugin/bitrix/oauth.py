@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.bitrix.errors import BitrixError
 from b24_openlines_plugin.bitrix.records import TokenGrant
 from b24_openlines_plugin.bitrix.wire import WireError, parse_error, parse_token_grant
@@ -21,7 +22,6 @@ from hooks.errors import Forbidden, RetryLater, UpstreamError
 
 DEFAULT_OAUTH_SERVERS = ("https://oauth.bitrix.info", "https://oauth.bitrix24.tech")
 OAUTH_SERVERS_ENV = "B24_OAUTH_SERVERS"
-REQUIRED_SCOPES = ("crm", "imopenlines", "im", "contact_center")
 
 
 def is_loopback(host: str) -> bool:

@@ -1,0 +1,239 @@
+"""An async Bitrix24 REST client that batches, throttles and refreshes on its own.
+
+Every call goes out inside a ``batch``: callers that ask at about the same time share one HTTP
+request (up to 50 commands), each keeping its own ``$result[...]`` references. The portal's
+rate limit is kept on our side (``limits``), an expired access token is refreshed once per
+portal however many callers hit it, and failures come back as the host's error types:
+``RetryLater`` for what may pass, ``BitrixError`` for what will not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from b24_openlines_plugin.bitrix.errors import BitrixError, error_for
+from b24_openlines_plugin.bitrix.limits import LeakyBucket
+from b24_openlines_plugin.bitrix.wire import form_encode, parse_error
+from hooks.errors import HookError, RetryLater, UpstreamError
+
+MAX_BATCH = 50
+LIMIT_RETRIES = 5
+_REFERENCE = re.compile(r"\$result\[([^\]]+)\]")
+
+
+@dataclass(frozen=True)
+class Command:
+    method: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    result: Any = None
+    error: HookError | None = None
+    total: int | None = None
+    next: int | None = None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Credentials:
+    """The portal's access token, and a way to get a new one when it expires."""
+
+    def __init__(self, token: str, refresh: Callable[[str], Awaitable[str]]) -> None:
+        self.token = token
+        self._refresh = refresh
+        self._lock = asyncio.Lock()
+
+    async def renew(self, stale: str) -> str:
+        """One refresh however many callers saw ``stale`` expire: the rest reuse its result."""
+        async with self._lock:
+            if self.token == stale:
+                self.token = await self._refresh(stale)
+            return self.token
+
+
+@dataclass
+class _Group:
+    commands: dict[str, Command]
+    halt: bool
+    future: asyncio.Future[dict[str, CommandResult]]
+
+
+class RestClient:
+    """One portal's REST API (``endpoint`` is its ``client_endpoint``, ``https://…/rest/``)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        endpoint: str,
+        credentials: Credentials,
+        bucket: LeakyBucket,
+        *,
+        window: float = 0.005,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = http
+        self.endpoint = endpoint.rstrip("/") + "/"
+        self.credentials = credentials
+        self.bucket = bucket
+        self.window = window
+        self.clock = clock
+        self.requests = 0  # HTTP requests sent, for the benchmark and the tests
+        self._pending: list[_Group] = []
+        self._leader = False
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        results = await self.batch({"call": Command(method, params or {})})
+        return results["call"].unwrap()
+
+    async def batch(
+        self, commands: Mapping[str, Command], *, halt: bool = False
+    ) -> dict[str, CommandResult]:
+        """Run commands whose params may refer to earlier ones as ``$result[key]...``."""
+        if not commands or len(commands) > MAX_BATCH:
+            raise ValueError(f"a batch takes 1 to {MAX_BATCH} commands")
+        future: asyncio.Future[dict[str, CommandResult]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Group(dict(commands), halt, future))
+        if not self._leader:
+            self._leader = True
+            try:
+                await self._send_pending()
+            finally:
+                self._leader = False
+        return await future
+
+    async def _send_pending(self) -> None:
+        """The first caller waits a moment for others, then sends everyone's commands."""
+        await asyncio.sleep(self.window)
+        while self._pending:
+            taken: list[_Group] = []
+            size = 0
+            while self._pending and size + len(self._pending[0].commands) <= MAX_BATCH:
+                group = self._pending.pop(0)
+                taken.append(group)
+                size += len(group.commands)
+            try:
+                await self._send(taken)
+            except HookError as exc:
+                for group in taken:
+                    if not group.future.done():
+                        group.future.set_exception(exc)
+
+    async def _send(self, groups: list[_Group]) -> None:
+        cmd: dict[str, str] = {}
+        for number, group in enumerate(groups):
+            keys = set(group.commands)
+            for key, command in group.commands.items():
+                params = _rename_references(command.params, keys, f"g{number}_")
+                query = form_encode(params)
+                cmd[f"g{number}_{key}"] = command.method + (f"?{query}" if query else "")
+        # A merged batch never halts: one caller's failing command must not stop another's.
+        halt = len(groups) == 1 and groups[0].halt
+        body = await self._post("batch", {"halt": 1 if halt else 0, "cmd": cmd})
+        outer = body.get("result") if isinstance(body, dict) else None
+        if not isinstance(outer, dict):
+            raise UpstreamError("Bitrix24 answered a batch without results")
+        for number, group in enumerate(groups):
+            group.future.set_result(
+                {key: _command_result(outer, f"g{number}_{key}") for key in group.commands}
+            )
+
+    async def _post(self, method: str, params: dict[str, Any]) -> Any:
+        """POST one request, with the bucket, one token refresh and limit backoff."""
+        refreshed = False
+        for attempt in range(LIMIT_RETRIES + 1):
+            await self.bucket.acquire()
+            token = self.credentials.token
+            try:
+                self.requests += 1
+                answer = await self.http.post(
+                    f"{self.endpoint}{method}", json={**params, "auth": token}
+                )
+            except httpx.TimeoutException as exc:
+                raise RetryLater(f"Bitrix24 did not answer {method} in time") from exc
+            except httpx.TransportError as exc:
+                raise RetryLater(f"Bitrix24 unreachable: {type(exc).__name__}") from exc
+            payload = _json(answer)
+            error = parse_error(payload) if answer.status_code >= 400 or "error" in (payload or {}) else None
+            if error is None:
+                if answer.status_code >= 400:
+                    raise _status_error(answer.status_code)
+                return payload
+            code = error.error.lower()
+            if code == "expired_token" and not refreshed:
+                refreshed = True
+                await self.credentials.renew(token)
+                continue
+            if code == "query_limit_exceeded" and attempt < LIMIT_RETRIES:
+                self.bucket.saturate()
+                continue
+            raise error_for(error.error, error.description, retry_after=self._reset_in(payload))
+        raise RetryLater("Bitrix24 kept refusing: request limit")  # pragma: no cover - loop exits
+
+    def _reset_in(self, payload: Any) -> float | None:
+        """Seconds until Bitrix24's operating-time window resets, when it says."""
+        timing = payload.get("time") if isinstance(payload, dict) else None
+        reset_at = timing.get("operating_reset_at") if isinstance(timing, dict) else None
+        if isinstance(reset_at, int | float):
+            return max(float(reset_at) - self.clock(), 1.0)
+        return None
+
+
+def _rename_references(value: Any, keys: set[str], prefix: str) -> Any:
+    if isinstance(value, str):
+        return _REFERENCE.sub(
+            lambda m: f"$result[{prefix}{m[1]}]" if m[1] in keys else m[0], value
+        )
+    if isinstance(value, Mapping):
+        return {k: _rename_references(v, keys, prefix) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rename_references(v, keys, prefix) for v in value]
+    return value
+
+
+def _section(outer: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    part = outer.get(name)
+    return part if isinstance(part, Mapping) else {}  # PHP sends an empty map as []
+
+
+def _command_result(outer: Mapping[str, Any], key: str) -> CommandResult:
+    errors = _section(outer, "result_error")
+    if key in errors:
+        error = parse_error(errors[key])
+        if error is None:
+            return CommandResult(error=UpstreamError(f"Bitrix24 failed command {key}"))
+        return CommandResult(error=error_for(error.error, error.description))
+    results = _section(outer, "result")
+    if key not in results:  # not run: an earlier command halted the batch
+        return CommandResult(error=BitrixError("NOT_RUN", "an earlier command of the batch failed"))
+    total = _section(outer, "result_total").get(key)
+    following = _section(outer, "result_next").get(key)
+    return CommandResult(
+        result=results[key],
+        total=int(total) if isinstance(total, int | str) and str(total).isdigit() else None,
+        next=int(following) if isinstance(following, int | str) and str(following).isdigit() else None,
+    )
+
+
+def _json(answer: httpx.Response) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
+def _status_error(status: int) -> HookError:
+    if status >= 500 or status == 429:
+        return RetryLater(f"Bitrix24 answered HTTP {status}")
+    return UpstreamError(f"Bitrix24 answered HTTP {status}")
