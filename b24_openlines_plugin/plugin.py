@@ -6,13 +6,13 @@ coroutine: with ``firstresult`` a coroutine is never ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from b24_openlines_plugin import PLUGIN_NAME
-from b24_openlines_plugin.settings import build_settings_view
+from b24_openlines_plugin import PLUGIN_NAME, appeals, connection, events
+from b24_openlines_plugin.settings import build_settings_view, stored_settings
 from hooks import hookimpl
-from hooks.errors import NotAvailable
+from hooks.errors import NotAvailable, RetryLater
 from hooks.models import (
     Catalog,
     HookRequest,
@@ -21,6 +21,7 @@ from hooks.models import (
     OAuthOutcome,
     SettingsView,
     WebhookOutcome,
+    WebhookVerdict,
 )
 from hooks.services import HostServices
 
@@ -42,17 +43,53 @@ def on_settings_render(
 
 
 @hookimpl
-def on_oauth_callback(integration: Integration) -> OAuthOutcome | None:
+def on_oauth_callback(
+    integration: Integration, query: Mapping[str, str], host: HostServices
+) -> Awaitable[OAuthOutcome] | None:
     if not _ours(integration):
         return None
-    raise NotAvailable("Connecting a Bitrix24 portal arrives with the Bitrix24 step (issue 3)")
+    return connection.connect(integration, query, host)
 
 
 @hookimpl
-def on_webhook(integration: Integration, request: HookRequest) -> WebhookOutcome | None:
+def on_webhook_verify(
+    integration: Integration, request: HookRequest, host: HostServices
+) -> Awaitable[WebhookVerdict] | None:
     if not _ours(integration):
         return None
-    raise NotAvailable("Processing Bitrix24 events arrives with the Bitrix24 step (issue 3)")
+    return events.verify(integration, request, host)
+
+
+@hookimpl
+def on_webhook(
+    integration: Integration, request: HookRequest, host: HostServices
+) -> Awaitable[WebhookOutcome] | None:
+    if not _ours(integration):
+        return None
+    return _process_webhook(integration, request, host)
+
+
+async def _process_webhook(
+    integration: Integration, request: HookRequest, host: HostServices
+) -> WebhookOutcome:
+    event = events.parse(request)
+    settings = stored_settings(integration)
+    if not settings.active:
+        return WebhookOutcome(result="ignored", reason="the integration is not active")
+    kind = next((k for k, name in events.ENTITY_EVENTS.items() if name == event.name), None)
+    if kind is None:
+        return WebhookOutcome(result="ignored", reason=f"{event.name} is not handled")
+    if not integration.connection.get("member_id"):
+        raise RetryLater("The portal is not connected yet: connect it in the settings")
+    client = connection.rest_client(integration, host)
+    appeal = await appeals.process_entity(
+        client, integration, settings, host, kind, event.entity_id
+    )
+    if appeal is None:
+        return WebhookOutcome(
+            result="ignored", reason=f"{kind} {event.entity_id} is not an Open Lines chat"
+        )
+    return WebhookOutcome(result="processed", appeal_keys=[appeal.key])
 
 
 @hookimpl

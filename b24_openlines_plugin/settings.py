@@ -394,6 +394,24 @@ class B24Settings(_Model):
             options=(("lead", _t("Лид", "Lead")), ("deal", _t("Сделка", "Deal"))),
         ),
     ] = "lead"
+    plan: Annotated[
+        Literal["standard", "enterprise"],
+        FormMeta(
+            "credentials",
+            "radio",
+            _t("Тариф Битрикс24", "Bitrix24 plan"),
+            _t(
+                "Сколько запросов в секунду разрешает портал: 2 (до 50 подряд) на обычных "
+                "тарифах, 5 (до 250 подряд) на «Энтерпрайз».",
+                "How many requests per second the portal allows: 2 (bursts of 50) on most "
+                "plans, 5 (bursts of 250) on Enterprise.",
+            ),
+            options=(
+                ("standard", _t("Обычный", "Standard")),
+                ("enterprise", _t("Энтерпрайз", "Enterprise")),
+            ),
+        ),
+    ] = "standard"
     application_token: Annotated[
         SecretStr | None,
         FormMeta(

@@ -287,6 +287,18 @@ class HookResponse(ContractModel):
     json_body: Any = None
 
 
+class WebhookVerdict(ContractModel):
+    """``on_webhook_verify``'s decision on a delivery, before the host stores it."""
+
+    result: Literal["accept", "ignore"]
+    reason: str | None = None
+    dedupe_key: str | None = Field(
+        default=None,
+        max_length=200,
+        description="deliveries with the same key are one event; the body is the default key",
+    )
+
+
 class WebhookOutcome(ContractModel):
     """How ``on_webhook`` dealt with an event that it accepted."""
 

@@ -27,6 +27,7 @@ from hooks.models import (
     OAuthOutcome,
     SettingsView,
     WebhookOutcome,
+    WebhookVerdict,
 )
 from hooks.services import HostServices
 
@@ -74,6 +75,29 @@ def on_oauth_callback(
     :return: an ``OAuthOutcome`` with the secrets (tokens) and connection facts that the host
         merges into the integration, and a message for the person. Raise a ``HookError`` to
         refuse. ``None``: the integration is not this plugin's.
+    """
+
+
+@hookspec(firstresult=True)
+def on_webhook_verify(
+    integration: Integration,
+    request: HookRequest,
+    host: HostServices,
+) -> WebhookVerdict | Awaitable[WebhookVerdict] | None:
+    """Check a webhook delivery while the sender waits, before the host stores it.
+
+    Called for ``POST /webhooks/{id}/{token}`` once the host has matched the URL token and read
+    the body (its size capped). Must be quick and make no network calls: the sender waits, and
+    Bitrix24 slows down handlers that answer slowly.
+
+    :param integration: the integration named in the Webhook URL.
+    :param request: the request as received, body raw.
+    :param host: the host's services.
+    :return: a ``WebhookVerdict``: ``accept`` (the host stores the delivery and later calls
+        ``on_webhook``), or ``ignore`` with the reason (the host records it as ignored and
+        answers 200). ``dedupe_key`` names the event so that a redelivery is stored once. Raise
+        ``BadRequest`` for a malformed body and ``Forbidden`` for a forged one: the host answers
+        with that status and stores nothing. ``None``: the integration is not this plugin's.
     """
 
 

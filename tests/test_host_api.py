@@ -10,6 +10,7 @@ import pytest
 from hooks.host.oauth_state import sign_state
 from hooks.models import Appeal, Attribution, Contact, CrmRef, PortalRef
 from tests.conftest import PUBLIC_URL, RunningHost
+from tests.examples import form_body
 
 pytestmark = pytest.mark.anyio
 
@@ -256,27 +257,46 @@ async def test_webhook_with_a_wrong_token_is_404_and_stores_nothing(
     assert answer.status_code == 404
 
 
-async def test_webhook_is_persisted_then_answered_and_too_large_is_413(
-    running_host: RunningHost,
+async def test_webhook_is_checked_persisted_then_answered(running_host: RunningHost) -> None:
+    data = await create(running_host)
+    path = data["webhook_url"][len(PUBLIC_URL) :]
+    body = form_body("ONCRMLEADADD.app.form.txt")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    answer = await running_host.client.post(path, content=body, headers=form)
+    assert answer.status_code == 200 and answer.json()["status"] == "ignored"
+    await running_host.host.queue.idle()
+    [item] = await running_host.host.repo.list_inbox()
+    assert item.request.body == body
+    assert data["webhook_url"].rsplit("/", 1)[1] not in item.request.path  # token not stored
+    # Recorded with the reason: the integration is not switched on yet.
+    assert item.status == "ignored" and item.outcome == {
+        "result": "ignored",
+        "reason": "the integration is not active",
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"event=ONCRMLEADADD", b"not a form at all", b'{"event": "ONCRMLEADADD"}', b"\xff\xfe"],
+)
+async def test_malformed_webhook_is_400_and_stores_nothing(
+    running_host: RunningHost, body: bytes
 ) -> None:
     data = await create(running_host)
     path = data["webhook_url"][len(PUBLIC_URL) :]
-    body = b"event=ONCRMLEADADD&data%5BFIELDS%5D%5BID%5D=1000983"
-    answer = await running_host.client.post(
-        path, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
-    )
-    assert answer.status_code == 200 and answer.json()["accepted"] is True
-    await running_host.host.queue.idle()
-    items = await running_host.host.repo.list_inbox()
-    assert len(items) == 1 and items[0].request.body == body
-    assert data["webhook_url"].rsplit("/", 1)[1] not in items[0].request.path  # token not stored
-    # Until the Bitrix24 step the plugin answers with a clear error and the item is parked.
-    assert items[0].status == "failed" and "not_available" in (items[0].last_error or "")
+    answer = await running_host.client.post(path, content=body)
+    assert answer.status_code == 400 and answer.json()["error"] == "malformed_event"
+    assert await running_host.host.repo.list_inbox() == []
+
+
+async def test_too_large_webhook_is_413_and_stores_nothing(running_host: RunningHost) -> None:
+    data = await create(running_host)
+    path = data["webhook_url"][len(PUBLIC_URL) :]
     big = await running_host.client.post(
         path, content=b"x" * (running_host.config.webhook_max_bytes + 1)
     )
     assert big.status_code == 413
-    assert len(await running_host.host.repo.list_inbox()) == 1
+    assert await running_host.host.repo.list_inbox() == []
 
 
 async def test_oauth_callback_needs_a_valid_state(running_host: RunningHost) -> None:
@@ -291,7 +311,7 @@ async def test_oauth_callback_needs_a_valid_state(running_host: RunningHost) -> 
     assert answer.status_code == 400 and "expired" in answer.text
     good = sign_state(key, data["id"])
     answer = await running_host.client.get(f"/oauth2/callback?code=x&state={good}")
-    assert answer.status_code == 501  # the plugin's clear "not yet" until the Bitrix24 step
+    assert answer.status_code == 400 and "domain" in answer.text  # the plugin checks the query
 
 
 async def test_session_report_goes_to_the_plugin(running_host: RunningHost) -> None:

@@ -12,7 +12,9 @@ import pytest
 
 from hooks.host.app import create_app
 from hooks.host.state import HostConfig
+from hooks.models import HookRequest
 from tests.conftest import PUBLIC_URL, RunningHost
+from tests.examples import form_body
 from tests.test_host_api import APP_TOKEN, CLIENT_SECRET, VALID, appeal, create
 
 pytestmark = pytest.mark.anyio
@@ -174,16 +176,24 @@ async def test_raw_appeals_page_escapes_chat_text_and_filters(running_host: Runn
 
 async def test_failed_webhooks_are_listed_with_a_retry_action(running_host: RunningHost) -> None:
     data = await create(running_host)
-    path = data["webhook_url"][len(PUBLIC_URL) :]
-    await running_host.client.post(path, content=b"event=ONCRMLEADADD")
-    await running_host.host.queue.idle()
+    repo = running_host.host.repo
+    request = HookRequest(
+        method="POST",
+        path="/webhooks/1/",
+        body=form_body("ONCRMLEADADD.app.form.txt"),
+        received_at=datetime.now(UTC),
+    )
+    item = await repo.add_inbox_item(data["id"], request)
+    await repo.fail_inbox_item(item.id, error="upstream_error: Bitrix24 error ACCESS_DENIED")
     page = await running_host.client.get("/inbox?status=failed")
-    assert "not_available" in page.text and 'action="/inbox/1/retry"' in page.text
-    answer = await running_host.client.post("/inbox/1/retry")
+    assert "ACCESS_DENIED" in page.text and f'action="/inbox/{item.id}/retry"' in page.text
+    answer = await running_host.client.post(f"/inbox/{item.id}/retry")
     assert answer.status_code == 303
     await running_host.host.queue.idle()
-    [item] = await running_host.host.repo.list_inbox()
-    assert item.attempts == 1 and item.status == "failed"  # a fresh budget, failed again
+    [again] = await repo.list_inbox()
+    # Processed again by the plugin: the integration is not active, so the event is ignored.
+    assert again.status == "ignored" and again.outcome is not None
+    assert (await running_host.client.post(f"/inbox/{item.id}/retry")).status_code == 404
 
 
 async def test_no_secret_in_any_page_or_json_answer(running_host: RunningHost) -> None:
@@ -218,7 +228,9 @@ async def test_data_survives_a_restart(host_config: HostConfig, tmp_path: Path) 
                 assert [i["name"] for i in listed] == ["kept"]
 
 
-async def test_hidden_choices_are_disabled_and_unknown_fields_are_listed(running_host: RunningHost) -> None:
+async def test_hidden_choices_are_disabled_and_unknown_fields_are_listed(
+    running_host: RunningHost,
+) -> None:
     data = await create(running_host)
     url = f"/integrations/{data['id']}/settings"
     page = (await running_host.client.get(url)).text

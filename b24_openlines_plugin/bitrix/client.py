@@ -20,7 +20,8 @@ import httpx
 
 from b24_openlines_plugin.bitrix.errors import BitrixError, error_for
 from b24_openlines_plugin.bitrix.limits import LeakyBucket
-from b24_openlines_plugin.bitrix.wire import form_encode, parse_error
+from b24_openlines_plugin.bitrix.records import ErrorBody
+from b24_openlines_plugin.bitrix.wire import WireError, form_encode, parse_error
 from hooks.errors import HookError, RetryLater, UpstreamError
 
 MAX_BATCH = 50
@@ -103,7 +104,9 @@ class RestClient:
         """Run commands whose params may refer to earlier ones as ``$result[key]...``."""
         if not commands or len(commands) > MAX_BATCH:
             raise ValueError(f"a batch takes 1 to {MAX_BATCH} commands")
-        future: asyncio.Future[dict[str, CommandResult]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[dict[str, CommandResult]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._pending.append(_Group(dict(commands), halt, future))
         if not self._leader:
             self._leader = True
@@ -165,7 +168,7 @@ class RestClient:
             except httpx.TransportError as exc:
                 raise RetryLater(f"Bitrix24 unreachable: {type(exc).__name__}") from exc
             payload = _json(answer)
-            error = parse_error(payload) if answer.status_code >= 400 or "error" in (payload or {}) else None
+            error = _error_of(payload)
             if error is None:
                 if answer.status_code >= 400:
                     raise _status_error(answer.status_code)
@@ -192,9 +195,7 @@ class RestClient:
 
 def _rename_references(value: Any, keys: set[str], prefix: str) -> Any:
     if isinstance(value, str):
-        return _REFERENCE.sub(
-            lambda m: f"$result[{prefix}{m[1]}]" if m[1] in keys else m[0], value
-        )
+        return _REFERENCE.sub(lambda m: f"$result[{prefix}{m[1]}]" if m[1] in keys else m[0], value)
     if isinstance(value, Mapping):
         return {k: _rename_references(v, keys, prefix) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -210,7 +211,7 @@ def _section(outer: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 def _command_result(outer: Mapping[str, Any], key: str) -> CommandResult:
     errors = _section(outer, "result_error")
     if key in errors:
-        error = parse_error(errors[key])
+        error = _error_of(errors[key])
         if error is None:
             return CommandResult(error=UpstreamError(f"Bitrix24 failed command {key}"))
         return CommandResult(error=error_for(error.error, error.description))
@@ -222,8 +223,18 @@ def _command_result(outer: Mapping[str, Any], key: str) -> CommandResult:
     return CommandResult(
         result=results[key],
         total=int(total) if isinstance(total, int | str) and str(total).isdigit() else None,
-        next=int(following) if isinstance(following, int | str) and str(following).isdigit() else None,
+        next=int(following)
+        if isinstance(following, int | str) and str(following).isdigit()
+        else None,
     )
+
+
+def _error_of(payload: Any) -> ErrorBody | None:
+    """Bitrix24's error body, if the answer is one; a malformed one counts as a bad answer."""
+    try:
+        return parse_error(payload)
+    except WireError:
+        return ErrorBody(error="ERROR_UNEXPECTED_ANSWER", description="malformed error body")
 
 
 def _json(answer: httpx.Response) -> Any:

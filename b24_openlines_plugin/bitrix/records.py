@@ -15,7 +15,7 @@ class Record(BaseModel):
 
 
 class EventAuth(Record):
-    """The ``auth`` block of an event. Tokens come only with app events, never with outgoing webhooks."""
+    """An event's ``auth`` block. Tokens come with app events only, never with outgoing webhooks."""
 
     domain: str
     client_endpoint: str
@@ -159,4 +159,5 @@ class ListPage(Record):
 
 
 OwnerType = Literal["lead", "deal", "contact"]
+ChatEntity = Literal["lead", "deal"]  # what Open Lines create for a new chat
 OWNER_TYPE_IDS: dict[OwnerType, int] = {"lead": 1, "deal": 2, "contact": 3}

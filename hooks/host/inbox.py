@@ -49,9 +49,16 @@ async def receive_webhook(request: Request) -> JSONResponse:
     body = await read_capped_body(request, host.config.webhook_max_bytes)
     # The path carries the webhook token: keep it out of the stored request.
     req = hook_request(request, body, path=f"/webhooks/{integration.id}/")
-    item = await host.repo.add_inbox_item(integration.id, req)
-    await host.queue.enqueue(DRAIN, str(integration.id))
-    return JSONResponse({"accepted": True, "inbox_id": item.id})
+    verdict = await host.plugins.webhook_verify(
+        integration, request=req, host=await host.services()
+    )
+    ignored = (verdict.reason or "ignored") if verdict.result == "ignore" else None
+    item = await host.repo.add_inbox_item(
+        integration.id, req, dedupe_key=verdict.dedupe_key, ignored=ignored
+    )
+    if item.status == "pending":
+        await host.queue.enqueue(DRAIN, str(integration.id))
+    return JSONResponse({"accepted": ignored is None, "inbox_id": item.id, "status": item.status})
 
 
 async def drain(host: Host, key: str) -> None:

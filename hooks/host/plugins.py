@@ -26,6 +26,7 @@ from hooks.models import (
     OAuthOutcome,
     SettingsView,
     WebhookOutcome,
+    WebhookVerdict,
 )
 from hooks.services import HostServices
 
@@ -78,6 +79,13 @@ class PluginHost:
     ) -> OAuthOutcome:
         return await self._call(
             "on_oauth_callback", integration, OAuthOutcome, query=query, host=host
+        )
+
+    async def webhook_verify(
+        self, integration: Integration, *, request: HookRequest, host: HostServices
+    ) -> WebhookVerdict:
+        return await self._call(
+            "on_webhook_verify", integration, WebhookVerdict, request=request, host=host
         )
 
     async def webhook(

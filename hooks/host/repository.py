@@ -93,9 +93,17 @@ class Repository(Protocol):
         ...
 
     # the webhook inbox
-    async def add_inbox_item(self, integration_id: int, request: HookRequest) -> InboxItem:
-        """Persist a delivery as pending. A delivery with the same body for the same
-        integration is a duplicate: the existing item is returned and nothing is added."""
+    async def add_inbox_item(
+        self,
+        integration_id: int,
+        request: HookRequest,
+        *,
+        dedupe_key: str | None = None,
+        ignored: str | None = None,
+    ) -> InboxItem:
+        """Persist a delivery as pending, or as ignored with the reason. A delivery with the same
+        dedupe key (by default: the same body) for the same integration is a duplicate: the
+        existing item is returned and nothing is added."""
         ...
 
     async def due_inbox_items(

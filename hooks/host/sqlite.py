@@ -320,18 +320,28 @@ class SqliteRepository:
 
     # --- the webhook inbox -------------------------------------------------------------
 
-    async def add_inbox_item(self, integration_id: int, request: HookRequest) -> InboxItem:
-        """Persist a delivery as pending, due from when it was received. The same body for the
-        same integration is a redelivery: the existing item comes back unchanged."""
-        digest = hashlib.sha256(request.body).hexdigest()
+    async def add_inbox_item(
+        self,
+        integration_id: int,
+        request: HookRequest,
+        *,
+        dedupe_key: str | None = None,
+        ignored: str | None = None,
+    ) -> InboxItem:
+        """Persist a delivery as pending (or as ignored, with the reason), due from when it was
+        received. A delivery with the same dedupe key (by default: the same body) for the same
+        integration is a redelivery: the existing item comes back unchanged."""
+        digest = hashlib.sha256(dedupe_key.encode() if dedupe_key else request.body).hexdigest()
+        status = "pending" if ignored is None else "ignored"
+        outcome = None if ignored is None else json.dumps({"result": "ignored", "reason": ignored})
         now = _db_time(_now())
         with self._write() as db, _integration_must_exist(integration_id):
             db.execute(
                 """
                 INSERT INTO webhook_inbox
-                    (integration_id, body_sha256, request, body, status, attempts,
+                    (integration_id, body_sha256, request, body, status, outcome, attempts,
                      next_attempt_at, created_at, updated_at)
-                VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)
+                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
                 ON CONFLICT (integration_id, body_sha256) DO NOTHING
                 """,
                 (
@@ -339,6 +349,8 @@ class SqliteRepository:
                     digest,
                     request.model_dump_json(exclude={"body"}),
                     request.body,
+                    status,
+                    outcome,
                     _db_time(request.received_at),
                     now,
                     now,

@@ -1,0 +1,861 @@
+"""Bitrix24's wire formats, read with marshmallow and handed back as ``records`` (pydantic).
+
+This is the only module that knows how Bitrix24 spells things: form-encoded event bodies
+with PHP bracket keys, UPPERCASE REST records whose numbers are strings, PHP's empty array
+``[]`` where an object is expected, ``Y``/``N`` flags. Nothing marshmallow leaves this
+module: every public function returns ``records`` objects or raises ``WireError``.
+
+Payloads grow new keys over time, so every schema ignores unknown keys (``EXCLUDE``) and
+requires only what the plugin reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import parse_qsl, quote
+
+import pydantic
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow.types import Validator
+
+from .records import (
+    Activity,
+    ChatRef,
+    CrmEntity,
+    Dialog,
+    ErrorBody,
+    Event,
+    EventAuth,
+    HistoryMessage,
+    HistoryUser,
+    ListPage,
+    Multifield,
+    SessionHistory,
+    TokenGrant,
+)
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_EVENT_DEPTH",
+    "MAX_EVENT_FIELDS",
+    "MAX_EVENT_KEY_CHARS",
+    "MAX_EVENT_VALUE_CHARS",
+    "WireError",
+    "form_encode",
+    "parse_activities",
+    "parse_crm_chats",
+    "parse_crm_entity",
+    "parse_dialog",
+    "parse_error",
+    "parse_event",
+    "parse_list_page",
+    "parse_session_history",
+    "parse_token_grant",
+]
+
+# Events come from the internet before anything is verified, so their size is bounded.
+MAX_EVENT_BYTES = 65_536
+MAX_EVENT_FIELDS = 100
+MAX_EVENT_DEPTH = 5  # data[FIELDS][ID] is 3
+MAX_EVENT_VALUE_CHARS = 2_000
+MAX_EVENT_KEY_CHARS = 200
+_MAX_REPORTED_ERRORS = 5
+
+OPEN_LINES_PROVIDER = "IMOPENLINES_SESSION"
+
+_T = TypeVar("_T")
+
+
+class WireError(ValueError):
+    """A payload that is not in the expected Bitrix24 format.
+
+    The message names fields and rules only, never values, so it is safe to log and show
+    (values may be tokens).
+    """
+
+
+# --- fields: how Bitrix24 spells scalars ----------------------------------------------------
+
+_DIGITS = re.compile(r"-?[0-9]{1,18}")
+
+
+class _Int(fields.Field[int | None]):
+    """An integer sent as a JSON number or a string of ASCII digits.
+
+    Stricter than ``fields.Integer``, which would take ``1.9`` as 1 and ``" 7"`` or
+    non-ASCII digits as numbers. With ``zero_is_none`` the reference ids Bitrix24 leaves
+    unset (``""``, ``"0"``, ``null``) become None.
+    """
+
+    default_error_messages = {"invalid": "Not an integer."}  # noqa: RUF012
+
+    def __init__(self, *, zero_is_none: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.zero_is_none = zero_is_none
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> int | None:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, str) and _DIGITS.fullmatch(value):
+            number = int(value)
+        elif isinstance(value, int) and abs(value) < 10**18:
+            number = value
+        elif self.zero_is_none and value == "":
+            return None
+        else:
+            raise self.make_error("invalid")
+        return None if self.zero_is_none and number == 0 else number
+
+    def _validate(self, value: Any) -> None:
+        if value is not None:  # "" / "0" mapped to None: nothing to range-check
+            super()._validate(value)
+
+
+class _Text(fields.Field[str | None]):
+    """A string; numbers are taken as their decimal text, ``blank_is_none`` maps ``""`` to None."""
+
+    default_error_messages = {"invalid": "Not a string."}  # noqa: RUF012
+
+    def __init__(self, *, blank_is_none: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blank_is_none = blank_is_none
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        return None if self.blank_is_none and value == "" else value
+
+    def _validate(self, value: Any) -> None:
+        if value is not None:
+            super()._validate(value)
+
+
+class _Flag(fields.Field[bool]):
+    """A Bitrix24 flag: ``"Y"``/``"N"``, or a JSON boolean in the ``im`` module's answers."""
+
+    default_error_messages = {"invalid": "Not Y or N."}  # noqa: RUF012
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> bool:
+        if value == "Y" or value is True:
+            return True
+        if value == "N" or value is False:
+            return False
+        raise self.make_error("invalid")
+
+
+class _When(fields.AwareDateTime):
+    """An ISO 8601 date-time with its offset; naive ones are refused, ``""`` means unset."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if value == "" and self.allow_none:
+            return None
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _php_list(value: object) -> list[object] | None:
+    """A PHP array as JSON: a list, or an object when its keys are not 0..n; None otherwise."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, Mapping):
+        return list(value.values())
+    return None
+
+
+class _Rows(fields.List[Any]):
+    """A list of records; a keyed PHP array is taken by its values."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        rows = _php_list(value)
+        if rows is None:
+            raise self.make_error("invalid")
+        return super()._deserialize(rows, attr, data, **kwargs)
+
+
+class _ChatCrmData(NamedTuple):
+    session_id: int | None
+    crm_entity_type: str | None
+    crm_entity_id: int | None
+
+
+class _EntityData1(fields.Field[_ChatCrmData]):
+    """An Open Lines chat's ``entity_data_1``.
+
+    ``CRM|CRM_ENTITY_TYPE|CRM_ENTITY_ID|PAUSE|WAIT_ACTION|SESSION_ID|DATE_CREATE|LINE_ID|...``;
+    unset parts are ``NONE``, ``0`` or empty.
+    """
+
+    default_error_messages = {"invalid": "Not an Open Lines entity_data_1 string."}  # noqa: RUF012
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> _ChatCrmData:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        parts = value.split("|") + [""] * 6
+        entity_type = parts[1] if parts[1] not in ("", "NONE") else None
+        return _ChatCrmData(
+            session_id=self._ref(parts[5]),
+            crm_entity_type=entity_type,
+            crm_entity_id=self._ref(parts[2]),
+        )
+
+    def _ref(self, part: str) -> int | None:
+        if part == "":
+            return None
+        if not part.isascii() or not part.isdigit() or len(part) > 18:
+            raise self.make_error("invalid")
+        return int(part) or None
+
+
+class _UserCode(fields.Field[str | None]):
+    """``PROVIDER_PARAMS[USER_CODE]`` of an activity; other providers put anything there."""
+
+    default_error_messages = {"invalid": "USER_CODE is not a string."}  # noqa: RUF012
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str | None:
+        if not isinstance(value, Mapping):
+            return None  # [] (PHP's empty array), null, or a provider's own shape
+        code = value.get("USER_CODE")
+        if code is None or code == "":
+            return None
+        if not isinstance(code, str):
+            raise self.make_error("invalid")
+        return code
+
+
+class _Scope(fields.Field[list[str]]):
+    """OAuth scope: ``"crm,im,imopenlines"`` (also taken as a list)."""
+
+    default_error_messages = {"invalid": "Not a scope list."}  # noqa: RUF012
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> list[str]:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.make_error("invalid")
+        return [item.strip() for item in value if item.strip()]
+
+
+def _required_text(*checks: Validator, **kwargs: Any) -> _Text:
+    return _Text(required=True, validate=[validate.Length(min=1), *checks], **kwargs)
+
+
+def _optional_text(**kwargs: Any) -> _Text:
+    return _Text(load_default=None, blank_is_none=True, **kwargs)
+
+
+def _endpoint(**kwargs: Any) -> _Text:
+    """A REST/OAuth base URL; only http(s) (the sandbox portal is plain http on localhost)."""
+    url = validate.URL(schemes={"http", "https"}, require_tld=False)
+    return _Text(required=True, validate=url, **kwargs)
+
+
+def _id(**kwargs: Any) -> _Int:
+    return _Int(required=True, validate=validate.Range(min=1), **kwargs)
+
+
+def _ref_id(**kwargs: Any) -> _Int:
+    return _Int(load_default=None, zero_is_none=True, validate=validate.Range(min=1), **kwargs)
+
+
+class _Wire(Schema):
+    class Meta:
+        unknown = EXCLUDE  # Bitrix24 adds keys over time; read only what we use
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class _EventFieldsSchema(_Wire):
+    id = _id(data_key="ID")
+
+
+class _EventDataSchema(_Wire):
+    entity = fields.Nested(_EventFieldsSchema, data_key="FIELDS", required=True)
+
+
+class _EventAuthSchema(_Wire):
+    domain = _required_text(validate.Regexp(r"[^\s/@?#\\]+\Z"))
+    client_endpoint = _endpoint()
+    server_endpoint = _endpoint()
+    member_id = _required_text()
+    application_token = _required_text()
+    access_token = _optional_text()
+    refresh_token = _optional_text()
+    expires_in = _Int(load_default=None, zero_is_none=True)
+    scope = _optional_text()
+    status = _optional_text()
+    user_id = _ref_id()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> EventAuth:
+        return EventAuth(**data)
+
+
+class _EventSchema(_Wire):
+    """An event as a tree (the JSON view); ``_FormEventSchema`` unflattens the real form first."""
+
+    event = _Text(required=True, validate=validate.Regexp(r"[A-Za-z][A-Za-z0-9_]{0,99}\Z"))
+    event_handler_id = _optional_text()
+    data = fields.Nested(_EventDataSchema, required=True)
+    ts = _Int(required=True, validate=validate.Range(min=0))
+    auth = fields.Nested(_EventAuthSchema, required=True)
+
+    @pre_load
+    def _bounded_tree(self, data: Mapping[str, Any], **kwargs: Any) -> Mapping[str, Any]:
+        tree = self._tree(data)
+        _check_tree(tree)
+        return tree
+
+    def _tree(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return data
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Event:
+        return Event(
+            name=data["event"].upper(),
+            handler_id=data["event_handler_id"],
+            entity_id=data["data"]["entity"]["id"],
+            ts=data["ts"],
+            auth=data["auth"],
+        )
+
+
+class _FormEventSchema(_EventSchema):
+    """An event as Bitrix24 posts it: flat ``auth[domain]``-style keys, string values."""
+
+    def _tree(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return _unflatten(data)
+
+
+_KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]+\])*)")
+_SEGMENT = re.compile(r"\[([^\[\]]+)\]")
+
+
+def _split_key(key: str) -> list[str]:
+    """``data[FIELDS][ID]`` → ``["data", "FIELDS", "ID"]``; PHP's ``[]`` (append) is refused."""
+    match = _KEY.fullmatch(key) if len(key) <= MAX_EVENT_KEY_CHARS else None
+    if match is None:
+        raise WireError("event body has a malformed or overlong key")
+    segments = [match.group(1), *_SEGMENT.findall(match.group(2))]
+    if len(segments) > MAX_EVENT_DEPTH:
+        raise WireError(f"event body has a key nested deeper than {MAX_EVENT_DEPTH} levels")
+    return segments
+
+
+def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """PHP bracket keys → nested dicts, refusing a key that is both a value and a group."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *branches, leaf = _split_key(key)
+        node = tree
+        for name in branches:
+            node = node.setdefault(name, {})
+            if not isinstance(node, dict):
+                raise WireError("event body has a key that is both a value and a group")
+        if leaf in node:
+            raise WireError("event body has a key that is both a value and a group")
+        node[leaf] = value
+    return tree
+
+
+def _check_tree(tree: object) -> None:
+    """Bound an event tree (form or JSON): depth, number of values, length of each string."""
+    for count, leaf in enumerate(_leaves(tree, 0), start=1):
+        if count > MAX_EVENT_FIELDS:
+            raise WireError(f"event body has more than {MAX_EVENT_FIELDS} fields")
+        if isinstance(leaf, str) and len(leaf) > MAX_EVENT_VALUE_CHARS:
+            raise WireError(f"event body has a value longer than {MAX_EVENT_VALUE_CHARS} chars")
+
+
+def _leaves(tree: object, depth: int) -> Iterator[object]:
+    children: list[object]
+    if isinstance(tree, Mapping):
+        if any(len(str(key)) > MAX_EVENT_KEY_CHARS for key in tree):
+            raise WireError("event body has an overlong key")
+        children = list(tree.values())
+    elif isinstance(tree, list):
+        children = tree
+    else:
+        yield tree
+        return
+    if children and depth >= MAX_EVENT_DEPTH:
+        raise WireError(f"event body nests deeper than {MAX_EVENT_DEPTH} levels")
+    for child in children:
+        yield from _leaves(child, depth + 1)
+
+
+def _decode_body(body: bytes) -> str:
+    if not isinstance(body, bytes | bytearray):
+        raise WireError("event body is not bytes")
+    if len(body) > MAX_EVENT_BYTES:
+        raise WireError(f"event body is larger than {MAX_EVENT_BYTES} bytes")
+    try:
+        text = bytes(body).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise WireError("event body is not UTF-8") from None
+    if not text:
+        raise WireError("event body is empty")
+    return text
+
+
+def _form_fields(text: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_EVENT_FIELDS,
+        )
+    except ValueError:  # also UnicodeDecodeError of a bad %-escape, and too many fields
+        raise WireError(
+            f"event body is not a form (or has more than {MAX_EVENT_FIELDS} fields, "
+            "or a %-escape that is not UTF-8)"
+        ) from None
+    flat: dict[str, str] = {}
+    for key, value in pairs:
+        if key in flat:
+            raise WireError("event body repeats a key")
+        flat[key] = value
+    return flat
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise WireError("event body repeats a key")
+    return result
+
+
+def _json_object(text: str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except WireError:
+        raise
+    except (ValueError, RecursionError):
+        raise WireError("event body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise WireError("event body is JSON but not an object")
+    return value
+
+
+def parse_event(body: bytes) -> Event:
+    """An event delivery, as posted to the webhook URL.
+
+    The real format is ``application/x-www-form-urlencoded`` with PHP bracket keys
+    (``data[FIELDS][ID]``, ``auth[application_token]``). A JSON object is accepted too,
+    because the docs show events as JSON and some relays re-encode them. Nothing here is
+    verified: the caller must still compare ``auth.application_token`` and ``member_id``.
+    """
+    text = _decode_body(body)
+    if text[0] in "{[":
+        return _load(_EVENT, _json_object(text), "event", Event)
+    return _load(_FORM_EVENT, _form_fields(text), "event", Event)
+
+
+# --- OAuth and errors -----------------------------------------------------------------------
+
+
+class _TokenGrantSchema(_Wire):
+    access_token = _required_text()
+    refresh_token = _required_text()
+    expires_in = _Int(required=True, validate=validate.Range(min=1))
+    expires = _Int(load_default=None, zero_is_none=True)
+    member_id = _required_text()
+    client_endpoint = _endpoint()
+    server_endpoint = _endpoint()
+    domain = _required_text()
+    scope = _Scope(required=True)
+    status = _optional_text()
+    user_id = _ref_id()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> TokenGrant:
+        return TokenGrant(**data)
+
+
+class _ErrorSchema(_Wire):
+    error = _Text(required=True)  # may be "" (crm.activity.list's "Parameter ... must be array.")
+    description = _Text(data_key="error_description", load_default="", allow_none=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> ErrorBody:
+        return ErrorBody(error=data["error"], description=data["description"] or "")
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def parse_token_grant(payload: Mapping[str, Any]) -> TokenGrant:
+    """An OAuth server's token answer (authorization code or refresh)."""
+    error = parse_error(payload)
+    if error is not None:
+        code = error.error if _ERROR_CODE.fullmatch(error.error) else "unrecognised"
+        raise WireError(f"the OAuth server answered with an error ({code})")
+    return _load(_TOKEN_GRANT, _mapping(payload, "token answer"), "token answer", TokenGrant)
+
+
+def parse_error(payload: object) -> ErrorBody | None:
+    """The ``{"error", "error_description"}`` body of the REST API or the OAuth server.
+
+    None when the payload is not an error body; WireError when it has an ``error`` key of
+    the wrong shape.
+    """
+    if not isinstance(payload, Mapping) or "error" not in payload:
+        return None
+    if payload["error"] is None:
+        return None
+    return _load(_ERROR, payload, "error answer", ErrorBody)
+
+
+# --- CRM ------------------------------------------------------------------------------------
+
+
+class _MultifieldSchema(_Wire):
+    id = _ref_id(data_key="ID")
+    type_id = _required_text(data_key="TYPE_ID")
+    value_type = _Text(data_key="VALUE_TYPE", required=True)
+    value = _Text(data_key="VALUE", required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Multifield:
+        return Multifield(**data)
+
+
+def _multifield(data_key: str) -> _Rows:
+    return _Rows(
+        fields.Nested(_MultifieldSchema), data_key=data_key, load_default=list, allow_none=True
+    )
+
+
+class _CrmEntitySchema(_Wire):
+    id = _id(data_key="ID")
+    title = _optional_text(data_key="TITLE")
+    name = _optional_text(data_key="NAME")
+    second_name = _optional_text(data_key="SECOND_NAME")
+    last_name = _optional_text(data_key="LAST_NAME")
+    source_id = _optional_text(data_key="SOURCE_ID")
+    date_create = _When(data_key="DATE_CREATE", required=True)
+    contact_id = _ref_id(data_key="CONTACT_ID")
+    assigned_by_id = _ref_id(data_key="ASSIGNED_BY_ID")
+    phones = _multifield("PHONE")
+    emails = _multifield("EMAIL")
+    ims = _multifield("IM")
+    utm_source = _optional_text(data_key="UTM_SOURCE")
+    utm_medium = _optional_text(data_key="UTM_MEDIUM")
+    utm_campaign = _optional_text(data_key="UTM_CAMPAIGN")
+    utm_content = _optional_text(data_key="UTM_CONTENT")
+    utm_term = _optional_text(data_key="UTM_TERM")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> CrmEntity:
+        multi = {key: data[key] or [] for key in ("phones", "emails", "ims")}  # null is none
+        return CrmEntity(**{**data, **multi})
+
+
+def parse_crm_entity(payload: Mapping[str, Any]) -> CrmEntity:
+    """The ``result`` of ``crm.lead.get``, ``crm.deal.get`` or ``crm.contact.get``."""
+    return _load(_CRM_ENTITY, _mapping(payload, "CRM record"), "CRM record", CrmEntity)
+
+
+class _ChatRefSchema(_Wire):
+    chat_id = _id(data_key="CHAT_ID")
+    connector_id = _required_text(data_key="CONNECTOR_ID")
+    connector_title = _optional_text(data_key="CONNECTOR_TITLE")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> ChatRef:
+        return ChatRef(**data)
+
+
+def parse_crm_chats(payload: object) -> list[ChatRef]:
+    """The ``result`` of ``imopenlines.crm.chat.get``: the CRM object's chats (may be ``[]``)."""
+    return _load_rows(_CHAT_REF, payload, "chat list", ChatRef)
+
+
+class _DialogSchema(_Wire):
+    chat_id = _id(data_key="id")
+    user_code = _required_text(data_key="entity_id")
+    entity_type = _Text(load_default=None, validate=validate.Equal("LINES"))
+    crm = _EntityData1(data_key="entity_data_1", load_default=None, allow_none=True)
+    date_create = _When(load_default=None)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Dialog:
+        crm: _ChatCrmData = data["crm"] or _ChatCrmData(None, None, None)
+        return Dialog(
+            chat_id=data["chat_id"],
+            user_code=data["user_code"],
+            session_id=crm.session_id,
+            crm_entity_type=crm.crm_entity_type,
+            crm_entity_id=crm.crm_entity_id,
+            date_create=data["date_create"],
+        )
+
+
+def parse_dialog(payload: Mapping[str, Any]) -> Dialog:
+    """The ``result`` of ``imopenlines.dialog.get``: the operator chat and its current session."""
+    return _load(_DIALOG, _mapping(payload, "dialog"), "dialog", Dialog)
+
+
+# --- transcript -----------------------------------------------------------------------------
+
+
+class _HistoryMessageSchema(_Wire):
+    id = _id()
+    author_id = _Int(data_key="senderid", required=True, validate=validate.Range(min=0))
+    date = _When(required=True)
+    text = _Text(load_default="", allow_none=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> HistoryMessage:
+        return HistoryMessage(**{**data, "text": data["text"] or ""})
+
+
+class _HistoryUserSchema(_Wire):
+    id = _id()
+    name = _Text(load_default="", allow_none=True)
+    is_connector = _Flag(data_key="connector", load_default=False)
+    is_bot = _Flag(data_key="bot", load_default=False)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> HistoryUser:
+        return HistoryUser(**{**data, "name": data["name"] or ""})
+
+
+class _HistoryChatSchema(_Wire):
+    user_code = _optional_text(data_key="entityId")
+
+
+def _keyed(schema: type[Schema], data_key: str) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(), values=fields.Nested(schema), data_key=data_key, load_default=dict
+    )
+
+
+class _SessionHistorySchema(_Wire):
+    chat_id = _id(data_key="chatId")
+    session_id = _id(data_key="sessionId")
+    messages = _keyed(_HistoryMessageSchema, "message")
+    users = _keyed(_HistoryUserSchema, "users")
+    chats = _keyed(_HistoryChatSchema, "chat")
+
+    @pre_load
+    def _php_empty_maps(self, data: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """PHP encodes an empty keyed array as ``[]``, and absent as ``null`` at times."""
+        keys = ("message", "users", "chat")
+        empty: dict[str, Any] = {key: {} for key in keys if data.get(key) in ([], None)}
+        return {**data, **empty}
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> SessionHistory:
+        messages: list[HistoryMessage] = list(data["messages"].values())
+        users: list[HistoryUser] = list(data["users"].values())
+        chat = data["chats"].get(str(data["chat_id"]), {})
+        return SessionHistory(
+            chat_id=data["chat_id"],
+            session_id=data["session_id"],
+            user_code=chat.get("user_code"),
+            messages=sorted(messages, key=lambda message: message.id),
+            users={user.id: user for user in users},
+        )
+
+
+def parse_session_history(payload: Mapping[str, Any]) -> SessionHistory:
+    """The ``result`` of ``imopenlines.session.history.get``, messages oldest first.
+
+    Bitrix24 sends ``message`` and ``users`` as objects keyed by id (``[]`` when empty) and
+    the operator chat's user code as ``chat[<chatId>].entityId``; author 0 is the system.
+    """
+    return _load(_SESSION_HISTORY, _mapping(payload, "history"), "history", SessionHistory)
+
+
+# --- activities and pages -------------------------------------------------------------------
+
+
+class _ActivitySchema(_Wire):
+    id = _id(data_key="ID")
+    provider_id = _optional_text(data_key="PROVIDER_ID")
+    owner_type_id = _ref_id(data_key="OWNER_TYPE_ID")
+    owner_id = _ref_id(data_key="OWNER_ID")
+    associated_entity_id = _ref_id(data_key="ASSOCIATED_ENTITY_ID")
+    connector_id = _optional_text(data_key="RESULT_SOURCE_ID")
+    user_code = _UserCode(data_key="PROVIDER_PARAMS", load_default=None)
+    completed = _Flag(data_key="COMPLETED", required=True)
+    created = _When(data_key="CREATED", load_default=None)
+    last_updated = _When(data_key="LAST_UPDATED", load_default=None)
+    end_time = _When(data_key="END_TIME", load_default=None)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Activity:
+        # ASSOCIATED_ENTITY_ID is a session only for Open Lines; for a call it is the call.
+        associated = data.pop("associated_entity_id")
+        session_id = associated if data["provider_id"] == OPEN_LINES_PROVIDER else None
+        return Activity(**data, session_id=session_id)
+
+
+def parse_activities(payload: object) -> list[Activity]:
+    """The ``result`` rows of ``crm.activity.list`` (select ``COMPLETED`` and ``PROVIDER_*``).
+
+    ``session_id`` is set only for Open Lines activities (provider ``IMOPENLINES_SESSION``).
+    """
+    return _load_rows(_ACTIVITY, payload, "activity list", Activity)
+
+
+class _ListPageSchema(_Wire):
+    next = _Int(load_default=None, validate=validate.Range(min=0))
+    total = _Int(load_default=None, validate=validate.Range(min=0))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> ListPage:
+        return ListPage(**data)
+
+
+def parse_list_page(payload: Mapping[str, Any]) -> ListPage:
+    """``next`` and ``total`` of a list method's whole answer (not of its ``result``)."""
+    return _load(_LIST_PAGE, _mapping(payload, "list answer"), "list answer", ListPage)
+
+
+# --- writing --------------------------------------------------------------------------------
+
+_KEY_SAFE = "!<>@*"  # filter prefixes stay readable; "=" and "%" must be escaped
+_VALUE_SAFE = "$[]*,:|/@!<>"  # batch references like $result[cmd][ID] stay readable
+
+
+def form_encode(params: Mapping[str, object]) -> str:
+    """Nested params → a PHP bracket query string, as in ``batch`` commands.
+
+    ``{"filter": {">ID": 5}, "select": ["ID"]}`` → ``filter[>ID]=5&select[0]=ID``.
+    Values are written as given: a bool becomes ``1``/``0`` like PHP's
+    ``http_build_query``, never ``Y``/``N``, so pass Bitrix24 flags as ``"Y"``/``"N"``.
+    ``None`` and empty lists or dicts are refused rather than dropped, because a filter
+    that silently vanishes would select everything.
+    """
+    out: list[str] = []
+    for key, value in params.items():
+        _encode_into(out, _quote_key(key), value)
+    return "&".join(out)
+
+
+def _encode_into(out: list[str], name: str, value: object) -> None:
+    items: list[tuple[object, object]]
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = list(enumerate(value))
+    else:
+        out.append(f"{name}={_scalar(value)}")
+        return
+    if not items:
+        raise WireError(f"{name}: an empty list or dict cannot be form-encoded")
+    for key, item in items:
+        _encode_into(out, f"{name}[{_quote_key(key)}]", item)
+
+
+def _quote_key(key: object) -> str:
+    if isinstance(key, bool) or not isinstance(key, str | int):
+        raise WireError("form keys must be strings or integers")
+    text = str(key)
+    if not text or "[" in text or "]" in text:
+        raise WireError("form keys must be non-empty and free of brackets")
+    return quote(text, safe=_KEY_SAFE)
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return quote(value, safe=_VALUE_SAFE)
+    raise WireError(f"cannot form-encode a value of type {type(value).__name__}")
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _mapping(payload: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise WireError(f"{what} is not an object")
+    return payload
+
+
+def _load(schema: Schema, payload: Mapping[str, Any], what: str, model: type[_T]) -> _T:
+    """Run a schema, turning both libraries' validation errors into a value-free WireError."""
+    try:
+        result = schema.load(payload)
+    except ValidationError as error:
+        raise WireError(f"{what}: {_describe(error.messages)}") from None
+    except pydantic.ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors(include_url=False, include_input=False)
+        ]
+        raise WireError(f"{what}: {'; '.join(problems[:_MAX_REPORTED_ERRORS])}") from None
+    if not isinstance(result, model):  # pragma: no cover - every schema's post_load makes one
+        raise TypeError(f"{type(schema).__name__} did not build {model.__name__}")
+    return result
+
+
+def _load_rows(schema: Schema, payload: object, what: str, model: type[_T]) -> list[_T]:
+    rows = _php_list(payload)
+    if rows is None:
+        raise WireError(f"{what} is not a list")
+    return [
+        _load(schema, _mapping(row, f"{what} row {index}"), f"{what} row {index}", model)
+        for index, row in enumerate(rows)
+    ]
+
+
+def _describe(messages: object, path: str = "") -> str:
+    """Marshmallow's nested error dict as ``auth.member_id: Missing data ...; ...``."""
+    flat: list[str] = []
+    _flatten_messages(messages, path, flat)
+    return "; ".join(flat[:_MAX_REPORTED_ERRORS])
+
+
+def _flatten_messages(messages: object, path: str, out: list[str]) -> None:
+    if isinstance(messages, Mapping):
+        for key, sub in messages.items():
+            name = path if key == "_schema" else f"{path}.{key}" if path else str(key)
+            _flatten_messages(sub, name, out)
+    elif isinstance(messages, list):
+        for sub in messages:
+            _flatten_messages(sub, path, out)
+    else:
+        out.append(f"{path or 'body'}: {messages}")
+
+
+_EVENT = _EventSchema()
+_FORM_EVENT = _FormEventSchema()
+_TOKEN_GRANT = _TokenGrantSchema()
+_ERROR = _ErrorSchema()
+_CRM_ENTITY = _CrmEntitySchema()
+_CHAT_REF = _ChatRefSchema()
+_DIALOG = _DialogSchema()
+_SESSION_HISTORY = _SessionHistorySchema()
+_ACTIVITY = _ActivitySchema()
+_LIST_PAGE = _ListPageSchema()

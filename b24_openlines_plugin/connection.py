@@ -1,0 +1,199 @@
+"""A connected portal: finishing OAuth, and a REST client per portal that keeps its tokens fresh.
+
+Tokens rotate on every refresh and the old pair dies at once, so a refresh must happen once per
+portal and its result must be saved before anyone uses it: one lock per portal in this process,
+and a compare-and-swap write against other processes. A process that loses the race reads the
+winner's pair instead of refreshing again.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from b24_openlines_plugin.bitrix.client import Credentials, RestClient
+from b24_openlines_plugin.bitrix.errors import BitrixError
+from b24_openlines_plugin.bitrix.limits import bucket_for
+from b24_openlines_plugin.bitrix.oauth import (
+    allowed_oauth_servers,
+    exchange_code,
+    oauth_server_for,
+    refresh_tokens,
+)
+from b24_openlines_plugin.bitrix.records import TokenGrant
+from b24_openlines_plugin.settings import B24Settings, stored_settings
+from hooks.errors import BadRequest, Conflict, Forbidden, UpstreamError
+from hooks.models import Integration, LocalizedText, OAuthOutcome
+from hooks.services import HostServices
+
+MAX_QUERY_VALUE = 500
+
+
+def _credentials(settings: B24Settings) -> tuple[str, str]:
+    if not settings.client_id or settings.client_secret is None:
+        raise BadRequest("Save the client id and client secret before connecting the portal")
+    return settings.client_id, settings.client_secret.get_secret_value()
+
+
+def _token_secrets(grant: TokenGrant) -> dict[str, SecretStr]:
+    return {
+        "access_token": SecretStr(grant.access_token),
+        "refresh_token": SecretStr(grant.refresh_token),
+    }
+
+
+def _expires_at(grant: TokenGrant) -> str:
+    if grant.expires is not None:
+        return datetime.fromtimestamp(grant.expires, UTC).isoformat()
+    return (datetime.now(UTC) + timedelta(seconds=grant.expires_in)).isoformat()
+
+
+async def connect(
+    integration: Integration, query: Mapping[str, str], host: HostServices
+) -> OAuthOutcome:
+    """Exchange the callback's code for tokens, after checking who and where it is from."""
+    fields = {}
+    for name in ("code", "domain", "member_id", "server_domain"):
+        value = query.get(name, "").strip()
+        if not value or len(value) > MAX_QUERY_VALUE:
+            raise BadRequest(f"The OAuth callback has no valid {name!r}")
+        fields[name] = value
+    settings = stored_settings(integration)
+    client_id, client_secret = _credentials(settings)
+    portal_url = settings.portal_url
+    if portal_url is None:
+        raise BadRequest("Save the portal address before connecting it")
+    portal_host = urlsplit(portal_url).netloc
+    if fields["domain"].lower() != portal_host:
+        raise Forbidden(
+            f"Bitrix24 authorized portal {fields['domain'][:100]!r}, but the settings name "
+            f"{portal_host!r}: connect from the portal in the settings",
+            code="wrong_portal",
+        )
+    server = oauth_server_for(fields["server_domain"], allowed_oauth_servers())
+    grant = await exchange_code(
+        host.http, server, client_id=client_id, client_secret=client_secret, code=fields["code"]
+    )
+    if (
+        grant.member_id != fields["member_id"]
+        or urlsplit(grant.client_endpoint).netloc != portal_host
+    ):
+        raise Forbidden("The OAuth server's answer names another portal", code="wrong_portal")
+    return OAuthOutcome(
+        secrets=_token_secrets(grant),
+        connection={
+            "member_id": grant.member_id,
+            "domain": portal_host,
+            "client_endpoint": grant.client_endpoint,
+            "server_endpoint": grant.server_endpoint,
+            "oauth_server": server,
+            "scope": grant.scope,
+            "user_id": grant.user_id,
+            "access_expires_at": _expires_at(grant),
+            "connected_at": datetime.now(UTC).isoformat(),
+        },
+        message=LocalizedText(
+            ru=f"Портал {portal_host} подключён", en=f"Portal {portal_host} connected"
+        ),
+    )
+
+
+class TokenKeeper:
+    """Refreshes one integration's tokens and saves the rotated pair with compare-and-swap."""
+
+    def __init__(self, integration_id: int, host: HostServices) -> None:
+        self.integration_id = integration_id
+        self.host = host
+
+    async def _current(self) -> Integration:
+        integration = await self.host.integrations.get(self.integration_id)
+        if integration is None:
+            raise UpstreamError("The integration was deleted")
+        return integration
+
+    async def refresh(self, stale_access_token: str) -> str:
+        integration = await self._current()
+        stored = _secret(integration, "access_token")
+        if stored != stale_access_token:
+            return stored  # another process refreshed already
+        settings = stored_settings(integration)
+        client_id, client_secret = _credentials(settings)
+        try:
+            grant = await refresh_tokens(
+                self.host.http,
+                str(integration.connection["oauth_server"]),
+                client_id=client_id,
+                client_secret=client_secret,
+                refresh_token=_secret(integration, "refresh_token"),
+            )
+        except BitrixError as exc:
+            latest = await self._current()
+            if _secret(latest, "access_token") != stale_access_token:
+                return _secret(latest, "access_token")  # lost the race to another process
+            raise UpstreamError(
+                f"Bitrix24 refused to renew the access ({exc.b24_code}): connect the portal again",
+                code="reconnect_required",
+            ) from exc
+        try:
+            await self.host.integrations.update(
+                integration.id,
+                expected_version=integration.version,
+                secrets=_token_secrets(grant),
+                connection={"access_expires_at": _expires_at(grant)},
+            )
+        except Conflict:
+            # Settings were saved meanwhile: write the pair again on top of the new version.
+            latest = await self._current()
+            await self.host.integrations.update(
+                latest.id,
+                expected_version=latest.version,
+                secrets=_token_secrets(grant),
+                connection={"access_expires_at": _expires_at(grant)},
+            )
+        return grant.access_token
+
+
+def _secret(integration: Integration, key: str) -> str:
+    value = integration.secrets.get(key)
+    if value is None:
+        raise UpstreamError(
+            "The portal is not connected: connect it in the settings", code="not_connected"
+        )
+    return value.get_secret_value()
+
+
+# One client per portal and per host HTTP client: concurrent appeals share its batches, its
+# rate-limit bucket and its token refresh.
+_clients: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[int, tuple[int, RestClient]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def rest_client(integration: Integration, host: HostServices) -> RestClient:
+    endpoint = integration.connection.get("client_endpoint")
+    if not endpoint:
+        raise UpstreamError(
+            "The portal is not connected: connect it in the settings", code="not_connected"
+        )
+    per_http = _clients.setdefault(host.http, {})
+    seen = per_http.get(integration.id)
+    if seen is not None and seen[1].endpoint == str(endpoint).rstrip("/") + "/":
+        version, client = seen
+        if integration.version > version:  # stored tokens are newer than the ones in memory
+            client.credentials.token = _secret(integration, "access_token")
+            per_http[integration.id] = (integration.version, client)
+        return client
+    keeper = TokenKeeper(integration.id, host)
+    client = RestClient(
+        host.http,
+        str(endpoint),
+        Credentials(_secret(integration, "access_token"), keeper.refresh),
+        bucket_for(str(endpoint), stored_settings(integration).plan),
+    )
+    per_http[integration.id] = (integration.version, client)
+    return client

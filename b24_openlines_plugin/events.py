@@ -1,0 +1,73 @@
+"""Deciding about a Bitrix24 event while Bitrix24 waits: is it ours, genuine, and wanted?
+
+Checks, in order: the body parses; it comes from the connected portal (``member_id``); it
+carries the application token entered in the settings, or, when none was entered, the one seen
+on the first verified event (pinned then). The host has already matched the URL token.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from pydantic import SecretStr
+
+from b24_openlines_plugin.bitrix.records import ChatEntity, Event
+from b24_openlines_plugin.bitrix.wire import WireError, parse_event
+from b24_openlines_plugin.settings import stored_settings
+from hooks.errors import BadRequest, Conflict, Forbidden
+from hooks.models import HookRequest, Integration, WebhookVerdict
+from hooks.services import HostServices
+
+PINNED_TOKEN = "pinned_application_token"
+ENTITY_EVENTS: dict[ChatEntity, str] = {"lead": "ONCRMLEADADD", "deal": "ONCRMDEALADD"}
+
+
+def parse(request: HookRequest) -> Event:
+    try:
+        return parse_event(request.body)
+    except WireError as exc:
+        raise BadRequest(f"Not a Bitrix24 event: {exc}", code="malformed_event") from exc
+
+
+async def verify(
+    integration: Integration, request: HookRequest, host: HostServices
+) -> WebhookVerdict:
+    event = parse(request)
+    member_id = integration.connection.get("member_id")
+    if member_id and not hmac.compare_digest(event.auth.member_id, str(member_id)):
+        raise Forbidden("The event comes from another Bitrix24 portal", code="wrong_portal")
+    settings = stored_settings(integration)
+    expected = settings.application_token or integration.secrets.get(PINNED_TOKEN)
+    if expected is not None:
+        if not hmac.compare_digest(event.auth.application_token, expected.get_secret_value()):
+            raise Forbidden(
+                "The event's application token does not match", code="wrong_application_token"
+            )
+    elif member_id:
+        await _pin(integration, event.auth.application_token, host)
+    if not settings.active:
+        return WebhookVerdict(result="ignore", reason="the integration is not active")
+    wanted = ENTITY_EVENTS[settings.entity]
+    if event.name != wanted:
+        return WebhookVerdict(
+            result="ignore",
+            reason=f"{event.name} is not handled: the settings say chats create a "
+            f"{settings.entity} ({wanted})",
+        )
+    return WebhookVerdict(result="accept", dedupe_key=f"{event.name}:{event.entity_id}")
+
+
+async def _pin(integration: Integration, token: str, host: HostServices) -> None:
+    try:
+        await host.integrations.update(
+            integration.id,
+            expected_version=integration.version,
+            secrets={PINNED_TOKEN: SecretStr(token)},
+        )
+    except Conflict:
+        latest = await host.integrations.get(integration.id)
+        pinned = latest.secrets.get(PINNED_TOKEN) if latest else None
+        if pinned is None or not hmac.compare_digest(token, pinned.get_secret_value()):
+            raise Forbidden(
+                "The event's application token does not match", code="wrong_application_token"
+            ) from None
