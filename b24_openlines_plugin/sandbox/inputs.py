@@ -1,0 +1,46 @@
+"""What the test API and the pages send to start and continue chats (pydantic-validated)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Visitor(BaseModel):
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class MessageIn(BaseModel):
+    author: Literal["visitor", "operator"] = "visitor"
+    text: str = Field(min_length=1)
+
+
+class ChatStart(BaseModel):
+    """``POST /sandbox/api/chats``: a client writes to an open line from a messenger."""
+
+    connector: str = "livechat"
+    line_id: int = 1
+    visitor: Visitor | None = None
+    messages: list[MessageIn] = Field(default_factory=list)
+    close: bool = False
+    returning_contact_id: int | None = None
+    new_lead: bool = True
+    custom_data: str | list[dict[str, Any]] | None = None
+    operator_id: int | None = None
+
+
+class MessagesIn(BaseModel):
+    messages: list[MessageIn] = Field(min_length=1)
+    close: bool = False
+
+
+class SessionStart(BaseModel):
+    """``POST /sandbox/api/chats/{id}/sessions``: the client comes back after a closed dialog."""
+
+    messages: list[MessageIn] = Field(default_factory=list)
+    new_lead: bool = True
+    close: bool = False
+    custom_data: str | list[dict[str, Any]] | None = None
