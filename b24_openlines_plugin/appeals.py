@@ -24,6 +24,7 @@ from b24_openlines_plugin.bitrix.wire import (
     parse_activities,
     parse_crm_chats,
     parse_crm_entity,
+    parse_dialog,
     parse_session_history,
 )
 from b24_openlines_plugin.settings import B24Settings
@@ -96,22 +97,28 @@ async def fetch(client: RestClient, kind: ChatEntity, entity_id: int) -> ChatRec
     if activities:
         history = _parsed(results["history"], parse_session_history)
         return ChatRecords(kind, entity, contact, history, activities[0].connector_id)
-    # No activity yet: ask Open Lines for the chat (ACTIVE_ONLY=N, or closed chats hide).
+    # No activity yet: ask Open Lines for the chat (ACTIVE_ONLY=N, or closed chats hide), then
+    # its dialog for the session id: the history wants SESSION_ID, as CHAT_ID alone needs
+    # membership in the chat.
     more = await client.batch(
         {
             "chats": Command(
                 "imopenlines.crm.chat.get",
                 {"CRM_ENTITY_TYPE": kind, "CRM_ENTITY": entity_id, "ACTIVE_ONLY": "N"},
             ),
-            "history": Command(
-                "imopenlines.session.history.get", {"CHAT_ID": "$result[chats][0][CHAT_ID]"}
-            ),
+            "dialog": Command("imopenlines.dialog.get", {"CHAT_ID": "$result[chats][0][CHAT_ID]"}),
         }
     )
     chats = _parsed(more["chats"], parse_crm_chats)
     if not chats:
         return ChatRecords(kind, entity, contact, None, _connector_from_im(entity))
-    history = _parsed(more["history"], parse_session_history)
+    dialog = _parsed(more["dialog"], parse_dialog)
+    if dialog.session_id is None:
+        return ChatRecords(kind, entity, contact, None, chats[0].connector_id)
+    last = await client.batch(
+        {"history": Command("imopenlines.session.history.get", {"SESSION_ID": dialog.session_id})}
+    )
+    history = _parsed(last["history"], parse_session_history)
     return ChatRecords(kind, entity, contact, history, chats[0].connector_id)
 
 

@@ -1,0 +1,160 @@
+"""The whole system in one process: the reference host with the plugin, and the sandbox portal,
+each reaching the other over HTTP (httpx ASGI transports standing in for the loopback network)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+from starlette.applications import Starlette
+
+from b24_openlines_plugin.sandbox import Sandbox, SandboxConfig, create_sandbox_app
+from hooks.host.app import create_app
+from hooks.host.state import Host, HostConfig
+
+HOST_URL = "http://127.0.0.1:8000"
+PORTAL_URL = "http://127.0.0.1:8100"
+
+
+class Network(httpx.AsyncBaseTransport):
+    """Routes each request to the app serving its ``host:port``; anything else is unreachable."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, httpx.ASGITransport] = {}
+
+    def serve(self, url: str, app: Any) -> None:
+        self.apps[urlsplit(url).netloc] = httpx.ASGITransport(app=app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.apps.get(request.url.netloc.decode())
+        if transport is None:
+            raise httpx.ConnectError(
+                f"{request.url.netloc.decode()} is unreachable", request=request
+            )
+        return await transport.handle_async_request(request)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Stack:
+    host_app: Starlette
+    sandbox_app: Starlette
+    browser: httpx.AsyncClient  # a person's browser: reaches both, follows no redirects itself
+    clock: Clock
+
+    @property
+    def host(self) -> Host:
+        host: Host = self.host_app.state.host
+        return host
+
+    @property
+    def sandbox(self) -> Sandbox:
+        sandbox: Sandbox = self.sandbox_app.state.sandbox
+        return sandbox
+
+    async def settled(self) -> None:
+        """Until the portal has delivered its events and the host has processed them."""
+        for _ in range(3):
+            await self.sandbox.deliveries_settled()
+            await self.host.queue.idle()
+
+    async def app_credentials(self) -> dict[str, Any]:
+        answer = await self.browser.put(
+            f"{PORTAL_URL}/sandbox/api/app", json={"redirect_uri": f"{HOST_URL}/oauth2/callback"}
+        )
+        assert answer.status_code == 200, answer.text
+        data: dict[str, Any] = answer.json()
+        return data
+
+    async def configure(self, **settings: Any) -> dict[str, Any]:
+        """An integration set up as a client would: credentials, portal, active, defaults."""
+        app = await self.app_credentials()
+        created = await self.browser.post(
+            f"{HOST_URL}/api/integrations", json={"plugin": "b24_openlines", "name": "Sandbox"}
+        )
+        assert created.status_code == 201, created.text
+        integration = created.json()
+        hook = await self.browser.post(
+            f"{PORTAL_URL}/sandbox/api/outgoing-webhooks",
+            json={
+                "handler": integration["webhook_url"],
+                "events": ["ONCRMLEADADD", "ONCRMDEALADD"],
+            },
+        )
+        assert hook.status_code in (200, 201), hook.text
+        body = {
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+            "portal": PORTAL_URL,
+            "active": True,
+            "entity": "lead",
+            "employee_id": 2,
+            "traffic_type": "source",
+            "source_id": 6,
+            "site_id": 1,
+            "application_token": hook.json()["application_token"],
+            **settings,
+        }
+        saved = await self.browser.put(
+            f"{HOST_URL}/api/integrations/{integration['id']}/settings", json=body
+        )
+        assert saved.status_code == 200, saved.text
+        result: dict[str, Any] = saved.json()
+        return result
+
+    async def connect(self, integration_id: int) -> httpx.Response:
+        """Connect Bitrix24 → the portal's consent page → Allow → back to the host's callback."""
+        start = await self.browser.get(f"{HOST_URL}/integrations/{integration_id}/connect")
+        assert start.status_code == 303, start.text
+        authorize = start.headers["location"]
+        assert authorize.startswith(f"{PORTAL_URL}/oauth/authorize/")
+        consent = await self.browser.get(authorize)
+        assert consent.status_code == 200, consent.text
+        query = dict(parse_qsl(urlsplit(authorize).query))
+        allowed = await self.browser.post(
+            f"{PORTAL_URL}/oauth/authorize/", data={**query, "user_id": "1"}
+        )
+        assert allowed.status_code == 302, allowed.text
+        return await self.browser.get(allowed.headers["location"])
+
+    async def chat(self, **body: Any) -> dict[str, Any]:
+        answer = await self.browser.post(f"{PORTAL_URL}/sandbox/api/chats", json=body)
+        assert answer.status_code == 201, answer.text
+        started: dict[str, Any] = answer.json()
+        await self.settled()
+        return started
+
+    async def appeals(self) -> list[dict[str, Any]]:
+        answer = await self.browser.get(f"{HOST_URL}/api/appeals")
+        appeals: list[dict[str, Any]] = answer.json()["appeals"]
+        return appeals
+
+
+@contextlib.asynccontextmanager
+async def running_stack(db: Path, **sandbox: Any) -> AsyncIterator[Stack]:
+    network = Network()
+    clock = Clock(1_795_000_000.0)  # 2026-11-18
+    sandbox_app = create_sandbox_app(
+        SandboxConfig(public_url=PORTAL_URL, http_transport=network, clock=clock, **sandbox)
+    )
+    host_app = create_app(HostConfig(db=str(db), public_url=HOST_URL, http_transport=network))
+    network.serve(PORTAL_URL, sandbox_app)
+    network.serve(HOST_URL, host_app)
+    async with (
+        sandbox_app.router.lifespan_context(sandbox_app),
+        host_app.router.lifespan_context(host_app),
+        httpx.AsyncClient(transport=network) as browser,
+    ):
+        yield Stack(host_app, sandbox_app, browser, clock)

@@ -1,0 +1,185 @@
+"""A chat in Bitrix24 Open Lines becomes an appeal: host + plugin + sandbox portal over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    async with running_stack(tmp_path / "host.sqlite3") as running:
+        yield running
+
+
+async def connected(stack: Stack, **settings: object) -> dict:
+    integration = await stack.configure(**settings)
+    answer = await stack.connect(integration["id"])
+    assert answer.status_code == 303 and answer.headers["location"].endswith("?connected=1"), (
+        answer.text
+    )
+    return integration
+
+
+async def test_connecting_the_portal_stores_tokens_and_shows_the_status(stack: Stack) -> None:
+    integration = await connected(stack)
+    data = (await stack.browser.get(f"{HOST_URL}/api/integrations/{integration['id']}")).json()
+    assert data["status"]["level"] == "ok" and "127.0.0.1:8100" in data["status"]["text"]
+    stored = await stack.host.repo.get_integration(integration["id"])
+    assert stored is not None
+    assert set(stored.secrets) >= {"client_secret", "access_token", "refresh_token"}
+    assert stored.connection["member_id"] == stack.sandbox.config.member_id
+    assert stored.connection["client_endpoint"] == f"{PORTAL_URL}/rest/"
+    page = await stack.browser.get(
+        f"{HOST_URL}/integrations/{integration['id']}/settings?connected=1"
+    )
+    for secret in stored.secrets.values():
+        assert secret.get_secret_value() not in page.text
+
+
+async def test_a_site_chat_becomes_an_appeal(stack: Stack) -> None:
+    await connected(stack)
+    started = await stack.chat(
+        connector="livechat",
+        visitor={"name": "Мария", "phone": "8 (916) 555-12-34", "email": "Maria@Example.ru"},
+        messages=[
+            {"author": "visitor", "text": "Здравствуйте! Сколько стоит доставка?"},
+            {"author": "operator", "text": "Добрый день! [b]Бесплатно[/b] от 3000 ₽."},
+        ],
+    )
+    [appeal] = await stack.appeals()
+    assert appeal["key"] == f"b24:{stack.sandbox.config.member_id}:session:{started['session_id']}"
+    assert appeal["channel"] == "livechat"
+    assert appeal["contact"] == {
+        "name": "Мария",
+        "phones": ["+79165551234"],
+        "emails": ["maria@example.ru"],
+    }
+    assert appeal["created_at"].endswith("+03:00")
+    assert appeal["crm"] == {
+        "entity_type": "lead",
+        "entity_id": started["lead_id"],
+        "url": f"{PORTAL_URL}/crm/lead/details/{started['lead_id']}/",
+    }
+    assert appeal["attribution"]["method"] == "default"
+    assert (appeal["attribution"]["source_id"], appeal["attribution"]["site_id"]) == (6, 1)
+    assert appeal["employee_id"] == 2
+    assert "Клиент: Здравствуйте! Сколько стоит доставка?" in appeal["text"]
+    assert "Оператор: Добрый день! Бесплатно от 3000 ₽." in appeal["text"]
+    authors = [m["author"] for m in appeal["messages"]]
+    assert "visitor" in authors and "operator" in authors
+    page = await stack.browser.get(f"{HOST_URL}/raw/appeals")
+    assert "Мария" in page.text and "Прямые заходы" in page.text
+
+
+async def test_a_telegram_chat_goes_to_its_mapped_source(stack: Stack) -> None:
+    await connected(stack, messenger_map={"telegrambot": {"source_id": 4}})
+    await stack.chat(
+        connector="telegrambot",
+        visitor={"name": "Ivan"},
+        messages=[{"author": "visitor", "text": "hi from telegram"}],
+    )
+    [appeal] = await stack.appeals()
+    assert appeal["channel"] == "telegrambot"
+    assert appeal["attribution"]["method"] == "messenger"
+    assert (appeal["attribution"]["source_id"], appeal["attribution"]["site_id"]) == (4, 1)
+
+
+async def test_a_connector_without_mapping_falls_back_to_the_default_campaign(stack: Stack) -> None:
+    await connected(
+        stack,
+        traffic_type="campaign",
+        campaign_id=3,
+        source_id=None,
+        site_id=None,
+        messenger_map={"telegrambot": {"campaign_id": 1}},
+    )
+    await stack.chat(
+        connector="whatsappbyedna",
+        visitor={"phone": "+79990001122"},
+        messages=[{"author": "visitor", "text": "whatsapp here"}],
+    )
+    [appeal] = await stack.appeals()
+    assert appeal["channel"] == "whatsappbyedna"
+    assert appeal["attribution"]["method"] == "default"
+    assert (
+        appeal["attribution"]["campaign_id"] == 3
+        and appeal["attribution"]["traffic_type"] == "campaign"
+    )
+    assert appeal["contact"]["phones"] == ["+79990001122"]
+
+
+async def test_a_deal_line_gives_the_contact_of_the_deal(stack: Stack) -> None:
+    await connected(stack, entity="deal")
+    lines = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/portal")).json()["lines"]
+    deal_line = next(line["id"] for line in lines if line.get("crm_create") == "deal")
+    started = await stack.chat(
+        connector="livechat",
+        line_id=deal_line,
+        visitor={"name": "Олег", "email": "oleg@example.ru"},
+        messages=[{"author": "visitor", "text": "хочу заказать"}],
+    )
+    [appeal] = await stack.appeals()
+    assert (
+        appeal["crm"]["entity_type"] == "deal" and appeal["crm"]["entity_id"] == started["deal_id"]
+    )
+    assert appeal["contact"]["name"] == "Олег" and appeal["contact"]["emails"] == [
+        "oleg@example.ru"
+    ]
+
+
+async def test_a_replayed_event_never_duplicates_the_appeal(stack: Stack) -> None:
+    integration = await connected(stack)
+    await stack.chat(
+        connector="livechat", visitor={"name": "A"}, messages=[{"author": "visitor", "text": "one"}]
+    )
+    [delivery] = [
+        d
+        for d in (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/deliveries")).json()
+        if d["event"] == "ONCRMLEADADD"
+    ]
+    for _ in range(2):
+        replay = await stack.browser.post(
+            integration["webhook_url"],
+            content=delivery["body"].encode(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert replay.status_code == 200
+    await stack.settled()
+    assert len(await stack.appeals()) == 1
+    assert len(await stack.host.repo.list_inbox()) == 1
+
+
+async def test_an_expired_token_is_refreshed_once_and_the_new_pair_kept(stack: Stack) -> None:
+    integration = await connected(stack)
+    before = await stack.host.repo.get_integration(integration["id"])
+    assert before is not None
+    stack.clock.now += 3601  # the access token's hour is over
+    await stack.chat(
+        connector="livechat",
+        visitor={"name": "Late"},
+        messages=[{"author": "visitor", "text": "x"}],
+    )
+    assert len(await stack.appeals()) == 1
+    after = await stack.host.repo.get_integration(integration["id"])
+    assert after is not None
+    old = before.secrets["refresh_token"].get_secret_value()
+    assert after.secrets["refresh_token"].get_secret_value() != old
+    assert (
+        after.secrets["access_token"].get_secret_value()
+        != before.secrets["access_token"].get_secret_value()
+    )
+    # The rotated pair works for the next chat; the old refresh token is dead at the portal.
+    await stack.chat(
+        connector="telegrambot",
+        visitor={"name": "Next"},
+        messages=[{"author": "visitor", "text": "y"}],
+    )
+    assert len(await stack.appeals()) == 2
