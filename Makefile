@@ -5,7 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOST_PORT ?= 8000
+SANDBOX_PORT ?= 8100
 DB ?= var/host.sqlite3
+HOST_URL := http://127.0.0.1:$(HOST_PORT)
+SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 
 .PHONY: run test lint install clean
 
@@ -17,10 +20,20 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# The sandbox Bitrix24 portal runs beside the host; the host trusts it as an OAuth server.
 run: $(STAMP)
 	@mkdir -p $(dir $(DB))
-	@echo "Open http://127.0.0.1:$(HOST_PORT)/ — integrations, settings, Raw data → Appeals and goals"
-	$(PY) -m hooks.host --db $(DB) --host 127.0.0.1 --port $(HOST_PORT)
+	@echo "Analytics host:        $(HOST_URL)/"
+	@echo "Sandbox Bitrix24:      $(SANDBOX_URL)/sandbox/  (local application: $(SANDBOX_URL)/sandbox/app)"
+	@echo "Try it: add an integration, enter the sandbox application's client id and secret and the"
+	@echo "portal $(SANDBOX_URL), switch it on, save, press 'Подключить Битрикс24' and allow; paste the"
+	@echo "Webhook URL into the sandbox's outgoing webhook page; start a chat in the sandbox; see it in"
+	@echo "$(HOST_URL)/raw/appeals"
+	@set -e; \
+	$(PY) -m b24_openlines_plugin.sandbox --host 127.0.0.1 --port $(SANDBOX_PORT) \
+		--redirect-uri $(HOST_URL)/oauth2/callback & sandbox=$$!; \
+	trap 'kill $$sandbox 2>/dev/null || true' EXIT INT TERM; \
+	B24_OAUTH_SERVERS=$(SANDBOX_URL) $(PY) -m hooks.host --db $(DB) --host 127.0.0.1 --port $(HOST_PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

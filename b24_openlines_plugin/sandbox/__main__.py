@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         ("OAuth authorize", f"{base}/oauth/authorize/"),
         ("OAuth token", f"{base}/oauth/token/"),
         ("client_id", config.client_id),
-        ("client_secret", config.client_secret),
+        ("client_secret", "shown on the local application page"),
         ("Open Lines: start chats", f"{base}/sandbox/"),
         ("Local application", f"{base}/sandbox/app"),
         ("Outgoing webhooks", f"{base}/sandbox/webhooks"),
