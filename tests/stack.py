@@ -26,11 +26,13 @@ class Network(httpx.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self.apps: dict[str, httpx.ASGITransport] = {}
+        self.contacted: list[str] = []  # every host:port anyone tried to reach
 
     def serve(self, url: str, app: Any) -> None:
         self.apps[urlsplit(url).netloc] = httpx.ASGITransport(app=app)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.contacted.append(request.url.netloc.decode())
         transport = self.apps.get(request.url.netloc.decode())
         if transport is None:
             raise httpx.ConnectError(
@@ -53,6 +55,7 @@ class Stack:
     sandbox_app: Starlette
     browser: httpx.AsyncClient  # a person's browser: reaches both, follows no redirects itself
     clock: Clock
+    network: Network
 
     @property
     def host(self) -> Host:
@@ -116,6 +119,10 @@ class Stack:
 
     async def connect(self, integration_id: int) -> httpx.Response:
         """Connect Bitrix24 → the portal's consent page → Allow → back to the host's callback."""
+        return await self.browser.get(await self.authorized_callback(integration_id))
+
+    async def authorized_callback(self, integration_id: int) -> str:
+        """The callback URL the portal sends the browser back to, not yet visited."""
         start = await self.browser.get(f"{HOST_URL}/integrations/{integration_id}/connect")
         assert start.status_code == 303, start.text
         authorize = start.headers["location"]
@@ -127,7 +134,8 @@ class Stack:
             f"{PORTAL_URL}/oauth/authorize/", data={**query, "user_id": "1"}
         )
         assert allowed.status_code == 302, allowed.text
-        return await self.browser.get(allowed.headers["location"])
+        callback: str = allowed.headers["location"]
+        return callback
 
     async def chat(self, **body: Any) -> dict[str, Any]:
         answer = await self.browser.post(f"{PORTAL_URL}/sandbox/api/chats", json=body)
@@ -157,4 +165,4 @@ async def running_stack(db: Path, **sandbox: Any) -> AsyncIterator[Stack]:
         host_app.router.lifespan_context(host_app),
         httpx.AsyncClient(transport=network) as browser,
     ):
-        yield Stack(host_app, sandbox_app, browser, clock)
+        yield Stack(host_app, sandbox_app, browser, clock, network)

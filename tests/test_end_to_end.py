@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -17,6 +18,13 @@ async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
     async with running_stack(tmp_path / "host.sqlite3") as running:
         yield running
+
+
+def with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    assert set(changes) <= set(query)
+    return urlunsplit(parts._replace(query=urlencode({**query, **changes})))
 
 
 async def connected(stack: Stack, **settings: object) -> dict:
@@ -183,3 +191,50 @@ async def test_an_expired_token_is_refreshed_once_and_the_new_pair_kept(stack: S
         messages=[{"author": "visitor", "text": "y"}],
     )
     assert len(await stack.appeals()) == 2
+
+
+async def test_an_oauth_server_outside_the_allow_list_is_refused_and_never_contacted(
+    stack: Stack,
+) -> None:
+    integration = await stack.configure()
+    callback = await stack.authorized_callback(integration["id"])
+    forged = with_query(callback, server_domain="oauth.evil.example")
+    stack.network.contacted.clear()
+    answer = await stack.browser.get(forged)
+    assert answer.status_code == 403 and "oauth.evil.example" in answer.text
+    assert "oauth.evil.example" not in stack.network.contacted
+    assert stack.network.contacted == ["127.0.0.1:8000"]  # only the browser's own request
+    stored = await stack.host.repo.get_integration(integration["id"])
+    assert stored is not None and "access_token" not in stored.secrets
+
+
+async def test_a_callback_from_another_portal_is_refused(stack: Stack) -> None:
+    integration = await stack.configure()
+    callback = await stack.authorized_callback(integration["id"])
+    answer = await stack.browser.get(with_query(callback, domain="other.bitrix24.ru"))
+    assert answer.status_code == 403 and "other.bitrix24.ru" in answer.text
+
+
+async def test_a_missing_scope_is_warned_about(stack: Stack) -> None:
+    await stack.browser.put(
+        f"{PORTAL_URL}/sandbox/api/app", json={"scopes": ["crm", "imopenlines", "im"]}
+    )
+    integration = await connected(stack)
+    data = (await stack.browser.get(f"{HOST_URL}/api/integrations/{integration['id']}")).json()
+    assert data["status"]["level"] == "warning" and "contact_center" in data["status"]["text"]
+
+
+async def test_a_chat_before_connecting_waits_in_the_inbox(stack: Stack) -> None:
+    await stack.configure()
+    await stack.chat(
+        connector="livechat",
+        visitor={"name": "Early"},
+        messages=[{"author": "visitor", "text": "x"}],
+    )
+    [item] = await stack.host.repo.list_inbox()
+    assert (
+        item.status == "pending"
+        and item.attempts == 1
+        and "not connected" in (item.last_error or "")
+    )
+    assert await stack.appeals() == []
