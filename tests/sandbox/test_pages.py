@@ -127,7 +127,8 @@ def test_command_line_prints_what_a_client_needs(
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: ran.update(app=app, **kw))
     cli.main(["--host", "127.0.0.1", "--port", "8123", "--rate-limit", "enterprise"])
     out = capsys.readouterr().out
-    assert "127.0.0.1:8123" in out and DEFAULT_CLIENT_ID in out and DEFAULT_CLIENT_SECRET in out
+    assert "127.0.0.1:8123" in out and DEFAULT_CLIENT_ID in out
+    assert DEFAULT_CLIENT_SECRET not in out  # secrets stay off the console; the app page shows it
     assert "/sandbox/app" in out and "/sandbox/webhooks" in out
     assert ran["port"] == 8123
     assert ran["app"].state.sandbox.config.rate_limit.burst == 250
