@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
+import httpx
 import pytest
 
+from hooks.host.app import create_app
+from hooks.host.catalog import CatalogFileError, load_catalog_file
 from hooks.host.oauth_state import sign_state
+from hooks.host.state import HostConfig
 from hooks.models import Appeal, Attribution, Contact, CrmRef, PortalRef
 from tests.conftest import PUBLIC_URL, RunningHost
 from tests.examples import form_body
@@ -322,3 +328,24 @@ async def test_session_report_goes_to_the_plugin(running_host: RunningHost) -> N
     assert answer.status_code == 501
     assert answer.json()["error"] == "not_available"
     assert (await running_host.client.post("/api/sessions/999", json={})).status_code == 404
+
+
+async def test_the_accounts_catalog_loads_from_a_json_file(
+    host_config: HostConfig, tmp_path: Path
+) -> None:
+    own = {
+        "employees": [{"id": 7, "name": "Вера"}],
+        "sources": [{"id": 9, "name": "Авито", "utm_source": "avito"}],
+        "sites": [{"id": 3, "name": "Сайт", "domain": "vera.example.ru"}],
+        "campaigns": [],
+    }
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(own), encoding="utf-8")
+    app = create_app(replace(host_config, catalog_path=path))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            assert (await client.get("/api/catalog")).json() == own
+    path.write_text('{"employees": [{"id": "x"}]}', encoding="utf-8")
+    with pytest.raises(CatalogFileError, match="does not match"):
+        load_catalog_file(path)
