@@ -28,6 +28,7 @@ from b24_openlines_plugin.bitrix.wire import (
     parse_session_history,
 )
 from b24_openlines_plugin.settings import B24Settings
+from b24_openlines_plugin.site_script import session_in_text
 from b24_openlines_plugin.transcript import messages_of, transcript_text
 from hooks.errors import RetryLater, UpstreamError
 from hooks.models import Appeal, Contact, CrmRef, Integration, PortalRef, Utm
@@ -122,6 +123,11 @@ async def fetch(client: RestClient, kind: ChatEntity, entity_id: int) -> ChatRec
     return ChatRecords(kind, entity, contact, history, chats[0].connector_id)
 
 
+def appeal_key(member_id: str, openlines_session_id: int) -> str:
+    """One appeal per Open Lines dialog of a portal."""
+    return f"b24:{member_id}:session:{openlines_session_id}"
+
+
 def is_open_lines(entity: CrmEntity) -> bool:
     return bool(_connector_from_im(entity)) or bool(
         entity.source_id and _OPENLINES_SOURCE.match(entity.source_id)
@@ -190,11 +196,14 @@ async def build_appeal(
         openlines_session_id=history.session_id,
         connector=connector,
         crm_utm=utm_of(entity),
+        transcript_session_id=next(
+            (found for m in messages if (found := session_in_text(m.text))), None
+        ),
     )
     person = records.contact if records.kind == "deal" else entity
     endpoint = str(integration.connection["client_endpoint"]).removesuffix("/rest/").rstrip("/")
     return Appeal(
-        key=f"b24:{member_id}:session:{history.session_id}",
+        key=appeal_key(member_id, history.session_id),
         integration_id=integration.id,
         created_at=entity.date_create,
         channel=connector,

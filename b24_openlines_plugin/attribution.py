@@ -4,8 +4,21 @@ else the messenger's mapping from the settings, else the default of the traffic 
 from __future__ import annotations
 
 from b24_openlines_plugin.settings import B24Settings
-from hooks.models import Attribution, Utm
+from hooks.models import Attribution, Utm, VisitorSession
 from hooks.services import SessionStore
+
+
+def from_visit(visit: VisitorSession, settings: B24Settings) -> Attribution:
+    """The visitor's own campaign, source, site and UTM tags."""
+    return Attribution(
+        method="session",
+        session_id=visit.id,
+        traffic_type=settings.traffic_type,
+        source_id=visit.source_id,
+        site_id=visit.site_id,
+        campaign_id=visit.campaign_id,
+        utm=visit.utm,
+    )
 
 
 async def attribute(
@@ -28,15 +41,7 @@ async def attribute(
     for session_id in candidates:
         visit = await sessions.get(session_id)
         if visit is not None:
-            return Attribution(
-                method="session",
-                session_id=visit.id,
-                traffic_type=settings.traffic_type,
-                source_id=visit.source_id,
-                site_id=visit.site_id,
-                campaign_id=visit.campaign_id,
-                utm=visit.utm,
-            )
+            return from_visit(visit, settings)
     row = settings.messenger_map.get(connector)
     if settings.traffic_type == "campaign":
         if row is not None and row.campaign_id is not None:

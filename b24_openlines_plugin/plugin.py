@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from b24_openlines_plugin import PLUGIN_NAME, appeals, connection, events
+from b24_openlines_plugin import PLUGIN_NAME, appeals, connection, events, sessions
 from b24_openlines_plugin.settings import build_settings_view, stored_settings
 from hooks import hookimpl
-from hooks.errors import NotAvailable, RetryLater
+from hooks.errors import RetryLater
 from hooks.models import (
     Catalog,
     HookRequest,
@@ -93,7 +93,9 @@ async def _process_webhook(
 
 
 @hookimpl
-def on_session(integration: Integration, request: HookRequest) -> HookResponse | None:
+def on_session(
+    integration: Integration, request: HookRequest, host: HostServices
+) -> Awaitable[HookResponse] | None:
     if not _ours(integration):
         return None
-    raise NotAvailable("Session binding arrives with the site-script step (issue 4)")
+    return sessions.report(integration, request, host)

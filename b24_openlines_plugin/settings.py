@@ -18,6 +18,7 @@ field is left empty or still shows the mask, and handed to the host only as ``Se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple, Protocol
@@ -40,6 +41,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
 from b24_openlines_plugin.portal import PortalAddressError, normalize_portal
+from b24_openlines_plugin.site_script import render_site_script
 from hooks.models import (
     Catalog,
     Choice,
@@ -225,11 +227,14 @@ _PYDANTIC_MESSAGES = {
     "model_attributes_type": _t("Ожидается объект", "Expected an object"),
 }
 _SCRIPT_NOTE = _t(
-    "Скрипт появится здесь после сохранения настроек. В этой версии он ещё не формируется: "
-    "он появится вместе с шагом «Скрипт для сайта».",
-    "The script appears here once the settings are saved. This version does not produce it "
-    "yet: it arrives with the site-script step.",
+    "Скрипт появится здесь после сохранения настроек.",
+    "The script appears here once the settings are saved.",
 )
+DEFAULT_TRACKER_GETTER = "analyticsHost.getSessionId"
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+_JS_PATH = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
 
 
 def _invalid(message: LocalizedText) -> PydanticCustomError:
@@ -490,6 +495,33 @@ class B24Settings(_Model):
             required_when_active=True,
         ),
     ] = None
+    site_domains: Annotated[
+        str | None,
+        FormMeta(
+            "script",
+            "text",
+            _t("Домены сайта", "Site domains"),
+            _t(
+                "Через запятую: сайты, где стоит скрипт (например shop.example.ru). Только с них "
+                "принимаются сообщения скрипта. Пусто — домены сайтов из вашего кабинета.",
+                "Comma-separated: the sites that carry the script (e.g. shop.example.ru). Only "
+                "they may report to the host. Empty: the domains of your account's sites.",
+            ),
+        ),
+    ] = None
+    tracker_getter: Annotated[
+        str,
+        FormMeta(
+            "script",
+            "text",
+            _t("Функция ID сессии трекера", "Tracker session id function"),
+            _t(
+                "Откуда скрипт берёт ID сессии посетителя: функция трекера платформы на странице.",
+                "Where the script reads the visitor's session id: the platform tracker's "
+                "function on the page.",
+            ),
+        ),
+    ] = DEFAULT_TRACKER_GETTER
     messenger_map: Annotated[
         dict[ConnectorId, MessengerRow],
         FormMeta(
@@ -539,6 +571,39 @@ class B24Settings(_Model):
         except PortalAddressError as exc:
             raise _invalid(exc.message) from exc
         return value
+
+    @field_validator("site_domains")
+    @classmethod
+    def _check_site_domains(cls, value: str | None) -> str | None:
+        """Kept as a tidy comma-separated list; each entry must be a bare host name."""
+        if value is None:
+            return None
+        hosts = [part.strip().lower() for part in re.split(r"[,\s]+", value) if part.strip()]
+        bad = [h for h in hosts if not _HOST_NAME.fullmatch(h)]
+        if bad or len(hosts) > 50:
+            raise _invalid(
+                _t(
+                    "Укажите только домены через запятую, например shop.example.ru",
+                    "List bare domains separated by commas, e.g. shop.example.ru",
+                )
+            )
+        return ", ".join(dict.fromkeys(hosts)) or None
+
+    @field_validator("tracker_getter")
+    @classmethod
+    def _check_tracker_getter(cls, value: str) -> str:
+        if not _JS_PATH.fullmatch(value) or len(value) > 200:
+            raise _invalid(
+                _t(
+                    "Путь к функции вида analyticsHost.getSessionId",
+                    "A path to a function like analyticsHost.getSessionId",
+                )
+            )
+        return value
+
+    @property
+    def site_hosts(self) -> list[str]:
+        return self.site_domains.split(", ") if self.site_domains else []
 
     @property
     def portal_url(self) -> str | None:
@@ -775,6 +840,14 @@ class _Page:
             for name, _ in _FIELDS
         }
         portal_url = in_force.portal_url
+        script = (
+            render_site_script(
+                endpoint=self.host.url(f"/api/sessions/{self.integration.id}"),
+                getter=in_force.tracker_getter,
+            )
+            if store is not None or self.integration.settings
+            else None
+        )
         authorize_url = (
             f"{portal_url}/oauth/authorize/?{urlencode({'client_id': in_force.client_id})}"
             if portal_url and in_force.client_id
@@ -791,8 +864,8 @@ class _Page:
                 authorize_url=authorize_url,
                 portal_url=portal_url,
                 status=self._status(in_force, "client_secret" in secrets_set, portal_url),
-                site_script=None,
-                site_script_note=_SCRIPT_NOTE,
+                site_script=script,
+                site_script_note=None if script else _SCRIPT_NOTE,
             ),
         )
 

@@ -52,7 +52,7 @@ def messages_of(history: SessionHistory) -> list[Message]:
             author = "visitor"
         else:
             author = "operator"
-        text = bbcode_to_text(item.text)
+        text = "\n".join(t for t in [bbcode_to_text(item.text), *item.attachments] if t.strip())
         if text:
             messages.append(Message(at=item.date, author=author, text=text))
     return messages

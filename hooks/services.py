@@ -43,6 +43,10 @@ class AppealSink(Protocol):
         """Insert the appeal, or replace the fields of the one with the same key."""
         ...
 
+    async def get(self, key: str) -> Appeal | None:
+        """The appeal with this key, to update it when more is learnt."""
+        ...
+
 
 class IntegrationStore(Protocol):
     """Integrations with compare-and-swap, so two workers never lose a rotated token."""

@@ -43,7 +43,8 @@ def test_official_history_becomes_messages_oldest_first() -> None:
     history = parse_session_history(load_json("imopenlines.session.history.get.json")["result"])
     messages = messages_of(history)
     assert [(m.author, m.text) for m in messages] == [
-        ("system", "A new lead has been created"),
+        # The system message's attach block (a contact form) is part of what it says.
+        ("system", "A new lead has been created\nName: John\nPhone: +11234567890"),
         ("operator", "Open the task card and click Observers"),
     ]
     assert messages[0].at.utcoffset() is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -238,3 +239,55 @@ async def test_a_chat_before_connecting_waits_in_the_inbox(stack: Stack) -> None
         and "not connected" in (item.last_error or "")
     )
     assert await stack.appeals() == []
+
+
+async def visit(stack: Stack, url: str) -> str:
+    answer = await stack.browser.post(f"{HOST_URL}/api/visits", json={"url": url, "referrer": None})
+    session_id: str = answer.json()["session_id"]
+    return session_id
+
+
+LANDING = f"{PORTAL_URL}/site/landing?utm_source=yandex&utm_medium=cpc&utm_campaign=spring_sale"
+
+
+async def test_the_session_written_into_the_chat_attributes_the_appeal(stack: Stack) -> None:
+    await connected(stack)
+    session_id = await visit(stack, LANDING)
+    await stack.chat(
+        connector="livechat",
+        custom_data=[{"MESSAGE": f"Analytics session: {session_id}"}],
+        messages=[{"author": "visitor", "text": "Есть в наличии?"}],
+    )
+    [appeal] = await stack.appeals()
+    attribution = appeal["attribution"]
+    assert (attribution["method"], attribution["session_id"]) == ("session", session_id)
+    assert (attribution["campaign_id"], attribution["source_id"], attribution["site_id"]) == (
+        1,
+        1,
+        1,
+    )
+    assert (
+        attribution["utm"]["utm_campaign"] == "spring_sale"
+        and attribution["utm"]["utm_medium"] == "cpc"
+    )
+
+
+async def test_a_report_after_the_event_corrects_the_appeal(stack: Stack) -> None:
+    integration = await connected(stack)
+    session_id = await visit(stack, LANDING)
+    started = await stack.chat(
+        connector="livechat", messages=[{"author": "visitor", "text": "hello"}]
+    )
+    [before] = await stack.appeals()
+    assert before["attribution"]["method"] == "default"
+    report = await stack.browser.post(
+        f"{HOST_URL}/api/sessions/{integration['id']}",
+        content=json.dumps(
+            {"session_id": session_id, "openlines_session_id": started["session_id"]}
+        ),
+        headers={"origin": PORTAL_URL, "content-type": "text/plain"},
+    )
+    assert report.status_code == 200, report.text
+    [after] = await stack.appeals()
+    assert after["attribution"]["method"] == "session" and after["attribution"]["campaign_id"] == 1
+    assert after["text"] == before["text"] and after["key"] == before["key"]

@@ -320,16 +320,6 @@ async def test_oauth_callback_needs_a_valid_state(running_host: RunningHost) -> 
     assert answer.status_code == 400 and "domain" in answer.text  # the plugin checks the query
 
 
-async def test_session_report_goes_to_the_plugin(running_host: RunningHost) -> None:
-    data = await create(running_host)
-    answer = await running_host.client.post(
-        f"/api/sessions/{data['id']}", json={"session_id": "abc", "openlines_session_id": 42}
-    )
-    assert answer.status_code == 501
-    assert answer.json()["error"] == "not_available"
-    assert (await running_host.client.post("/api/sessions/999", json={})).status_code == 404
-
-
 async def test_the_accounts_catalog_loads_from_a_json_file(
     host_config: HostConfig, tmp_path: Path
 ) -> None:

@@ -253,6 +253,8 @@ def test_settings_json_keys_are_the_documented_ones() -> None:
         "source_id",
         "site_id",
         "campaign_id",
+        "site_domains",
+        "tracker_getter",
         "messenger_map",
     ]
 
@@ -285,7 +287,8 @@ def test_fresh_integration_page_follows_the_eight_steps() -> None:
         derived.site_script_note is not None and "после сохранения" in derived.site_script_note.ru
     )
     script = view.sections[-1]
-    assert script.fields == [] and script.title.ru == "Скрипт для сайта"
+    assert [f.key for f in script.fields] == ["site_domains", "tracker_getter"]
+    assert script.title.ru == "Скрипт для сайта"
 
 
 def test_labels_are_the_clients_russian_ones_with_english() -> None:
@@ -389,6 +392,8 @@ def test_form_submission_with_strings_is_stored_typed() -> None:
         "source_id": 5,
         "site_id": 3,
         "campaign_id": None,
+        "site_domains": None,
+        "tracker_getter": "analyticsHost.getSessionId",
         "messenger_map": {"telegrambot": {"source_id": 6}},
     }
     assert view.store.secrets["client_secret"].get_secret_value() == NEW_SECRET
@@ -788,3 +793,31 @@ def test_works_with_the_hosts_services() -> None:
     finally:
         asyncio.run(client.aclose())
     assert view.derived.redirect_url == "https://analytics.example/oauth2/callback"
+
+
+def test_saved_settings_show_the_site_script_with_escaped_values() -> None:
+    view = render({**COMPLETE_SOURCE, "tracker_getter": "uis.getSession"})
+    assert view.store is not None
+    script = view.derived.site_script
+    assert script is not None and script.startswith("<script>") and script.endswith("</script>")
+    assert '"getter": "uis.getSession"' in script
+    assert "/api/sessions/7" in script and view.derived.site_script_note is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tracker_getter", "alert(1)"),
+        ("tracker_getter", "a.</script><script>x"),
+        ("site_domains", "https://shop.example.ru/"),
+        ("site_domains", "shop.example.ru, <b>"),
+    ],
+)
+def test_script_settings_reject_what_is_not_a_name(field: str, value: str) -> None:
+    view = render({**COMPLETE_SOURCE, field: value})
+    assert view.store is None and field in view.errors
+
+
+def test_site_domains_are_tidied() -> None:
+    view = render({**COMPLETE_SOURCE, "site_domains": " Shop.Example.ru,shop.example.ru  b.ru"})
+    assert view.store is not None and view.store.settings["site_domains"] == "shop.example.ru, b.ru"

@@ -100,6 +100,7 @@ class HistoryMessage(Record):
     author_id: int  # 0 = a system message
     date: AwareDatetime
     text: str  # BB-code, as Bitrix24 stores it
+    attachments: list[str] = []  # the text of its attach blocks (custom data, forms), in order
 
 
 class SessionHistory(Record):

@@ -627,10 +627,33 @@ class _HistoryMessageSchema(_Wire):
     author_id = _Int(data_key="senderid", required=True, validate=validate.Range(min=0))
     date = _When(required=True)
     text = _Text(load_default="", allow_none=True)
+    params = fields.Raw(load_default=None, allow_none=True)
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> HistoryMessage:
-        return HistoryMessage(**{**data, "text": data["text"] or ""})
+        attachments = _attach_texts(data.pop("params"))
+        return HistoryMessage(**{**data, "text": data["text"] or "", "attachments": attachments})
+
+
+def _attach_texts(params: object) -> list[str]:
+    """The words of a message's attach blocks: ``message`` blocks, and grid rows as name: value.
+
+    The live-chat widget's custom data arrives this way, so an analytics session id written by
+    the site script can be read back from the transcript.
+    """
+    attach = params.get("attach") if isinstance(params, dict) else None
+    texts: list[str] = []
+    for item in _php_list(attach) or []:
+        blocks = item.get("blocks") if isinstance(item, dict) else None
+        for block in _php_list(blocks) or []:
+            if not isinstance(block, dict):
+                continue
+            if isinstance(block.get("message"), str):
+                texts.append(block["message"])
+            for row in _php_list(block.get("grid")) or []:
+                if isinstance(row, dict) and isinstance(row.get("value"), str | int):
+                    texts.append(f"{row.get('name') or ''}: {row['value']}".strip(": "))
+    return texts
 
 
 class _HistoryUserSchema(_Wire):

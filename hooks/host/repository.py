@@ -86,6 +86,8 @@ class Repository(Protocol):
     # appeals
     async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal: ...
 
+    async def get_appeal(self, key: str) -> StoredAppeal | None: ...
+
     async def list_appeals(
         self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredAppeal]:

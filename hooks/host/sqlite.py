@@ -303,6 +303,12 @@ class SqliteRepository:
             ).fetchall()[0]
         return _stored_appeal(row)
 
+    async def get_appeal(self, key: str) -> StoredAppeal | None:
+        row = self._db.execute(
+            "SELECT record, first_seen_at, updated_at FROM appeals WHERE key = ?", (key,)
+        ).fetchone()
+        return _stored_appeal(row) if row is not None else None
+
     async def list_appeals(
         self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredAppeal]:

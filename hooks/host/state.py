@@ -64,6 +64,10 @@ class _Appeals:
     async def upsert(self, appeal: Appeal) -> StoredAppeal:
         return await self._repo.upsert_appeal(appeal)
 
+    async def get(self, key: str) -> Appeal | None:
+        stored = await self._repo.get_appeal(key)
+        return stored.appeal if stored is not None else None
+
 
 class _Integrations:
     def __init__(self, repo: Repository) -> None:
