@@ -8,6 +8,7 @@ import uvicorn
 
 from b24_openlines_plugin.sandbox.app import create_sandbox_app
 from b24_openlines_plugin.sandbox.config import ENTERPRISE_RATE, STANDARD_RATE, SandboxConfig
+from b24_openlines_plugin.sandbox.pages import LANDING
 
 RATES = {"standard": STANDARD_RATE, "enterprise": ENTERPRISE_RATE, "off": None}
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         ("Local application", f"{base}/sandbox/app"),
         ("Outgoing webhooks", f"{base}/sandbox/webhooks"),
         ("Event deliveries", f"{base}/sandbox/deliveries"),
+        ("Demo site (from an ad)", f"{base}{LANDING}"),
+        ("Demo site <head> code", f"{base}/sandbox/site/settings"),
         ("JSON test API", f"{base}/sandbox/api/portal"),
     ]
     print(f"Sandbox Bitrix24 portal {config.domain}  (member_id {config.member_id})")

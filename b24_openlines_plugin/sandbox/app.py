@@ -1,4 +1,4 @@
-"""The sandbox as one Starlette application: portal REST, OAuth server, pages, test API."""
+"""The sandbox as one Starlette application: portal REST, OAuth, pages, test API, demo site."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from b24_openlines_plugin.sandbox import api, oauth_http, pages
+from b24_openlines_plugin.sandbox import api, oauth_http, pages, site
 from b24_openlines_plugin.sandbox.config import SandboxConfig
 from b24_openlines_plugin.sandbox.rest import rest_endpoint
 from b24_openlines_plugin.sandbox.state import Sandbox
@@ -47,6 +47,10 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/sandbox/webhooks", pages.webhooks_page, methods=[GET, POST]),
         Route("/sandbox/webhooks/{webhook_id:int}/delete", pages.webhook_delete, methods=[POST]),
         Route("/sandbox/deliveries", pages.deliveries_page),
+        Route("/sandbox/site/settings", site.settings_page, methods=[GET, POST]),
+        Route("/sandbox/widget.js", site.widget_js),
+        Route("/site/", site.demo_page),
+        Route("/site/{page}", site.demo_page),
         Route("/sandbox/api/portal", api.portal),
         Route("/sandbox/api/app", api.app, methods=[GET, PUT]),
         Route("/sandbox/api/outgoing-webhooks", api.outgoing_webhooks, methods=[GET, POST]),
@@ -63,6 +67,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/sandbox/api/chats/{chat_id:int}/close", api.chat_close, methods=[POST]),
         Route("/sandbox/api/chats/{chat_id:int}/sessions", api.chat_sessions, methods=[POST]),
         Route("/sandbox/api/faults", api.faults, methods=[GET, POST, DELETE]),
+        Route("/sandbox/api/site", site.site_api, methods=[GET, PUT]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sandbox = sandbox

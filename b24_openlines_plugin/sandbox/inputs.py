@@ -28,7 +28,9 @@ class ChatStart(BaseModel):
     close: bool = False
     returning_contact_id: int | None = None
     new_lead: bool = True
-    custom_data: str | list[dict[str, Any]] | None = None
+    # What the widget's setCustomData() collected: a string, or attach blocks (other items of
+    # a list are dropped, as the widget drops them).
+    custom_data: str | list[Any] | None = None
     operator_id: int | None = None
 
 
@@ -43,4 +45,4 @@ class SessionStart(BaseModel):
     messages: list[MessageIn] = Field(default_factory=list)
     new_lead: bool = True
     close: bool = False
-    custom_data: str | list[dict[str, Any]] | None = None
+    custom_data: str | list[Any] | None = None

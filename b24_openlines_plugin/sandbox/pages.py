@@ -24,6 +24,9 @@ from b24_openlines_plugin.sandbox.records import atom
 from b24_openlines_plugin.sandbox.scenarios import ScenarioError
 from b24_openlines_plugin.sandbox.state import Sandbox
 
+LANDING = "/site/landing?utm_source=yandex&utm_medium=cpc&utm_campaign=spring_sale"
+"""The demo site's page as reached from an ad (``site.py`` serves it)."""
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -93,6 +96,7 @@ async def index(request: Request, error: str | None = None, status: int = 200) -
         chats=chats,
         transcripts={c["chat_id"]: _transcript(sandbox, c["chat_id"]) for c in chats},
         crm=crm,
+        landing=LANDING,
     )
 
 

@@ -38,7 +38,7 @@ class ScenarioError(Exception):
         self.message = message
 
 
-def custom_data_blocks(custom_data: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+def custom_data_blocks(custom_data: str | list[Any]) -> list[dict[str, Any]]:
     """The widget's setCustomData(): a string is ``[{MESSAGE: x}]``, a list keeps its objects."""
     if isinstance(custom_data, str):
         return [{"MESSAGE": custom_data}]
@@ -199,7 +199,7 @@ class Scenarios:
         return operators[(self._next_operator - 1) % len(operators)]
 
     def _open_session(
-        self, chat: Chat, plan: CrmPlan, custom_data: str | list[dict[str, Any]] | None
+        self, chat: Chat, plan: CrmPlan, custom_data: str | list[Any] | None
     ) -> Session:
         now = self.now()
         session = Session(
@@ -208,8 +208,8 @@ class Scenarios:
         self.portal.sessions[session.id] = session
         chat.session_ids.append(session.id)
         self._plans[session.id] = plan
-        if custom_data:
-            blocks = custom_data_blocks(custom_data)
+        blocks = custom_data_blocks(custom_data) if custom_data else []
+        if blocks:
             text = "\n".join(str(b["MESSAGE"]) for b in blocks if "MESSAGE" in b)
             attach = {
                 "id": int(now),

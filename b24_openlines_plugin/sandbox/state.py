@@ -57,6 +57,13 @@ class Faults:
         return None
 
 
+@dataclass
+class DemoSite:
+    """The demo website's one "CMS" setting: the code its owner put into every page's <head>."""
+
+    head_html: str = ""
+
+
 class Sandbox:
     """What ``app.state.sandbox`` holds; tests reach in here for the clock-free parts."""
 
@@ -76,6 +83,7 @@ class Sandbox:
         self.bucket = LeakyBucket(config.rate_limit, config.clock) if config.rate_limit else None
         self.operating = OperatingBudget(config.operating_limit, config.clock)
         self.faults = Faults()
+        self.site = DemoSite()
         if config.seed_crm:
             self.scenarios.crm.seed()
 
