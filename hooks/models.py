@@ -307,6 +307,13 @@ class WebhookOutcome(ContractModel):
     appeal_keys: list[str] = []
 
 
+class ScheduleOutcome(ContractModel):
+    """What a periodic ``on_schedule`` run did, for the host's log."""
+
+    appeal_keys: list[str] = []
+    note: str | None = None
+
+
 class OAuthOutcome(ContractModel):
     """What ``on_oauth_callback`` learned: merged into the integration by the host."""
 

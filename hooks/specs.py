@@ -25,6 +25,7 @@ from hooks.models import (
     HookResponse,
     Integration,
     OAuthOutcome,
+    ScheduleOutcome,
     SettingsView,
     WebhookOutcome,
     WebhookVerdict,
@@ -139,4 +140,24 @@ def on_session(
     :param host: the host's services; bind with ``host.sessions.bind``.
     :return: the ``HookResponse`` to send, CORS headers included. ``None``: the integration is
         not this plugin's.
+    """
+
+
+@hookspec(firstresult=True)
+def on_schedule(
+    integration: Integration,
+    host: HostServices,
+) -> ScheduleOutcome | Awaitable[ScheduleOutcome] | None:
+    """Catch up on what push delivery missed, and finish what is still open.
+
+    Called periodically for every integration by the host's scheduler (every
+    ``--schedule-seconds``, 60 s by default), in the same job as the integration's inbox drain,
+    so the two never run at once for one integration.
+
+    :param integration: the integration, as stored now.
+    :param host: the host's services; write appeals with ``host.appeals.upsert`` and keep a
+        cursor with ``host.integrations.update``.
+    :return: a ``ScheduleOutcome`` naming the appeals written. Raise ``RetryLater`` when the
+        remote side is busy (the next run tries again). ``None``: the integration is not this
+        plugin's.
     """

@@ -25,6 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--public-url", help="the address browsers and Bitrix24 reach this host at")
+    parser.add_argument(
+        "--schedule-seconds",
+        type=float,
+        default=60.0,
+        help="how often each integration's periodic work runs (0: never)",
+    )
     parser.add_argument("--catalog", type=Path, help="load the account catalog from this JSON file")
     parser.add_argument(
         "--lang",
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         public_url=public_url,
         language=cast(Language, args.lang),
         catalog_path=args.catalog,
+        schedule_seconds=args.schedule_seconds,
     )
     print(
         f"Analytics host: {public_url}/  (Raw data → Appeals and goals: {public_url}/raw/appeals)",

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from hooks.errors import HookError
 from hooks.host import api, pages
 from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
-from hooks.host.inbox import DRAIN, drain, receive_webhook
+from hooks.host.inbox import DRAIN, TICK, drain, receive_webhook, tick
 from hooks.host.inprocess_jobs import InProcessJobQueue
 from hooks.host.plugins import PluginHost, get_plugin_manager
 from hooks.host.sqlite import open_repository
@@ -57,9 +57,12 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
                 log.error("plugin %s is not available: %s", failure.name, failure.error)
             app.state.host = host
             queue.register(DRAIN, partial(drain, host))
+            queue.register(TICK, partial(tick, host))
             await queue.start()
             for integration_id in await repo.pending_integrations():
                 await queue.enqueue(DRAIN, str(integration_id))
+            if config.schedule_seconds > 0:
+                await queue.enqueue(TICK, "all")
             try:
                 yield
             finally:

@@ -25,6 +25,7 @@ from hooks.services import HostServices
 log = logging.getLogger("hooks.host.inbox")
 
 DRAIN = "drain"
+TICK = "tick"
 DRAIN_BATCH = 50
 MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS = 2.0
@@ -62,10 +63,49 @@ async def receive_webhook(request: Request) -> JSONResponse:
 
 
 async def drain(host: Host, key: str) -> None:
-    """Process the integration's due deliveries, then ask for the next drain if any remain."""
+    """Process the integration's due deliveries, then its periodic work when that is due.
+
+    Both run in this one job, keyed by the integration, so they never overlap for it.
+    """
     integration = await host.repo.get_integration(int(key))
     if integration is None:
         return
+    await _drain_inbox(host, integration, key)
+    if host.schedule_due(integration.id):
+        await run_schedule(host, integration.id)
+
+
+async def run_schedule(host: Host, integration_id: int) -> None:
+    integration = await host.repo.get_integration(integration_id)
+    if integration is None:
+        return
+    try:
+        outcome = await host.plugins.schedule(integration, host=await host.services())
+    except RetryLater as exc:
+        log.info("periodic work of integration %s postponed: %s", integration_id, exc.message)
+    except HookError as exc:
+        if exc.status != 404:  # 404: the plugin has no periodic work
+            log.warning("periodic work of integration %s failed: %s", integration_id, exc.message)
+    except Exception:
+        log.exception("periodic work of integration %s failed", integration_id)
+    else:
+        if outcome.appeal_keys or outcome.note:
+            log.info(
+                "integration %s: %d appeals caught up. %s",
+                integration_id,
+                len(outcome.appeal_keys),
+                outcome.note or "",
+            )
+
+
+async def tick(host: Host, key: str) -> None:
+    """The scheduler: ask for every integration's job, then come back after the interval."""
+    for integration in await host.repo.list_integrations():
+        await host.queue.enqueue(DRAIN, str(integration.id))
+    await host.queue.enqueue(TICK, key, delay=host.config.schedule_seconds)
+
+
+async def _drain_inbox(host: Host, integration: Integration, key: str) -> None:
     items = await host.repo.due_inbox_items(
         integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH
     )

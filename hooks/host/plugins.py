@@ -24,6 +24,7 @@ from hooks.models import (
     HookResponse,
     Integration,
     OAuthOutcome,
+    ScheduleOutcome,
     SettingsView,
     WebhookOutcome,
     WebhookVerdict,
@@ -99,6 +100,9 @@ class PluginHost:
         self, integration: Integration, *, request: HookRequest, host: HostServices
     ) -> HookResponse:
         return await self._call("on_session", integration, HookResponse, request=request, host=host)
+
+    async def schedule(self, integration: Integration, *, host: HostServices) -> ScheduleOutcome:
+        return await self._call("on_schedule", integration, ScheduleOutcome, host=host)
 
     async def _call(
         self, hook: str, integration: Integration, expected: type[T], **kwargs: Any

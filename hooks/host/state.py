@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class HostConfig:
     catalog_path: Path | None = None
     seed_demo_catalog: bool = True
     http_transport: httpx.AsyncBaseTransport | None = None
+    schedule_seconds: float = 60.0  # 0: no periodic work
     webhook_max_bytes: int = 64 * 1024
     session_max_bytes: int = 4 * 1024
 
@@ -101,6 +103,18 @@ class Host:
     plugins: PluginHost
     queue: JobQueue
     http: httpx.AsyncClient
+    last_scheduled: dict[int, float] = field(default_factory=dict)
+
+    def schedule_due(self, integration_id: int) -> bool:
+        """Whether the integration's periodic work is due; if so, it counts as started now."""
+        if self.config.schedule_seconds <= 0:
+            return False
+        now = time.monotonic()
+        last = self.last_scheduled.get(integration_id)
+        if last is not None and now - last < self.config.schedule_seconds:
+            return False
+        self.last_scheduled[integration_id] = now
+        return True
 
     async def services(self) -> HostServices:
         return HostServices(

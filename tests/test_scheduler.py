@@ -1,0 +1,75 @@
+"""The host's scheduler runs each integration's periodic work through the same job as its drain."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from hooks import hookimpl
+from hooks.host.app import create_app
+from hooks.host.plugins import get_plugin_manager
+from hooks.host.state import HostConfig
+from hooks.models import Integration, ScheduleOutcome
+
+pytestmark = pytest.mark.anyio
+
+
+class Periodic:
+    """A plugin whose periodic work records when it runs and whether it overlaps itself."""
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []
+        self.running: set[int] = set()
+        self.overlapped = False
+
+    @hookimpl
+    def on_schedule(self, integration: Integration) -> object:
+        if integration.plugin != "periodic":
+            return None
+        return self._run(integration)
+
+    async def _run(self, integration: Integration) -> ScheduleOutcome:
+        self.overlapped |= integration.id in self.running  # one integration, two runs at once
+        self.running.add(integration.id)
+        await asyncio.sleep(0.02)
+        self.runs.append(integration.id)
+        self.running.discard(integration.id)
+        return ScheduleOutcome(note="ok")
+
+
+async def test_periodic_work_runs_for_each_integration_and_never_overlaps(
+    host_config: HostConfig,
+) -> None:
+    plugin = Periodic()
+    app = create_app(
+        replace(host_config, schedule_seconds=0.05),
+        plugins=get_plugin_manager(extra={"periodic": plugin}),
+    )
+    async with app.router.lifespan_context(app):
+        repo = app.state.host.repo
+        first = await repo.create_integration("periodic", "a")
+        second = await repo.create_integration("periodic", "b")
+        await repo.create_integration(
+            "b24_openlines", "not configured"
+        )  # its plugin has no work yet
+        for _ in range(200):
+            if plugin.runs.count(first.id) >= 2 and plugin.runs.count(second.id) >= 2:
+                break
+            await asyncio.sleep(0.02)
+    assert plugin.runs.count(first.id) >= 2 and plugin.runs.count(second.id) >= 2
+    assert not plugin.overlapped
+
+
+async def test_no_periodic_work_when_the_interval_is_zero(host_config: HostConfig) -> None:
+    plugin = Periodic()
+    app = create_app(
+        replace(host_config, schedule_seconds=0),
+        plugins=get_plugin_manager(extra={"periodic": plugin}),
+    )
+    async with app.router.lifespan_context(app):
+        await app.state.host.repo.create_integration("periodic", "a")
+        await app.state.host.queue.enqueue("drain", "1")
+        await app.state.host.queue.idle()
+    assert plugin.runs == []
