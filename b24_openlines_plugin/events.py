@@ -19,6 +19,9 @@ from hooks.models import HookRequest, Integration, WebhookVerdict
 from hooks.services import HostServices
 
 PINNED_TOKEN = "pinned_application_token"
+PINNED_APP_TOKEN = "pinned_app_event_token"
+APP_DELIVERY = "app"
+ACTIVITY_EVENTS = frozenset({"ONCRMACTIVITYADD", "ONCRMACTIVITYUPDATE"})
 ENTITY_EVENTS: dict[ChatEntity, str] = {"lead": "ONCRMLEADADD", "deal": "ONCRMDEALADD"}
 
 
@@ -29,6 +32,12 @@ def parse(request: HookRequest) -> Event:
         raise BadRequest(f"Not a Bitrix24 event: {exc}", code="malformed_event") from exc
 
 
+def is_app_delivery(request: HookRequest) -> bool:
+    """Deliveries of handlers the plugin bound itself (``event.bind``) carry ``?via=app``: they
+    are signed with the application's token, not the outgoing webhook's."""
+    return request.query.get("via") == [APP_DELIVERY]
+
+
 async def verify(
     integration: Integration, request: HookRequest, host: HostServices
 ) -> WebhookVerdict:
@@ -37,16 +46,27 @@ async def verify(
     if member_id and not hmac.compare_digest(event.auth.member_id, str(member_id)):
         raise Forbidden("The event comes from another Bitrix24 portal", code="wrong_portal")
     settings = stored_settings(integration)
-    expected = settings.application_token or integration.secrets.get(PINNED_TOKEN)
+    if is_app_delivery(request):
+        pin_as, expected = PINNED_APP_TOKEN, integration.secrets.get(PINNED_APP_TOKEN)
+    else:
+        pin_as, expected = (
+            PINNED_TOKEN,
+            settings.application_token or integration.secrets.get(PINNED_TOKEN),
+        )
     if expected is not None:
         if not hmac.compare_digest(event.auth.application_token, expected.get_secret_value()):
             raise Forbidden(
                 "The event's application token does not match", code="wrong_application_token"
             )
     elif member_id:
-        await _pin(integration, event.auth.application_token, host)
+        await _pin(integration, pin_as, event.auth.application_token, host)
     if not settings.active:
         return WebhookVerdict(result="ignore", reason="the integration is not active")
+    if event.name in ACTIVITY_EVENTS:
+        # An activity changes many times (answered, closed): each change is its own event.
+        return WebhookVerdict(
+            result="accept", dedupe_key=f"{event.name}:{event.entity_id}:{event.ts}"
+        )
     wanted = ENTITY_EVENTS[settings.entity]
     if event.name != wanted:
         return WebhookVerdict(
@@ -57,16 +77,16 @@ async def verify(
     return WebhookVerdict(result="accept", dedupe_key=f"{event.name}:{event.entity_id}")
 
 
-async def _pin(integration: Integration, token: str, host: HostServices) -> None:
+async def _pin(integration: Integration, name: str, token: str, host: HostServices) -> None:
     try:
         await host.integrations.update(
             integration.id,
             expected_version=integration.version,
-            secrets={PINNED_TOKEN: SecretStr(token)},
+            secrets={name: SecretStr(token)},
         )
     except Conflict:
         latest = await host.integrations.get(integration.id)
-        pinned = latest.secrets.get(PINNED_TOKEN) if latest else None
+        pinned = latest.secrets.get(name) if latest else None
         if pinned is None or not hmac.compare_digest(token, pinned.get_secret_value()):
             raise Forbidden(
                 "The event's application token does not match", code="wrong_application_token"

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from b24_openlines_plugin import PLUGIN_NAME, appeals, connection, events, sessions
+from b24_openlines_plugin import (
+    PLUGIN_NAME,
+    appeals,
+    catchup,
+    connection,
+    dialogs,
+    events,
+    sessions,
+)
 from b24_openlines_plugin.settings import build_settings_view, stored_settings
 from hooks import hookimpl
 from hooks.errors import RetryLater
@@ -19,6 +27,7 @@ from hooks.models import (
     HookResponse,
     Integration,
     OAuthOutcome,
+    ScheduleOutcome,
     SettingsView,
     WebhookOutcome,
     WebhookVerdict,
@@ -76,20 +85,33 @@ async def _process_webhook(
     settings = stored_settings(integration)
     if not settings.active:
         return WebhookOutcome(result="ignored", reason="the integration is not active")
-    kind = next((k for k, name in events.ENTITY_EVENTS.items() if name == event.name), None)
-    if kind is None:
-        return WebhookOutcome(result="ignored", reason=f"{event.name} is not handled")
     if not integration.connection.get("member_id"):
         raise RetryLater("The portal is not connected yet: connect it in the settings")
     client = connection.rest_client(integration, host)
-    appeal = await appeals.process_entity(
-        client, integration, settings, host, kind, event.entity_id
-    )
+    if event.name in events.ACTIVITY_EVENTS:
+        found = await dialogs.activity(client, event.entity_id)
+        if found is None:
+            return WebhookOutcome(result="ignored", reason="not an Open Lines dialog's activity")
+        appeal = await appeals.process_activity(client, integration, settings, host, found)
+    else:
+        kind = next((k for k, name in events.ENTITY_EVENTS.items() if name == event.name), None)
+        if kind is None:
+            return WebhookOutcome(result="ignored", reason=f"{event.name} is not handled")
+        appeal = await appeals.process_entity(
+            client, integration, settings, host, kind, event.entity_id
+        )
     if appeal is None:
         return WebhookOutcome(
-            result="ignored", reason=f"{kind} {event.entity_id} is not an Open Lines chat"
+            result="ignored", reason=f"{event.name} {event.entity_id}: no Open Lines chat"
         )
     return WebhookOutcome(result="processed", appeal_keys=[appeal.key])
+
+
+@hookimpl
+def on_schedule(integration: Integration, host: HostServices) -> Awaitable[ScheduleOutcome] | None:
+    if not _ours(integration):
+        return None
+    return catchup.run(integration, host)
 
 
 @hookimpl

@@ -230,7 +230,7 @@ class Message(ContractModel):
 
 
 class CrmRef(ContractModel):
-    entity_type: Literal["lead", "deal"]
+    entity_type: Literal["lead", "deal", "contact"]  # contact: a returning customer's new dialog
     entity_id: int
     url: str | None = None
 

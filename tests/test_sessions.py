@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import RunningHost
 from tests.test_host_api import VALID, create
@@ -123,3 +125,37 @@ async def test_without_site_domains_the_accounts_sites_are_allowed(
     elsewhere = {"session_id": session, "openlines_session_id": 4}
     answer = await post(running_host, endpoint, elsewhere, origin="https://elsewhere.example")
     assert answer.status_code == 403
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "session_id": st.one_of(st.none(), st.integers(), st.text(max_size=70)),
+                "openlines_session_id": st.one_of(
+                    st.none(), st.booleans(), st.text(max_size=5), st.integers(-5, 2**40)
+                ),
+                "extra": st.text(max_size=5),
+            },
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+)
+async def test_any_report_is_answered_without_a_crash_or_a_stray_binding(
+    running_host: RunningHost, body: bytes
+) -> None:
+    if not await running_host.host.repo.list_integrations():
+        await setup(running_host)
+    try:
+        claimed = str(int(json.loads(body)["openlines_session_id"]))
+    except Exception:
+        claimed = "1"
+    before = await running_host.host.repo.get_binding(1, claimed)
+    answer = await post(running_host, "/api/sessions/1", body)
+    assert answer.status_code in (200, 400, 404, 413, 429)
+    if answer.status_code != 200:
+        assert await running_host.host.repo.get_binding(1, claimed) == before

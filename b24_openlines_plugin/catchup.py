@@ -1,0 +1,255 @@
+"""Catching up on what push delivery missed, and completing transcripts (``on_schedule``).
+
+Bitrix24 never re-sends an event, and a lead is created at the first message, so pushes alone
+lose chats and cut transcripts short. Each periodic run, per integration:
+
+1. the plugin's own handlers are bound (``event.bind``, checked with ``event.get``): the
+   entity event of the settings and the Open Lines activity events, and, where the portal
+   allows it, the same as offline events — Bitrix24's only lossless delivery;
+2. with offline events, the queue is read (``event.offline.get`` with ``clear=0``), each
+   event processed, and only then cleared; failures are marked and retried next run;
+3. without them, the Open Lines activities changed since a cursor are walked
+   (``crm.activity.list`` by ``LAST_UPDATED``): a lost event, a returning customer's new
+   dialog without a new lead, a dialog answered or closed after its lead was made — each
+   upserts its dialog's appeal, so every dialog arrives once, with its whole text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from b24_openlines_plugin import appeals, dialogs, events
+from b24_openlines_plugin.bitrix.client import Command, RestClient
+from b24_openlines_plugin.bitrix.records import Activity
+from b24_openlines_plugin.bitrix.wire import parse_activities
+from b24_openlines_plugin.connection import rest_client
+from b24_openlines_plugin.settings import B24Settings, stored_settings
+from hooks.errors import Conflict, HookError, RetryLater
+from hooks.models import Appeal, Integration, ScheduleOutcome
+from hooks.services import HostServices
+
+STATE = "catchup"
+PAGES_PER_RUN = 10  # at most 500 activities or offline events per run: the rate limit is shared
+ALREADY_BOUND = "ERROR_HANDLER_ALREADY_EXIST"
+
+
+def handler_url(integration: Integration, host: HostServices) -> str:
+    token = integration.webhook_token.get_secret_value()
+    return host.url(f"/webhooks/{integration.id}/{token}") + f"?via={events.APP_DELIVERY}"
+
+
+async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:
+    settings = stored_settings(integration)
+    if not settings.active or not integration.connection.get("member_id"):
+        return ScheduleOutcome(note="not active or not connected")
+    client = rest_client(integration, host)
+    state: dict[str, Any] = dict(integration.connection.get(STATE) or {})
+    state = await ensure_bindings(client, integration, settings, host, state)
+    if state.get("offline"):
+        written = await drain_offline(client, integration, settings, host)
+    else:
+        written, state["cursor"] = await walk_activities(
+            client, integration, settings, host, state.get("cursor")
+        )
+    await _save(integration, host, state)
+    return ScheduleOutcome(appeal_keys=[a.key for a in written])
+
+
+async def ensure_bindings(
+    client: RestClient,
+    integration: Integration,
+    settings: B24Settings,
+    host: HostServices,
+    state: dict[str, Any],
+) -> dict[str, Any]:
+    """Bind what is missing; remember it, so later runs cost no request."""
+    handler = handler_url(integration, host)
+    if state.get("handler") == handler and state.get("entity") == settings.entity:
+        return state
+    wanted = [events.ENTITY_EVENTS[settings.entity], *sorted(events.ACTIVITY_EVENTS)]
+    bound = {
+        (str(row.get("event", "")).upper(), str(row.get("handler", "")), str(row.get("offline", 0)))
+        for row in await client.call("event.get") or []
+        if isinstance(row, Mapping)
+    }
+    commands: dict[str, Command] = {}
+    for name in wanted:
+        if (name, handler, "0") not in bound:
+            commands[f"online_{name}"] = Command("event.bind", {"event": name, "handler": handler})
+        if not any(event == name and offline == "1" for event, _, offline in bound):
+            commands[f"offline_{name}"] = Command(
+                "event.bind", {"event": name, "handler": handler, "event_type": "offline"}
+            )
+    results = await client.batch(commands) if commands else {}
+    for key, result in results.items():
+        if (
+            key.startswith("online_")
+            and result.error is not None
+            and ALREADY_BOUND not in result.error.code
+        ):
+            raise result.error
+    offline = all(
+        result.error is None or ALREADY_BOUND in result.error.code
+        for key, result in results.items()
+        if key.startswith("offline_")
+    )
+    return {**state, "handler": handler, "entity": settings.entity, "offline": offline}
+
+
+async def _process_event(
+    client: RestClient,
+    integration: Integration,
+    settings: B24Settings,
+    host: HostServices,
+    name: str,
+    entity_id: int,
+) -> Appeal | None:
+    if name in events.ACTIVITY_EVENTS:
+        found = await dialogs.activity(client, entity_id)
+        return (
+            None
+            if found is None
+            else await appeals.process_activity(client, integration, settings, host, found)
+        )
+    kind = next((k for k, event in events.ENTITY_EVENTS.items() if event == name), None)
+    if kind is None or kind != settings.entity:
+        return None
+    return await appeals.process_entity(client, integration, settings, host, kind, entity_id)
+
+
+async def drain_offline(
+    client: RestClient, integration: Integration, settings: B24Settings, host: HostServices
+) -> list[Appeal]:
+    """Read the offline queue; clear each record only after its appeal is written."""
+    written: list[Appeal] = []
+    for errored in (0, 1):  # new records, then those that failed in an earlier run
+        for _ in range(PAGES_PER_RUN):
+            page = await client.call(
+                "event.offline.get", {"clear": 0, "limit": 50, "error": errored}
+            )
+            records = [r for r in (page or {}).get("events") or [] if isinstance(r, Mapping)]
+            process_id = (page or {}).get("process_id")
+            if not records or not process_id:
+                break
+            outcomes = await asyncio.gather(
+                *(_process_record(client, integration, settings, host, r) for r in records),
+                return_exceptions=True,
+            )
+            done = [
+                r["MESSAGE_ID"]
+                for r, o in zip(records, outcomes, strict=True)
+                if not isinstance(o, BaseException)
+            ]
+            failed = [
+                r["MESSAGE_ID"]
+                for r, o in zip(records, outcomes, strict=True)
+                if isinstance(o, BaseException)
+            ]
+            written += [o for o in outcomes if isinstance(o, Appeal)]
+            if done:
+                await client.call(
+                    "event.offline.clear", {"process_id": process_id, "message_id": done}
+                )
+            if failed:
+                await client.call(
+                    "event.offline.error", {"process_id": process_id, "message_id": failed}
+                )
+                break  # what failed is likely to fail again now; the next run retries it
+            if len(records) < 50:
+                break
+    return written
+
+
+async def _process_record(
+    client: RestClient,
+    integration: Integration,
+    settings: B24Settings,
+    host: HostServices,
+    record: Mapping[str, Any],
+) -> Appeal | None:
+    data = record.get("EVENT_DATA")
+    fields = data.get("FIELDS") if isinstance(data, Mapping) else None
+    raw_id = fields.get("ID") if isinstance(fields, Mapping) else None
+    if not str(raw_id or "").isdigit():
+        return None  # nothing to act on; cleared like a processed one
+    return await _process_event(
+        client,
+        integration,
+        settings,
+        host,
+        str(record.get("EVENT_NAME", "")).upper(),
+        int(str(raw_id)),
+    )
+
+
+async def walk_activities(
+    client: RestClient,
+    integration: Integration,
+    settings: B24Settings,
+    host: HostServices,
+    cursor: str | None,
+) -> tuple[list[Appeal], str | None]:
+    """Every Open Lines dialog changed since ``cursor`` (a LAST_UPDATED time) → its appeal."""
+    if cursor is None:
+        # First run: start from now; what came before is history, not a missed event.
+        latest = await _activities(client, {}, order="DESC", limit_one=True)
+        return [], _cursor_of(latest[0]) if latest else "1970-01-01T00:00:00+00:00"
+    written: list[Appeal] = []
+    for _ in range(PAGES_PER_RUN):
+        # ">=": what changed within the cursor's second is read again, harmlessly (upserts).
+        page = await _activities(client, {">=LAST_UPDATED": cursor}, order="ASC")
+        outcomes = await asyncio.gather(
+            *(appeals.process_activity(client, integration, settings, host, a) for a in page),
+            return_exceptions=True,
+        )
+        for activity, outcome in zip(page, outcomes, strict=True):
+            if isinstance(outcome, HookError):
+                raise RetryLater(f"dialog {activity.session_id}: {outcome.message}") from outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if outcome is not None:
+                written.append(outcome)
+        advanced = _cursor_of(page[-1]) if page else None
+        if len(page) < 50 or advanced in (None, cursor):
+            cursor = advanced or cursor
+            break
+        cursor = advanced
+    return written, cursor
+
+
+def _cursor_of(activity: Activity) -> str | None:
+    return activity.last_updated.isoformat() if activity.last_updated else None
+
+
+async def _activities(
+    client: RestClient, filter_: dict[str, Any], *, order: str, limit_one: bool = False
+) -> list[Activity]:
+    params: dict[str, Any] = {
+        "filter": {"PROVIDER_ID": dialogs.SESSION_PROVIDER, **filter_},
+        "order": {"LAST_UPDATED": order, "ID": order},
+        "select": dialogs.ACTIVITY_FIELDS,
+        "start": -1,
+    }
+    found: list[Activity] = dialogs.parsed(
+        (await client.batch({"acts": Command("crm.activity.list", params)}))["acts"],
+        parse_activities,
+    )
+    return found[:1] if limit_one else found
+
+
+async def _save(integration: Integration, host: HostServices, state: dict[str, Any]) -> None:
+    """Keep the cursor; a token refresh may have moved the version on, so read and write again."""
+    for _ in range(3):
+        current = await host.integrations.get(integration.id)
+        if current is None:
+            return
+        try:
+            await host.integrations.update(
+                current.id, expected_version=current.version, connection={STATE: state}
+            )
+            return
+        except Conflict:
+            continue
+    raise RetryLater("could not save the catch-up cursor: the integration kept changing")
