@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from b24_openlines_plugin.settings import B24Settings
 from tests.test_settings import COMPLETE_SOURCE, render
 
-SETTING_KEYS = [*list(COMPLETE_SOURCE), "campaign_id", "messenger_map", "site_domains", "tracker_getter", "plan", "nonsense"]
+SETTING_KEYS = [
+    *list(COMPLETE_SOURCE),
+    "campaign_id",
+    "messenger_map",
+    "site_domains",
+    "tracker_getter",
+    "plan",
+    "nonsense",
+]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
