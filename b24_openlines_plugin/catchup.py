@@ -6,8 +6,9 @@ lose chats and cut transcripts short. Each periodic run, per integration:
 1. the plugin's own handlers are bound (``event.bind``, checked with ``event.get``): the
    entity event of the settings and the Open Lines activity events, and, where the portal
    allows it, the same as offline events — Bitrix24's only lossless delivery;
-2. with offline events, the queue is read (``event.offline.get`` with ``clear=0``), each
-   event processed, and only then cleared; failures are marked and retried next run;
+2. with offline events (the plan's ``rest_offline_extended``), the queue is read
+   (``event.offline.get`` with ``clear=0``), each event processed, and only then cleared;
+   what failed is kept in the plugin's own retry list and tried again next run;
 3. without them, the Open Lines activities changed since a cursor are walked
    (``crm.activity.list`` by ``LAST_UPDATED``): a lost event, a returning customer's new
    dialog without a new lead, a dialog answered or closed after its lead was made — each
@@ -22,6 +23,7 @@ from typing import Any
 
 from b24_openlines_plugin import appeals, dialogs, events
 from b24_openlines_plugin.bitrix.client import Command, RestClient
+from b24_openlines_plugin.bitrix.errors import BitrixError
 from b24_openlines_plugin.bitrix.records import Activity
 from b24_openlines_plugin.bitrix.wire import parse_activities
 from b24_openlines_plugin.connection import rest_client
@@ -33,6 +35,9 @@ from hooks.services import HostServices
 STATE = "catchup"
 PAGES_PER_RUN = 10  # at most 500 activities or offline events per run: the rate limit is shared
 ALREADY_BOUND = "ERROR_HANDLER_ALREADY_EXIST"
+OFFLINE_FEATURE = "rest_offline_extended"  # reading with clear=0, then clearing, needs it
+NO_OFFLINE_LICENSE = "WRONG_LICENSE"
+MAX_RETRY = 1000
 
 
 def handler_url(integration: Integration, host: HostServices) -> str:
@@ -47,12 +52,19 @@ async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:
     client = rest_client(integration, host)
     state: dict[str, Any] = dict(integration.connection.get(STATE) or {})
     state = await ensure_bindings(client, integration, settings, host, state)
+    written = await _retry_saved(client, integration, settings, host, state)
     if state.get("offline"):
-        written = await drain_offline(client, integration, settings, host)
-    else:
-        written, state["cursor"] = await walk_activities(
+        try:
+            written += await drain_offline(client, integration, settings, host, state)
+        except BitrixError as exc:
+            if exc.b24_code.upper() != NO_OFFLINE_LICENSE:
+                raise
+            state["offline"] = False  # the plan lacks it after all: walk the activities
+    if not state.get("offline"):
+        found, state["cursor"] = await walk_activities(
             client, integration, settings, host, state.get("cursor")
         )
+        written += found
     await _save(integration, host, state)
     return ScheduleOutcome(appeal_keys=[a.key for a in written])
 
@@ -82,7 +94,14 @@ async def ensure_bindings(
             commands[f"offline_{name}"] = Command(
                 "event.bind", {"event": name, "handler": handler, "event_type": "offline"}
             )
-    results = await client.batch(commands) if commands else {}
+    commands["feature"] = Command("feature.get", {"CODE": OFFLINE_FEATURE})
+    results = await client.batch(commands)
+    feature = results.pop("feature")
+    has_feature = (
+        feature.error is None
+        and isinstance(feature.result, Mapping)
+        and (feature.result.get("value") == "Y")
+    )
     for key, result in results.items():
         if (
             key.startswith("online_")
@@ -90,7 +109,7 @@ async def ensure_bindings(
             and ALREADY_BOUND not in result.error.code
         ):
             raise result.error
-    offline = all(
+    offline = has_feature and all(
         result.error is None or ALREADY_BOUND in result.error.code
         for key, result in results.items()
         if key.startswith("offline_")
@@ -120,46 +139,82 @@ async def _process_event(
 
 
 async def drain_offline(
-    client: RestClient, integration: Integration, settings: B24Settings, host: HostServices
+    client: RestClient,
+    integration: Integration,
+    settings: B24Settings,
+    host: HostServices,
+    state: dict[str, Any],
 ) -> list[Appeal]:
-    """Read the offline queue; clear each record only after its appeal is written."""
+    """Read the offline queue; clear records only once their appeals are written.
+
+    A record that fails is cleared too, but only after it is saved in our own retry list
+    (``state["retry"]``): Bitrix24's error marks cannot be retried reliably (a record that
+    fails twice stays reserved, out of sight).
+    """
     written: list[Appeal] = []
-    for errored in (0, 1):  # new records, then those that failed in an earlier run
-        for _ in range(PAGES_PER_RUN):
-            page = await client.call(
-                "event.offline.get", {"clear": 0, "limit": 50, "error": errored}
-            )
-            records = [r for r in (page or {}).get("events") or [] if isinstance(r, Mapping)]
-            process_id = (page or {}).get("process_id")
-            if not records or not process_id:
-                break
-            outcomes = await asyncio.gather(
-                *(_process_record(client, integration, settings, host, r) for r in records),
-                return_exceptions=True,
-            )
-            done = [
-                r["MESSAGE_ID"]
-                for r, o in zip(records, outcomes, strict=True)
-                if not isinstance(o, BaseException)
-            ]
-            failed = [
-                r["MESSAGE_ID"]
-                for r, o in zip(records, outcomes, strict=True)
-                if isinstance(o, BaseException)
-            ]
-            written += [o for o in outcomes if isinstance(o, Appeal)]
-            if done:
-                await client.call(
-                    "event.offline.clear", {"process_id": process_id, "message_id": done}
-                )
-            if failed:
-                await client.call(
-                    "event.offline.error", {"process_id": process_id, "message_id": failed}
-                )
-                break  # what failed is likely to fail again now; the next run retries it
-            if len(records) < 50:
-                break
+    for _ in range(PAGES_PER_RUN):
+        page = await client.call("event.offline.get", {"clear": 0, "limit": 50})
+        records = [r for r in (page or {}).get("events") or [] if isinstance(r, Mapping)]
+        process_id = (page or {}).get("process_id")
+        if not records or not process_id:
+            break
+        outcomes = await asyncio.gather(
+            *(_process_record(client, integration, settings, host, r) for r in records),
+            return_exceptions=True,
+        )
+        for record, outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, Appeal):
+                written.append(outcome)
+            elif isinstance(outcome, HookError):
+                _remember(state, record)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        await client.call("event.offline.clear", {"process_id": process_id})
+        if len(records) < 50:
+            break
     return written
+
+
+def _target(record: Mapping[str, Any]) -> tuple[str, int] | None:
+    data = record.get("EVENT_DATA")
+    fields = data.get("FIELDS") if isinstance(data, Mapping) else None
+    raw_id = fields.get("ID") if isinstance(fields, Mapping) else None
+    if not str(raw_id or "").isdigit():
+        return None
+    return str(record.get("EVENT_NAME", "")).upper(), int(str(raw_id))
+
+
+def _remember(state: dict[str, Any], record: Mapping[str, Any]) -> None:
+    target = _target(record)
+    if target is not None:
+        retry = [tuple(t) for t in state.get("retry", [])]
+        if target not in retry:
+            state["retry"] = [*retry, target][-MAX_RETRY:]
+
+
+async def _retry_saved(
+    client: RestClient,
+    integration: Integration,
+    settings: B24Settings,
+    host: HostServices,
+    state: dict[str, Any],
+) -> list[Appeal]:
+    """Events that failed in an earlier run, tried again; those that work leave the list."""
+    saved = [(str(name), int(entity)) for name, entity in state.get("retry", [])]
+    if not saved:
+        return []
+    outcomes = await asyncio.gather(
+        *(
+            _process_event(client, integration, settings, host, name, entity)
+            for name, entity in saved
+        ),
+        return_exceptions=True,
+    )
+    state["retry"] = [t for t, o in zip(saved, outcomes, strict=True) if isinstance(o, HookError)]
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, HookError):
+            raise outcome
+    return [o for o in outcomes if isinstance(o, Appeal)]
 
 
 async def _process_record(
@@ -169,19 +224,10 @@ async def _process_record(
     host: HostServices,
     record: Mapping[str, Any],
 ) -> Appeal | None:
-    data = record.get("EVENT_DATA")
-    fields = data.get("FIELDS") if isinstance(data, Mapping) else None
-    raw_id = fields.get("ID") if isinstance(fields, Mapping) else None
-    if not str(raw_id or "").isdigit():
+    target = _target(record)
+    if target is None:
         return None  # nothing to act on; cleared like a processed one
-    return await _process_event(
-        client,
-        integration,
-        settings,
-        host,
-        str(record.get("EVENT_NAME", "")).upper(),
-        int(str(raw_id)),
-    )
+    return await _process_event(client, integration, settings, host, *target)
 
 
 async def walk_activities(

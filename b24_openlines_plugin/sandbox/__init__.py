@@ -4,6 +4,7 @@ Imports nothing else of the plugin nor ``hooks``: it is Bitrix24 from the outsid
 """
 
 from b24_openlines_plugin.sandbox.app import create_sandbox_app
+from b24_openlines_plugin.sandbox.chaos import FaultSettings
 from b24_openlines_plugin.sandbox.config import (
     ENTERPRISE_RATE,
     STANDARD_RATE,
@@ -15,6 +16,7 @@ from b24_openlines_plugin.sandbox.state import Sandbox
 __all__ = [
     "ENTERPRISE_RATE",
     "STANDARD_RATE",
+    "FaultSettings",
     "RateLimit",
     "Sandbox",
     "SandboxConfig",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from b24_openlines_plugin.sandbox import channels
+from b24_openlines_plugin.sandbox import bulk, channels
+from b24_openlines_plugin.sandbox.chaos import FaultSettings
 from b24_openlines_plugin.sandbox.config import SandboxConfig
 from b24_openlines_plugin.sandbox.inputs import (
+    BulkChats,
     ChatStart,
     MessagesIn,
     SessionStart,
@@ -34,11 +36,30 @@ class WebhookIn(BaseModel):
 
 
 class FaultIn(BaseModel):
+    """A one-shot fault (``error`` given: the next ``times`` calls of ``method`` fail), and/or
+    soak knobs (only those given change; see ``chaos.FaultSettings``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     method: str = "*"
-    error: str
+    error: str | None = None
     times: int = 1
     status: int | None = None
     error_description: str | None = None
+
+    seed: int | None = None
+    rest_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    operating_block_seconds: float = Field(default=5.0, ge=0.0)
+    rest_timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    rest_timeout_seconds: float = Field(default=65.0, ge=0.0)
+    expire_tokens_every: int = Field(default=0, ge=0)
+    webhook_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    webhook_duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    webhook_reorder: int = Field(default=0, ge=0)
+
+    def knobs(self) -> dict[str, Any]:
+        names = set(FaultSettings.__dataclass_fields__) & self.model_fields_set
+        return {name: getattr(self, name) for name in names}
 
 
 def problem(status: int, detail: Any) -> JSONResponse:
@@ -181,18 +202,58 @@ async def chat_sessions(request: Request) -> Response:
     return JSONResponse(result, status_code=201)
 
 
+def faults_json(request: Request) -> dict[str, Any]:
+    sandbox = sandbox_of(request)
+    return {
+        **sandbox.chaos.to_json(),
+        "pending": [f.to_json() for f in sandbox.faults.pending],
+    }
+
+
 async def faults(request: Request) -> Response:
+    """GET: counters, knobs and pending one-shot faults. POST: add a one-shot fault (201 with
+    it) and/or change knobs (200 with the whole state). DELETE: all off; counters stay."""
     sandbox = sandbox_of(request)
     if request.method == "POST":
         try:
             body = await _body(request, FaultIn)
         except ValidationError as exc:
             return problem(422, exc.errors(include_url=False))
+        try:
+            sandbox.chaos.update(body.knobs())
+        except ValueError as exc:
+            return problem(422, str(exc))
+        if body.error is None:
+            return JSONResponse(faults_json(request))
         fault = sandbox.faults.add(
             body.method, body.error, body.times, body.status, body.error_description
         )
         return JSONResponse(fault.to_json(), status_code=201)
     if request.method == "DELETE":
         sandbox.faults.pending.clear()
+        sandbox.chaos.turn_off()
         return Response(status_code=204)
-    return JSONResponse([f.to_json() for f in sandbox.faults.pending])
+    return JSONResponse(faults_json(request))
+
+
+async def chats_bulk(request: Request) -> Response:
+    sandbox = sandbox_of(request)
+    try:
+        started = bulk.start_many(sandbox.scenarios, await _body(request, BulkChats))
+    except ValidationError as exc:
+        return problem(422, exc.errors(include_url=False))
+    except ScenarioError as exc:
+        return problem(exc.status, exc.message)
+    return JSONResponse(started, status_code=201)
+
+
+async def offline_events(request: Request) -> Response:
+    """The whole offline queue, reserved and erroneous records too, with their source keys."""
+    sandbox = sandbox_of(request)
+    tz = sandbox.config.timezone
+    return JSONResponse(
+        [
+            {**r.to_json(tz, listing=True), "CONNECTOR_ID": r.connector_id}
+            for r in sandbox.offline.records
+        ]
+    )

@@ -25,11 +25,11 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         transport = sandbox.config.http_transport
         async with httpx.AsyncClient(transport=transport, timeout=10.0) as http:
-            sandbox.events.start(http)
+            sandbox.sender.start(http)
             try:
                 yield
             finally:
-                await sandbox.events.stop()
+                await sandbox.sender.stop()
 
     routes = [
         Route("/", pages.home),
@@ -61,7 +61,9 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         ),
         Route("/sandbox/api/event-handlers", api.event_handlers),
         Route("/sandbox/api/deliveries", api.deliveries),
+        Route("/sandbox/api/offline-events", api.offline_events),
         Route("/sandbox/api/chats", api.chats, methods=[GET, POST]),
+        Route("/sandbox/api/chats/bulk", api.chats_bulk, methods=[POST]),
         Route("/sandbox/api/chats/{chat_id:int}", api.chat),
         Route("/sandbox/api/chats/{chat_id:int}/messages", api.chat_messages, methods=[POST]),
         Route("/sandbox/api/chats/{chat_id:int}/close", api.chat_close, methods=[POST]),

@@ -19,6 +19,11 @@ def _offline(call: Call) -> bool:
     return str(get_param(call.params, "event_type") or "online").lower() == "offline"
 
 
+def _connector(call: Call) -> str:
+    """The source key of offline events (``auth_connector``, sent with the request's auth)."""
+    return str(get_param(call.params, "auth_connector") or "")
+
+
 def _auth_type(call: Call) -> int:
     try:
         return int(str(get_param(call.params, "auth_type") or 0))
@@ -43,6 +48,7 @@ def event_bind(call: Call) -> Outcome:
         str(get_param(call.params, "handler") or ""),
         auth_type,
         offline,
+        _connector(call),
     )
     return Outcome(True)
 
@@ -52,12 +58,18 @@ def event_get(call: Call) -> Outcome:
 
 
 def event_unbind(call: Call) -> Outcome:
+    offline = _offline(call)
+    if offline and call.grant.user_id != ADMIN_ID:
+        raise RestError(
+            "ACCESS_DENIED", "Offline events unbinding requires administrator access rights", 403
+        )
     handler = get_param(call.params, "handler")
     count = call.sandbox.events.unbind(
         str(get_param(call.params, "event") or ""),
         str(handler) if handler else None,
         _auth_type(call),
-        _offline(call),
+        offline,
+        _connector(call),
     )
     return Outcome({"count": count})
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta, timezone, tzinfo
 from urllib.parse import urlsplit
 
 import httpx
+
+from b24_openlines_plugin.sandbox.chaos import FaultSettings
 
 MOSCOW = timezone(timedelta(hours=3))
 DEFAULT_MEMBER_ID = "5d0b3f7a9c2e4b61a8f0c3d2e1b4a697"
@@ -52,6 +54,12 @@ class SandboxConfig:
     operating_cost: float = 0.0
     # A few leads and a deal that did not come from a chat, so lists are not only chats.
     seed_crm: bool = True
+    # The plan's `rest_offline_extended` feature (feature.get): off, offline events still
+    # queue and `event.offline.get` still reads-and-deletes, but reserving a batch with
+    # clear=0 answers WRONG_LICENSE, so a client cannot confirm what it processed.
+    offline_events: bool = True
+    # Soak-test faults (all off by default); the JSON API changes them while running.
+    faults: FaultSettings = field(default_factory=FaultSettings)
 
     def __post_init__(self) -> None:
         self.public_url = self.public_url.rstrip("/")

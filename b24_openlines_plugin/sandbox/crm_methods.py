@@ -1,4 +1,4 @@
-"""CRM methods: ``crm.{lead,deal,contact}.get``, their lists, and ``crm.activity.list``."""
+"""CRM methods: ``crm.{lead,deal,contact,activity}.get`` and their lists."""
 
 from __future__ import annotations
 
@@ -52,6 +52,15 @@ def contact_get(call: Call) -> Outcome:
     return Outcome(contact_record(contact, call.tz))
 
 
+def activity_get(call: Call) -> Outcome:
+    """CCrmActivityRestProxy::innerGet: the plain fields, no COMMUNICATIONS (a list's select
+    can ask for them; get cannot)."""
+    activity = call.sandbox.portal.activities.get(_record_id(call))
+    if activity is None:
+        raise crm_error("Not found")
+    return Outcome(activity_record(activity, call.tz))
+
+
 def _list(call: Call, records: list[dict[str, Any]], extras: tuple[str, ...]) -> Outcome:
     found = page(records, read_query(call.params, BY_ID), call.tz, extras)
     return Outcome(found.rows, found.total, found.next)
@@ -96,6 +105,7 @@ METHODS = [
     Method("crm.lead.get", "crm", lead_get),
     Method("crm.deal.get", "crm", deal_get),
     Method("crm.contact.get", "crm", contact_get),
+    Method("crm.activity.get", "crm", activity_get),
     Method("crm.lead.list", "crm", lead_list),
     Method("crm.deal.list", "crm", deal_list),
     Method("crm.contact.list", "crm", contact_list),

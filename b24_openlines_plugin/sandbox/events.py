@@ -1,28 +1,23 @@
-"""Event handlers and their delivery: form-encoded POSTs, in order, tried once, logged.
+"""Event handlers: outgoing webhooks, the application's online bindings and offline bindings.
 
 Two kinds of handlers receive the same events with different ``auth`` blocks: outgoing
 webhooks (only the portal's identity and the webhook's token) and the application's
-``event.bind`` handlers (plus OAuth tokens, as ONCRMLEADADD.json shows). Bitrix24 never
-retries a delivery (API-FACTS §2.6), so neither does the sandbox: a failure is logged.
+``event.bind`` handlers (plus OAuth tokens, as ONCRMLEADADD.json shows); both are POSTed to by
+``delivery``. Offline bindings (``event_type=offline``) get no POST: the event is written to
+the offline queue, where the application reads it with ``event.offline.get``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import httpx
+from typing import Any
 
 from b24_openlines_plugin.sandbox.config import SandboxConfig
+from b24_openlines_plugin.sandbox.delivery import Deliveries, Delivery, Kind
 from b24_openlines_plugin.sandbox.errors import RestError, argument_empty
 from b24_openlines_plugin.sandbox.oauth import ACCESS_TTL, LocalApp, TokenStore, random_token
+from b24_openlines_plugin.sandbox.offline import OfflineQueue
 from b24_openlines_plugin.sandbox.params import encode_form
-from b24_openlines_plugin.sandbox.records import atom
-
-log = logging.getLogger("b24_openlines_plugin.sandbox.events")
 
 CRM_EVENTS = tuple(
     f"ONCRM{entity}{action}"
@@ -41,25 +36,30 @@ APP_EVENTS = (
     "ONOPENLINEMESSAGEDELETE",
     "ONIMCONNECTORMESSAGEADD",
 )
-USER_AGENT = "Bitrix24 Webhook Engine"
+# Whose action the sandbox's events stand for: the portal's administrator, as in the app auth.
+EVENT_USER = 1
 
 
 @dataclass
 class EventBinding:
-    """A handler the application bound with ``event.bind``."""
+    """A handler the application bound with ``event.bind``; an offline one has no URL."""
 
     id: int
     event: str
     handler: str
     auth_type: int
     offline: bool
+    connector_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """event.get's rows: offline ones show the source key instead (rest Api\\Event)."""
+        if self.offline:
+            return {"event": self.event, "connector_id": self.connector_id, "offline": 1}
         return {
             "event": self.event,
             "handler": self.handler,
             "auth_type": str(self.auth_type),
-            "offline": int(self.offline),
+            "offline": 0,
         }
 
 
@@ -82,51 +82,19 @@ class OutgoingWebhook:
 
 
 @dataclass
-class Delivery:
-    id: int
-    event: str
-    entity_id: int
-    handler: str
-    kind: Literal["outgoing_webhook", "app"]
-    event_handler_id: int
-    body: str
-    queued_at: float
-    attempted_at: float | None = None
-    status_code: int | None = None
-    error: str | None = None
-    attempts: int = 0
-
-    def to_json(self, config: SandboxConfig) -> dict[str, Any]:
-        tz = config.timezone
-        return {
-            "id": self.id,
-            "event": self.event,
-            "entity_id": self.entity_id,
-            "handler": self.handler,
-            "kind": self.kind,
-            "event_handler_id": self.event_handler_id,
-            "body": self.body,
-            "queued_at": atom(self.queued_at, tz),
-            "attempted_at": atom(self.attempted_at, tz) if self.attempted_at else None,
-            "attempts": self.attempts,
-            "status_code": self.status_code,
-            "error": self.error,
-            "ok": self.status_code is not None and self.status_code < 400,
-        }
-
-
-@dataclass
 class EventHub:
     config: SandboxConfig
     app: LocalApp
     tokens: TokenStore
+    sender: Deliveries
+    offline: OfflineQueue
     bindings: list[EventBinding] = field(default_factory=list)
     webhooks: list[OutgoingWebhook] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
-    _queue: asyncio.Queue[Delivery] = field(default_factory=asyncio.Queue)
-    _worker: asyncio.Task[None] | None = None
-    _http: httpx.AsyncClient | None = None
     _last_handler_id: int = 700
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return self.sender.log
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -134,38 +102,63 @@ class EventHub:
         self._last_handler_id += 1
         return self._last_handler_id
 
-    def bind(self, event: str, handler: str, auth_type: int, offline: bool) -> EventBinding:
+    def bind(
+        self, event: str, handler: str, auth_type: int, offline: bool, connector_id: str = ""
+    ) -> EventBinding:
+        """An offline binding keeps no handler nor user, only the source key (auth_connector)."""
         name = event.strip().upper()
         if not name:
             raise argument_empty("EVENT")
-        if not handler:
+        if offline:
+            handler, auth_type = "", 0
+        elif not handler:
             raise argument_empty("HANDLER")
         if name not in APP_EVENTS:
             raise RestError("ERROR_EVENT_NOT_FOUND", "Event not found")
+        key = (name, handler, auth_type, offline, connector_id if offline else "")
         for existing in self.bindings:
-            if (existing.event, existing.handler, existing.auth_type, existing.offline) == (
-                name,
-                handler,
-                auth_type,
-                offline,
+            if key == (
+                existing.event,
+                existing.handler,
+                existing.auth_type,
+                existing.offline,
+                existing.connector_id,
             ):
                 raise RestError("ERROR_HANDLER_ALREADY_EXIST", "Handler already exists!")
-        binding = EventBinding(self._next_handler_id(), name, handler, auth_type, offline)
+        binding = EventBinding(
+            self._next_handler_id(),
+            name,
+            handler,
+            auth_type,
+            offline,
+            connector_id if offline else "",
+        )
         self.bindings.append(binding)
         return binding
 
-    def unbind(self, event: str, handler: str | None, auth_type: int | None, offline: bool) -> int:
+    def unbind(
+        self,
+        event: str,
+        handler: str | None,
+        auth_type: int | None,
+        offline: bool,
+        connector_id: str = "",
+    ) -> int:
+        """Offline bindings are found by their source key; handler and auth_type are moot."""
         name = event.strip().upper()
         if not name:
             raise argument_empty("EVENT")
         keep, removed = [], 0
         for binding in self.bindings:
-            if (
-                binding.event == name
-                and (handler is None or binding.handler == handler)
-                and (auth_type is None or binding.auth_type == auth_type)
-                and binding.offline == offline
-            ):
+            if binding.event != name or binding.offline != offline:
+                hit = False
+            elif offline:
+                hit = binding.connector_id == connector_id
+            else:
+                hit = (handler is None or binding.handler == handler) and (
+                    auth_type is None or binding.auth_type == auth_type
+                )
+            if hit:
                 removed += 1
             else:
                 keep.append(binding)
@@ -189,19 +182,35 @@ class EventHub:
     # --- emitting -------------------------------------------------------------------------
 
     def emit(self, event: str, entity_id: int) -> None:
-        """Queue one delivery per matching handler; offline bindings are not POSTed to."""
+        """Queue one delivery per online handler and one offline record per source key."""
         now = self.config.clock()
         for webhook in self.webhooks:
             if event in webhook.events:
                 body = self._body(event, entity_id, webhook.id, now, self._webhook_auth(webhook))
-                self._queue_delivery(
-                    event, entity_id, webhook.handler, "outgoing_webhook", webhook.id, body
-                )
+                self._send(event, entity_id, webhook.handler, "outgoing_webhook", webhook.id, body)
+        connectors: list[str] = []
         for binding in self.bindings:
-            if binding.event == event and not binding.offline:
-                auth = self._app_auth(binding.auth_type or 1)
-                body = self._body(event, entity_id, binding.id, now, auth)
-                self._queue_delivery(event, entity_id, binding.handler, "app", binding.id, body)
+            if binding.event != event:
+                continue
+            if binding.offline:
+                if binding.connector_id not in connectors:
+                    connectors.append(binding.connector_id)
+                continue
+            auth = self._app_auth(binding.auth_type or EVENT_USER)
+            body = self._body(event, entity_id, binding.id, now, auth)
+            self._send(event, entity_id, binding.handler, "app", binding.id, body)
+        for connector_id in connectors:
+            self.offline.record(
+                event,
+                {"FIELDS": {"ID": str(entity_id)}},
+                {"user_id": str(EVENT_USER)},
+                connector_id,
+            )
+
+    def _send(
+        self, event: str, entity_id: int, handler: str, kind: Kind, handler_id: int, body: str
+    ) -> None:
+        self.sender.queue(event, entity_id, handler, kind, handler_id, body)
 
     def _body(
         self, event: str, entity_id: int, handler_id: int, now: float, auth: dict[str, str]
@@ -244,81 +253,3 @@ class EventHub:
             "refresh_token": grant.refresh_token,
             "application_token": self.app.application_token,
         }
-
-    def _queue_delivery(
-        self,
-        event: str,
-        entity_id: int,
-        handler: str,
-        kind: Literal["outgoing_webhook", "app"],
-        handler_id: int,
-        body: str,
-    ) -> None:
-        delivery = Delivery(
-            len(self.deliveries) + 1,
-            event,
-            entity_id,
-            handler,
-            kind,
-            handler_id,
-            body,
-            self.config.clock(),
-        )
-        self.deliveries.append(delivery)
-        self._queue.put_nowait(delivery)
-
-    # --- delivering -----------------------------------------------------------------------
-
-    def start(self, http: httpx.AsyncClient) -> None:
-        self._http = http
-        self._worker = asyncio.create_task(self._run(), name="sandbox-event-delivery")
-
-    async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        self._worker = None
-        self._http = None
-
-    async def settled(self) -> None:
-        """Wait until every queued delivery was attempted (tests call this instead of sleeping)."""
-        if self._worker is None and not self._queue.empty():
-            raise RuntimeError("event delivery runs in the app's lifespan; start it first")
-        await self._queue.join()
-
-    async def _run(self) -> None:
-        while True:
-            delivery = await self._queue.get()
-            try:
-                await self._deliver(delivery)
-            finally:
-                self._queue.task_done()
-
-    async def _deliver(self, delivery: Delivery) -> None:
-        assert self._http is not None
-        delivery.attempts += 1
-        delivery.attempted_at = self.config.clock()
-        try:
-            response = await self._http.post(
-                delivery.handler,
-                content=delivery.body.encode(),
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "User-Agent": USER_AGENT,
-                },
-            )
-        except Exception as exc:  # whatever the handler side does, the queue goes on
-            delivery.error = f"{type(exc).__name__}: {exc}"
-            log.warning(
-                "event %s to %s failed: %s (not retried)", delivery.event, delivery.handler, exc
-            )
-            return
-        delivery.status_code = response.status_code
-        if response.status_code >= 400:
-            log.warning(
-                "event %s to %s answered %s (not retried)",
-                delivery.event,
-                delivery.handler,
-                response.status_code,
-            )

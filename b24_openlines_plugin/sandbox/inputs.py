@@ -46,3 +46,22 @@ class SessionStart(BaseModel):
     new_lead: bool = True
     close: bool = False
     custom_data: str | list[Any] | None = None
+
+
+class BulkChats(BaseModel):
+    """``POST /sandbox/api/chats/bulk``: many chats in one call, for soak tests."""
+
+    count: int = Field(ge=1, le=5000)
+    # Connectors picked at random, per chat; lines too (1 makes leads, 2 contacts and deals).
+    mix: list[str] = Field(
+        default_factory=lambda: ["livechat", "telegrambot", "whatsappbyedna", "vkgroup"],
+        min_length=1,
+    )
+    lines: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    # After all chats started, this share of them is closed, in random order.
+    close: bool = True
+    close_share: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Visitors leave phones and e-mails, and some chats come from contacts made earlier.
+    with_contacts: bool = True
+    returning_share: float = Field(default=0.15, ge=0.0, le=1.0)
+    seed: int | None = None

@@ -70,6 +70,7 @@ class Grant:
     scopes: tuple[str, ...]
     issued_at: float
     revoked: bool = False
+    expired: bool = False  # made to expire early (soak faults), as if its hour were up
 
     @property
     def expires(self) -> int:
@@ -156,9 +157,14 @@ class TokenStore:
         grant = self.by_access.get(access_token)
         if grant is None or grant.revoked:
             raise errors.invalid_token()
-        if self.clock() >= grant.expires:
+        if grant.expired or self.clock() >= grant.expires:
             raise errors.expired_token()
         return grant
+
+    def expire_all(self) -> None:
+        """Every access token issued so far expires now; refresh tokens keep working."""
+        for grant in self.by_access.values():
+            grant.expired = True
 
 
 def token_response(grant: Grant, config: SandboxConfig) -> dict[str, Any]:

@@ -4,20 +4,31 @@ A request is refused with QUERY_LIMIT_EXCEEDED before anything else when the buc
 (refused requests do not fill it); then the token is checked, the method found, its scope
 checked, its operating budget checked, and only then it runs. A batch passes the bucket
 once; its commands are checked one by one and their errors land in ``result_error``.
+
+Soak faults (``chaos``) come right after the bucket and before the body is read, so a
+request they fail or hang never runs its method.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from b24_openlines_plugin.sandbox import app_methods, crm_methods, errors, openlines_methods
+from b24_openlines_plugin.sandbox import (
+    app_methods,
+    crm_methods,
+    errors,
+    offline_methods,
+    openlines_methods,
+)
 from b24_openlines_plugin.sandbox.calls import Call, Method, Outcome, php_map, time_object
+from b24_openlines_plugin.sandbox.chaos import GATEWAY_TIMEOUT_HTML, Hang
 from b24_openlines_plugin.sandbox.errors import RestError
 from b24_openlines_plugin.sandbox.oauth import Grant
 from b24_openlines_plugin.sandbox.params import (
@@ -32,7 +43,12 @@ from b24_openlines_plugin.sandbox.state import Sandbox
 BATCH_LIMIT = 50
 METHODS: dict[str, Method] = {
     m.name.lower(): m
-    for m in (*crm_methods.METHODS, *openlines_methods.METHODS, *app_methods.METHODS)
+    for m in (
+        *crm_methods.METHODS,
+        *openlines_methods.METHODS,
+        *app_methods.METHODS,
+        *offline_methods.METHODS,
+    )
 }
 _REFERENCE = re.compile(
     r"\$(result|result_total|result_next|result_error|result_time)((?:\[[^\[\]]*\])+)"
@@ -49,16 +65,33 @@ def execute(sandbox: Sandbox, grant: Grant, name: str, params: dict[str, Any]) -
     fault = sandbox.faults.take(method.name)
     if fault is not None:
         raise fault
-    if sandbox.operating.blocked(method.name):
+    if sandbox.operating.blocked(method.name) or sandbox.chaos.blocked(method.name):
         raise errors.operation_time_limit()
     outcome = method.handler(Call(sandbox, grant, params))
     sandbox.operating.record(method.name, sandbox.config.operating_cost)
     return outcome
 
 
+def _method_key(name: str) -> str:
+    return METHODS[name.lower()].name if name.lower() in METHODS else name
+
+
 def _operating(sandbox: Sandbox, name: str) -> tuple[float, int]:
-    key = METHODS[name.lower()].name if name.lower() in METHODS else name
+    key = _method_key(name)
     return sandbox.operating.used(key), sandbox.operating.reset_at(key)
+
+
+async def soak_fault(sandbox: Sandbox, name: str) -> Response | None:
+    """Expire every token on the N-th request, then maybe hang (504) or fail at random."""
+    if sandbox.chaos.tokens_expire_now():
+        sandbox.tokens.expire_all()
+    fault = sandbox.chaos.rest_fault(_method_key(name), is_batch=name.lower() == "batch")
+    if isinstance(fault, Hang):
+        await asyncio.sleep(fault.seconds)
+        return HTMLResponse(GATEWAY_TIMEOUT_HTML, status_code=504)
+    if fault is not None:
+        return error_response(fault)
+    return None
 
 
 async def read_params(request: Request) -> dict[str, Any]:
@@ -93,6 +126,9 @@ async def rest_endpoint(request: Request) -> Response:
     start, began = sandbox.now(), time.perf_counter()
     if sandbox.bucket is not None and not sandbox.bucket.try_acquire():
         return error_response(errors.query_limit())
+    injected = await soak_fault(sandbox, name)
+    if injected is not None:
+        return injected
     params = await read_params(request)
     token = get_param(params, "auth")
     try:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from b24_openlines_plugin.sandbox.chaos import Chaos
 from b24_openlines_plugin.sandbox.config import SandboxConfig
+from b24_openlines_plugin.sandbox.delivery import Deliveries
 from b24_openlines_plugin.sandbox.errors import KNOWN, RestError
 from b24_openlines_plugin.sandbox.events import EventHub
 from b24_openlines_plugin.sandbox.limits import LeakyBucket, OperatingBudget
 from b24_openlines_plugin.sandbox.oauth import LocalApp, TokenStore
+from b24_openlines_plugin.sandbox.offline import OfflineQueue
 from b24_openlines_plugin.sandbox.portal import Portal
 from b24_openlines_plugin.sandbox.scenarios import Scenarios
 
@@ -78,7 +81,10 @@ class Sandbox:
             application_token=config.application_token,
         )
         self.tokens = TokenStore(config.clock)
-        self.events = EventHub(config, self.app, self.tokens)
+        self.chaos = Chaos(config.faults, config.clock)
+        self.offline = OfflineQueue(config.clock, config.timezone)
+        self.sender = Deliveries(config, self.chaos)
+        self.events = EventHub(config, self.app, self.tokens, self.sender, self.offline)
         self.scenarios = Scenarios(self.portal, config, self.events.emit)
         self.bucket = LeakyBucket(config.rate_limit, config.clock) if config.rate_limit else None
         self.operating = OperatingBudget(config.operating_limit, config.clock)
@@ -92,4 +98,4 @@ class Sandbox:
 
     async def deliveries_settled(self) -> None:
         """Return once every queued event delivery has been attempted (each is tried once)."""
-        await self.events.settled()
+        await self.sender.settled()

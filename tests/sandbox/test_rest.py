@@ -177,7 +177,7 @@ async def test_injected_faults(running: Running, token: str) -> None:
     await running.client.post(
         "/sandbox/api/faults", json={"error": "QUERY_LIMIT_EXCEEDED", "times": 2}
     )
-    assert (await running.client.get("/sandbox/api/faults")).json()[0]["times"] == 2
+    assert (await running.client.get("/sandbox/api/faults")).json()["pending"][0]["times"] == 2
     assert (await running.rest("scope", token)).status_code == 503
     await running.client.delete("/sandbox/api/faults")
     assert (await running.rest("scope", token)).status_code == 200

@@ -1,0 +1,134 @@
+"""Nothing lost when Bitrix24's pushes are: the plugin's own bindings, offline events, the
+activity cursor, whole transcripts and every dialog (issue 5, items 2 and 3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hooks.host.inbox import run_schedule
+from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["offline events", "activity cursor"])
+async def stack(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Stack]:
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    offline = request.param == "offline events"
+    async with running_stack(tmp_path / "host.sqlite3", offline_events=offline) as running:
+        yield running
+
+
+async def ready(stack: Stack) -> dict[str, Any]:
+    """Configured, connected, and one periodic run done (handlers bound, cursor set)."""
+    integration = await stack.configure()
+    answer = await stack.connect(integration["id"])
+    assert answer.status_code == 303
+    await catch_up(stack, integration["id"])
+    return integration
+
+
+async def catch_up(stack: Stack, integration_id: int) -> None:
+    await run_schedule(stack.host, integration_id)
+    await stack.settled()
+
+
+async def faults(stack: Stack, **knobs: Any) -> None:
+    answer = await stack.browser.post(f"{PORTAL_URL}/sandbox/api/faults", json=knobs)
+    assert answer.status_code in (200, 201), answer.text
+
+
+async def test_the_plugin_binds_its_own_handlers_once(stack: Stack) -> None:
+    integration = await ready(stack)
+    bound = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/event-handlers")).json()
+    names = {(h["event"].upper(), int(h["offline"])) for h in bound}
+    assert {("ONCRMLEADADD", 0), ("ONCRMACTIVITYADD", 0), ("ONCRMACTIVITYUPDATE", 0)} <= names
+    assert all(
+        h["handler"].startswith(integration["webhook_url"]) for h in bound if not h["offline"]
+    )
+    await catch_up(stack, integration["id"])
+    assert (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/event-handlers")).json() == bound
+
+
+async def test_chats_whose_events_were_all_lost_arrive_anyway(stack: Stack) -> None:
+    integration = await ready(stack)
+    await faults(stack, webhook_drop_rate=1.0, seed=7)
+    started = [
+        await stack.chat(
+            connector=c,
+            visitor={"name": f"V{n}"},
+            messages=[{"author": "visitor", "text": f"m{n}"}],
+        )
+        for n, c in enumerate(["livechat", "telegrambot", "whatsappbyedna"])
+    ]
+    assert await stack.appeals() == []  # every push was lost
+    await catch_up(stack, integration["id"])
+    appeals = await stack.appeals()
+    assert sorted(a["key"].rsplit(":", 1)[1] for a in appeals) == sorted(
+        str(s["session_id"]) for s in started
+    )
+    await catch_up(stack, integration["id"])
+    assert len(await stack.appeals()) == 3  # a second run duplicates nothing
+
+
+async def test_a_closed_dialog_completes_the_transcript(stack: Stack) -> None:
+    integration = await ready(stack)
+    started = await stack.chat(
+        connector="livechat",
+        visitor={"name": "Анна"},
+        messages=[{"author": "visitor", "text": "Первое сообщение"}],
+    )
+    [early] = await stack.appeals()
+    assert "Первое сообщение" in early["text"] and "Спасибо" not in early["text"]
+    await faults(stack, webhook_drop_rate=1.0, seed=1)  # even if the close's events are lost
+    chat = started["chat_id"]
+    more = await stack.browser.post(
+        f"{PORTAL_URL}/sandbox/api/chats/{chat}/messages",
+        json={
+            "messages": [
+                {"author": "operator", "text": "Чем помочь?"},
+                {"author": "visitor", "text": "Спасибо, уже всё"},
+            ],
+            "close": True,
+        },
+    )
+    assert more.status_code in (200, 201), more.text
+    await catch_up(stack, integration["id"])
+    [complete] = await stack.appeals()
+    assert complete["key"] == early["key"]
+    assert (
+        "Оператор: Чем помочь?" in complete["text"]
+        and "Клиент: Спасибо, уже всё" in complete["text"]
+    )
+
+
+async def test_a_returning_customer_without_a_new_lead_gets_a_new_appeal(stack: Stack) -> None:
+    integration = await ready(stack)
+    first = await stack.chat(
+        connector="telegrambot",
+        visitor={"name": "Пётр"},
+        close=True,
+        messages=[{"author": "visitor", "text": "Заказ 1"}],
+    )
+    again = await stack.browser.post(
+        f"{PORTAL_URL}/sandbox/api/chats/{first['chat_id']}/sessions",
+        json={
+            "messages": [{"author": "visitor", "text": "Снова я, заказ 2"}],
+            "new_lead": False,
+        },
+    )
+    assert again.status_code in (200, 201), again.text
+    await stack.settled()
+    await catch_up(stack, integration["id"])
+    appeals = await stack.appeals()
+    assert len(appeals) == 2
+    second = next(a for a in appeals if "заказ 2" in a["text"])
+    assert second["key"].endswith(f":session:{again.json()['session_id']}")
+    assert second["channel"] == "telegrambot" and second["contact"]["name"] == "Пётр"
+    assert f"{HOST_URL}" not in second["text"]
