@@ -8,12 +8,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from hooks.host import csrf
 from hooks.host.app import create_app
 from hooks.host.state import Host, HostConfig
 
 PUBLIC_URL = "https://analytics.example.test"
+HOST_KEY = SecretStr(Fernet.generate_key().decode())  # what ANALYTICS_HOST_KEY holds
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "bitrix24" / "examples"
 
 
@@ -36,7 +40,16 @@ class RunningHost:
 
 @pytest.fixture
 def host_config(tmp_path: Path) -> HostConfig:
-    return HostConfig(db=str(tmp_path / "host.sqlite3"), public_url=PUBLIC_URL, language="ru")
+    return HostConfig(
+        db=str(tmp_path / "host.sqlite3"), public_url=PUBLIC_URL, language="ru", host_key=HOST_KEY
+    )
+
+
+async def send_csrf_token(client: httpx.AsyncClient) -> None:
+    """Make ``client`` pass the CSRF check as a page's own forms do: it takes the cookie from a
+    page and sends the token back with every request (the header scripts use)."""
+    await client.get("/")
+    client.headers[csrf.HEADER] = client.cookies[csrf.COOKIE]
 
 
 @pytest.fixture
@@ -45,4 +58,5 @@ async def running_host(host_config: HostConfig) -> AsyncIterator[RunningHost]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            await send_csrf_token(client)
             yield RunningHost(app, client, host_config)

@@ -101,6 +101,7 @@ class Servers:
 def running_servers(db: Path) -> Iterator[Servers]:
     host_url, portal_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "B24_OAUTH_SERVERS": portal_url}
+    env.pop("ANALYTICS_HOST_KEY", None)
     quiet: dict[str, Any] = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     sandbox = subprocess.Popen(
         [
@@ -114,8 +115,18 @@ def running_servers(db: Path) -> Iterator[Servers]:
         ],
         **quiet,
     )
+    # --demo: the host keeps its key beside the database, as ``make run`` does.
     host = subprocess.Popen(
-        [sys.executable, "-m", "hooks.host", "--db", str(db), "--port", host_url.rsplit(":", 1)[1]],
+        [
+            sys.executable,
+            "-m",
+            "hooks.host",
+            "--demo",
+            "--db",
+            str(db),
+            "--port",
+            host_url.rsplit(":", 1)[1],
+        ],
         **quiet,
     )
     try:

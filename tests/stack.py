@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from b24_openlines_plugin.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from hooks.host.app import create_app
 from hooks.host.state import Host, HostConfig
+from tests.conftest import HOST_KEY
 
 HOST_URL = "http://127.0.0.1:8000"
 PORTAL_URL = "http://127.0.0.1:8100"
@@ -56,6 +57,24 @@ class Stack:
     browser: httpx.AsyncClient  # a person's browser: reaches both, follows no redirects itself
     clock: Clock
     network: Network
+    host_config: HostConfig
+    _host_running: contextlib.AbstractAsyncContextManager[None] | None = None
+
+    async def start_host(self) -> None:
+        self.host_app = create_app(self.host_config)
+        self.network.serve(HOST_URL, self.host_app)
+        self._host_running = self.host_app.router.lifespan_context(self.host_app)
+        await self._host_running.__aenter__()
+
+    async def stop_host(self) -> None:
+        running, self._host_running = self._host_running, None
+        if running is not None:
+            await running.__aexit__(None, None, None)
+
+    async def restart_host(self) -> None:
+        """A new host process on the same database: what was accepted must survive it."""
+        await self.stop_host()
+        await self.start_host()
 
     @property
     def host(self) -> Host:
@@ -144,6 +163,16 @@ class Stack:
         await self.settled()
         return started
 
+    async def all_appeals(self) -> list[dict[str, Any]]:
+        """Every appeal, page by page."""
+        found: list[dict[str, Any]] = []
+        while True:
+            answer = await self.browser.get(f"{HOST_URL}/api/appeals?limit=500&offset={len(found)}")
+            page: list[dict[str, Any]] = answer.json()["appeals"]
+            found += page
+            if len(page) < 500:
+                return found
+
     async def appeals(self) -> list[dict[str, Any]]:
         answer = await self.browser.get(f"{HOST_URL}/api/appeals")
         appeals: list[dict[str, Any]] = answer.json()["appeals"]
@@ -157,12 +186,16 @@ async def running_stack(db: Path, **sandbox: Any) -> AsyncIterator[Stack]:
     sandbox_app = create_sandbox_app(
         SandboxConfig(public_url=PORTAL_URL, http_transport=network, clock=clock, **sandbox)
     )
-    host_app = create_app(HostConfig(db=str(db), public_url=HOST_URL, http_transport=network))
     network.serve(PORTAL_URL, sandbox_app)
-    network.serve(HOST_URL, host_app)
-    async with (
-        sandbox_app.router.lifespan_context(sandbox_app),
-        host_app.router.lifespan_context(host_app),
-        httpx.AsyncClient(transport=network) as browser,
-    ):
-        yield Stack(host_app, sandbox_app, browser, clock, network)
+    host_config = HostConfig(
+        db=str(db), public_url=HOST_URL, http_transport=network, host_key=HOST_KEY
+    )
+    async with contextlib.AsyncExitStack() as exits:
+        await exits.enter_async_context(sandbox_app.router.lifespan_context(sandbox_app))
+        browser = await exits.enter_async_context(httpx.AsyncClient(transport=network))
+        stack = Stack(create_app(host_config), sandbox_app, browser, clock, network, host_config)
+        await stack.start_host()
+        try:
+            yield stack
+        finally:
+            await stack.stop_host()  # before the portal: the host's last work may still call it

@@ -30,6 +30,7 @@ from hooks.models import (
     Utm,
     VisitorSession,
 )
+from tests.conftest import HOST_KEY
 
 MSK = timezone(timedelta(hours=3))
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -43,6 +44,7 @@ TABLES = {
     "appeals",
     "webhook_inbox",
     "host_meta",
+    "used_nonces",
 }
 
 
@@ -58,7 +60,7 @@ def db_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def repo(db_path: str) -> AsyncIterator[SqliteRepository]:
-    repository = await SqliteRepository.open(db_path)
+    repository = await SqliteRepository.open(db_path, key=HOST_KEY)
     try:
         yield repository
     finally:
@@ -130,7 +132,7 @@ def test_migration_names_are_ordered_and_unique() -> None:
 @pytest.mark.anyio
 async def test_open_creates_parent_dirs_uses_wal_and_reopen_applies_nothing(db_path: str) -> None:
     for _ in range(2):
-        repository = await SqliteRepository.open(db_path)
+        repository = await SqliteRepository.open(db_path, key=HOST_KEY)
         await repository.close()
     assert table_names(db_path) == TABLES
     with closing(sqlite3.connect(db_path)) as db:
@@ -424,7 +426,7 @@ async def test_naive_datetimes_are_refused(repo: SqliteRepository) -> None:
 
 @pytest.mark.anyio
 async def test_data_survives_close_and_reopen(db_path: str) -> None:
-    first = await SqliteRepository.open(db_path)
+    first = await SqliteRepository.open(db_path, key=HOST_KEY)
     try:
         integration = await first.create_integration("b24_openlines", "Shop")
         integration = await first.update_integration(
@@ -438,7 +440,7 @@ async def test_data_survives_close_and_reopen(db_path: str) -> None:
     finally:
         await first.close()
 
-    second = await SqliteRepository.open(db_path)
+    second = await SqliteRepository.open(db_path, key=HOST_KEY)
     try:
         assert await second.get_integration(integration.id) == integration
         assert await second.list_appeals() == [stored]
@@ -473,7 +475,7 @@ async def test_open_repository_accepts_paths_and_sqlite_urls(
         (":memory:", None),
         ("sqlite://", None),
     ]:
-        repository = await open_repository(url)
+        repository = await open_repository(url, key=HOST_KEY)
         try:
             integration = await repository.create_integration("p", "n")
             assert await repository.get_integration(integration.id) == integration
@@ -495,5 +497,5 @@ async def test_open_repository_accepts_paths_and_sqlite_urls(
 )
 async def test_open_repository_refuses_other_urls(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as raised:
-        await open_repository(url)
+        await open_repository(url, key=HOST_KEY)
     assert "pw" not in str(raised.value)

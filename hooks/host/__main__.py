@@ -1,8 +1,9 @@
-"""``python -m hooks.host --db PATH --host 127.0.0.1 --port N [--public-url URL]``."""
+"""``python -m hooks.host --db PATH --host 127.0.0.1 --port N [--public-url URL] [--demo]``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -10,11 +11,25 @@ from pathlib import Path
 from typing import cast
 
 import uvicorn
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from hooks.host.app import create_app
 from hooks.host.catalog import CatalogFileError, load_catalog_file
+from hooks.host.host_key import ENV, HostKeyError, demo_key
+from hooks.host.ratelimit import Rate
+from hooks.host.sqlite import MEMORY, open_repository, sqlite_path
 from hooks.host.state import HostConfig
 from hooks.models import Language
+
+RATE_LIMITS = {"session_rate": "POST /api/sessions/{id}", "visit_rate": "POST /api/visits"}
+
+
+def _rate(text: str) -> Rate | None:
+    try:
+        return Rate.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,7 +53,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("ANALYTICS_HOST_LANG", "ru"),
         help="language of the pages (default ru, or $ANALYTICS_HOST_LANG)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"without ${ENV}, encrypt the secrets with a key kept in a file beside the database",
+    )
+    for name, route in RATE_LIMITS.items():
+        default: Rate = getattr(HostConfig, name)
+        parser.add_argument(
+            f"--{name.removesuffix('_rate')}-limit",
+            dest=name,
+            type=_rate,
+            default=argparse.SUPPRESS,  # absent: HostConfig's default
+            metavar="PER_SECOND,BURST",
+            help=f"requests per client IP on {route}"
+            f" (default {default.per_second:g},{default.burst}; 0: no limit)",
+        )
     return parser.parse_args(argv)
+
+
+def host_key(db: str, *, demo: bool) -> SecretStr | None:
+    """``ANALYTICS_HOST_KEY``; in demo mode without it, the key kept beside the database (made
+    on first start)."""
+    if value := os.environ.get(ENV):
+        return SecretStr(value)
+    if not demo:
+        return None  # opening the database says what is missing
+    path = sqlite_path(db)
+    if path == MEMORY:
+        print("Demo mode: the secrets are encrypted with a key made for this run", flush=True)
+        return SecretStr(Fernet.generate_key().decode())
+    key_file = Path(f"{path}.key")
+    key, made = demo_key(key_file)
+    print(
+        f"Demo mode: the secrets are encrypted with the key {'made now in' if made else 'in'}"
+        f" {key_file}; set {ENV} instead outside demos",
+        flush=True,
+    )
+    return key
+
+
+async def check_database(config: HostConfig) -> None:
+    """Open the database once before serving, so a missing or wrong key stops the start with
+    one clear line instead of a failed startup deep in the server's log."""
+    repo = await open_repository(config.db, key=config.host_key)
+    await repo.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +112,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     public_url = args.public_url or f"http://{args.host}:{args.port}"
-    config = HostConfig(
-        db=args.db,
-        public_url=public_url,
-        language=cast(Language, args.lang),
-        catalog_path=args.catalog,
-        schedule_seconds=args.schedule_seconds,
-    )
+    try:
+        config = HostConfig(
+            db=args.db,
+            public_url=public_url,
+            language=cast(Language, args.lang),
+            catalog_path=args.catalog,
+            schedule_seconds=args.schedule_seconds,
+            host_key=host_key(args.db, demo=args.demo),
+            **{name: getattr(args, name) for name in RATE_LIMITS if hasattr(args, name)},
+        )
+        asyncio.run(check_database(config))
+    except HostKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(
         f"Analytics host: {public_url}/  (Raw data → Appeals and goals: {public_url}/raw/appeals)",
         flush=True,

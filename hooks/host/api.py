@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hooks.errors import BadRequest, NotFound, ValidationFailed
+from hooks.host.ratelimit import RateLimiter
 from hooks.host.state import Host, hook_request, read_capped_body
 from hooks.host.visits import new_visitor_session
 from hooks.models import Integration, SettingsView
@@ -150,9 +151,15 @@ async def list_appeals(request: Request) -> Response:
     return JSONResponse({"appeals": [s.appeal.model_dump(mode="json") for s in stored]})
 
 
+def _count_client(limiter: RateLimiter, request: Request) -> None:
+    """Count the request against its client IP before any work (``RateLimited`` when over)."""
+    limiter.check(request.client.host if request.client else "unknown")
+
+
 async def add_visit(request: Request) -> Response:
     """A page view from ``/tracker.js``: open to every site, so any origin may call it."""
     host = host_of(request)
+    _count_client(host.visit_limiter, request)
     cors = {"access-control-allow-origin": "*"}
     if request.method == "OPTIONS":
         cors |= {
@@ -174,6 +181,7 @@ async def add_visit(request: Request) -> Response:
 async def report_session(request: Request) -> Response:
     """What the plugin's site script posts; the plugin answers, CORS headers included."""
     host = host_of(request)
+    _count_client(host.session_limiter, request)
     integration = await integration_of(request)
     body = await read_capped_body(request, host.config.session_max_bytes)
     answer = await host.plugins.session(

@@ -10,17 +10,21 @@ from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hooks.errors import HookError
+from hooks.errors import HookError, RetryLater
 from hooks.host import api, pages
 from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
+from hooks.host.csrf import CsrfMiddleware
 from hooks.host.inbox import DRAIN, TICK, drain, receive_webhook, tick
 from hooks.host.inprocess_jobs import InProcessJobQueue
 from hooks.host.plugins import PluginHost, get_plugin_manager
+from hooks.host.ratelimit import RateLimited, retry_after_header
+from hooks.host.redact import install_log_redaction
 from hooks.host.sqlite import open_repository
 from hooks.host.state import Host, HostConfig
 
@@ -36,16 +40,19 @@ async def tracker_js(request: Request) -> Response:
 async def handle_hook_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HookError)
     if request.url.path.startswith(JSON_PREFIXES):
-        return JSONResponse(exc.to_json(), status_code=exc.status)
+        retry_after = exc.retry_after if isinstance(exc, RateLimited | RetryLater) else None
+        headers = None if retry_after is None else {"retry-after": retry_after_header(retry_after)}
+        return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
     return pages.page(request, "error.html", status=exc.status, error=exc)
 
 
 def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Starlette:
     """The host; ``plugins`` defaults to those installed under the ``analytics_host`` group."""
+    install_log_redaction()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        repo = await open_repository(config.db)
+        repo = await open_repository(config.db, key=config.host_key)
         if config.catalog_path is not None:
             await repo.replace_catalog(load_catalog_file(config.catalog_path))
         elif config.seed_demo_catalog and not (await repo.get_catalog()).employees:
@@ -92,8 +99,15 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
         Route("/tracker.js", tracker_js),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    csrf = Middleware(
+        CsrfMiddleware,
+        refuse=handle_hook_error,
+        max_body=pages.FORM_MAX_BYTES,
+        secure=config.public_url.startswith("https://"),
+    )
     app = Starlette(
         routes=routes,
+        middleware=[csrf],
         lifespan=lifespan,
         exception_handlers={HookError: handle_hook_error},
     )

@@ -138,6 +138,13 @@ def m006_host_meta(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE host_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
 
 
+@migration
+def m007_used_nonces(db: sqlite3.Connection) -> None:
+    # Spent single-use values (OAuth states), each kept until it would have expired anyway.
+    db.execute("CREATE TABLE used_nonces (nonce TEXT PRIMARY KEY, expires_at TEXT NOT NULL)")
+    db.execute("CREATE INDEX used_nonces_by_expiry ON used_nonces (expires_at)")
+
+
 def applied_migrations(db: sqlite3.Connection) -> list[str]:
     """Names of the migrations this database has, in the order they were applied."""
     _ensure_tracking_table(db)

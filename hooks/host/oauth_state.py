@@ -1,7 +1,9 @@
-"""The OAuth ``state`` parameter: signed, expiring and bound to one integration.
+"""The OAuth ``state`` parameter: signed, expiring, single-use and bound to one integration.
 
 The callback has nothing else to find the integration by, and an unsigned state would let
-anyone attach a portal to someone else's integration.
+anyone attach a portal to someone else's integration. Its nonce lets the callback refuse a
+state it has already accepted (``Repository.use_nonce``), so a callback URL that leaked through
+history, logs or a referrer cannot be played again.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import hmac
 import json
 import secrets
 import time
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from hooks.errors import BadRequest
+from hooks.host.repository import Repository
 
 STATE_TTL_SECONDS = 600
 
@@ -34,8 +39,15 @@ def sign_state(key: bytes, integration_id: int, *, now: float | None = None) -> 
     return f"{body}.{mac}"
 
 
-def verify_state(key: bytes, state: str, *, now: float | None = None) -> int:
-    """The integration id in a valid state; ``BadRequest`` for a forged, broken or old one."""
+class VerifiedState(NamedTuple):
+    integration_id: int
+    nonce: str
+    expires: int  # Unix time
+
+
+def verify_state(key: bytes, state: str, *, now: float | None = None) -> VerifiedState:
+    """What a valid state says; ``BadRequest`` for a forged, broken or old one. Whether it was
+    used before is the caller's check, against the repository."""
     body, _, mac = state.partition(".")
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
     if not mac or not hmac.compare_digest(mac, expected):
@@ -44,11 +56,32 @@ def verify_state(key: bytes, state: str, *, now: float | None = None) -> int:
         )
     try:
         payload = json.loads(_unb64(body))
-        integration_id, expires = int(payload["i"]), int(payload["e"])
+        verified = VerifiedState(int(payload["i"]), str(payload["n"]), int(payload["e"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequest("The authorization link is not valid", code="invalid_state") from exc
-    if (time.time() if now is None else now) > expires:
+    if (time.time() if now is None else now) > verified.expires:
         raise BadRequest(
             "The authorization link has expired; start the connection again", code="expired_state"
         )
-    return integration_id
+    return verified
+
+
+async def accept_state(repo: Repository, state: str, *, now: float | None = None) -> int:
+    """The integration id of a valid state seen for the first time; ``BadRequest`` otherwise.
+
+    The nonce is spent before the plugin exchanges the code, so two callbacks racing with one
+    state cannot both get through; a failed exchange means starting the connection again.
+    """
+    at = time.time() if now is None else now
+    verified = verify_state(await repo.host_secret_key(), state, now=at)
+    first_use = await repo.use_nonce(
+        f"oauth_state:{verified.nonce}",
+        expires_at=datetime.fromtimestamp(verified.expires, UTC),
+        now=datetime.fromtimestamp(at, UTC),
+    )
+    if not first_use:
+        raise BadRequest(
+            "This authorization link has already been used; start the connection again",
+            code="used_state",
+        )
+    return verified.integration_id

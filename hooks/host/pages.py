@@ -12,10 +12,12 @@ from starlette.templating import Jinja2Templates
 
 from hooks.errors import BadRequest, Conflict, HookError, NotFound, ValidationFailed
 from hooks.host.api import host_of, integration_of, render_view, save_settings
+from hooks.host.csrf import FIELD as CSRF_FIELD
+from hooks.host.csrf import csrf_field
 from hooks.host.forms import form_name, nest_form
 from hooks.host.i18n import localized, t
 from hooks.host.inbox import DRAIN
-from hooks.host.oauth_state import sign_state, verify_state
+from hooks.host.oauth_state import accept_state, sign_state
 from hooks.host.state import Host
 from hooks.models import Catalog, FormField, LocalizedText, SettingsView, StoredAppeal
 
@@ -25,7 +27,7 @@ DEFAULT_PLUGIN = "b24_openlines"
 
 def make_templates(directory: str) -> Jinja2Templates:
     templates = Jinja2Templates(directory=directory)  # autoescapes .html: every value is escaped
-    templates.env.globals.update(form_name=form_name, localized=localized)
+    templates.env.globals.update(form_name=form_name, localized=localized, csrf_field=csrf_field)
     return templates
 
 
@@ -100,7 +102,9 @@ async def settings_page(request: Request) -> Response:
     integration = await integration_of(request)
     if request.method == "POST":
         async with request.form(max_fields=2000, max_files=0) as form:
-            pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+            pairs = [
+                (k, v) for k, v in form.multi_items() if isinstance(v, str) and k != CSRF_FIELD
+            ]
         try:
             await save_settings(host, integration, nest_form(pairs))
         except ValidationFailed:
@@ -164,9 +168,7 @@ async def oauth_callback(request: Request) -> Response:
     state = query.get("state")
     if not state:
         raise BadRequest("The callback has no state: start the connection from the settings page")
-    integration = await host.repo.get_integration(
-        verify_state(await host.repo.host_secret_key(), state)
-    )
+    integration = await host.repo.get_integration(await accept_state(host.repo, state))
     if integration is None:
         raise NotFound("The integration of this authorization no longer exists")
     outcome = await host.plugins.oauth_callback(

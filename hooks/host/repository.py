@@ -148,7 +148,13 @@ class Repository(Protocol):
 
     # host secrets
     async def host_secret_key(self) -> bytes:
-        """The host's signing key, made once and kept (signs OAuth ``state``)."""
+        """The host's signing key, made once and kept (signs OAuth ``state`` and CSRF tokens)."""
+        ...
+
+    async def use_nonce(self, nonce: str, *, expires_at: datetime, now: datetime) -> bool:
+        """Spend a single-use value: ``True`` the first time, ``False`` ever after (a replay).
+        It is kept until ``expires_at``; older ones are pruned, since whatever they guarded is
+        refused as expired by then."""
         ...
 
     async def close(self) -> None: ...

@@ -5,6 +5,11 @@ event loop: each call is well under a millisecond, and a method that never await
 interleaved with another, which keeps the read-modify-write ones simple. Every write runs in an
 explicit ``BEGIN IMMEDIATE`` … ``COMMIT`` and is committed before the method returns, because the
 host acknowledges a webhook as soon as ``add_inbox_item`` returns.
+
+Secrets (the integrations', the host's signing key and the webhook bodies, which carry
+Bitrix24's application token) are stored encrypted with the host key
+(``hooks.host.host_key``); the database remembers a value encrypted with it, so that opening
+it with another key fails at once instead of reading garbage later.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 
 from hooks.errors import Conflict, NotFound
+from hooks.host.host_key import ENV, HostKeyError, cipher
 from hooks.host.migrations import apply_migrations
 from hooks.host.repository import InboxItem, InboxStatus, Repository
 from hooks.models import (
@@ -45,19 +52,23 @@ _INBOX_COLUMNS = (
     " created_at, updated_at"
 )
 _HOST_SECRET_KEY = "secret_key"
+_KEY_CHECK = "key_check"
+_KEY_CHECK_VALUE = b"the host key of this database"
 
 
-async def open_repository(url: str) -> Repository:
-    """Open the repository a database URL names: the host's one storage setting.
+async def open_repository(url: str, *, key: SecretStr | None) -> Repository:
+    """Open the repository a database URL names: the host's one storage setting, with the key
+    that encrypts its secrets (``HostKeyError`` if it is missing or not this database's).
 
     Accepted: a plain path, ``:memory:``, and ``sqlite:///relative/path.db`` or
     ``sqlite:////absolute/path.db`` (SQLAlchemy's convention: the path starts after the third
     slash). PostgreSQL URLs are recognised and refused until that implementation exists.
     """
-    return await SqliteRepository.open(_sqlite_path(url))
+    return await SqliteRepository.open(sqlite_path(url), key=key)
 
 
-def _sqlite_path(url: str) -> str:
+def sqlite_path(url: str) -> str:
+    """The file (or ``:memory:``) a database URL names."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
@@ -77,13 +88,16 @@ def _sqlite_path(url: str) -> str:
 class SqliteRepository:
     """``hooks.host.repository.Repository`` on one SQLite connection. Create with ``open``."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, fernet: Fernet) -> None:
         self._db = db
+        self._fernet = fernet
         self._secret_key: bytes | None = None
 
     @classmethod
-    async def open(cls, path: str) -> SqliteRepository:
-        """Open (or create) the database at ``path`` and bring its schema up to date."""
+    async def open(cls, path: str, *, key: SecretStr | None) -> SqliteRepository:
+        """Open (or create) the database at ``path``, bring its schema up to date and check
+        that ``key`` is the one its secrets are encrypted with."""
+        fernet = cipher(key)
         if path != MEMORY:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are the explicit ones in ``_write``, never implicit.
@@ -97,10 +111,12 @@ class SqliteRepository:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             apply_migrations(db)
+            repository = cls(db, fernet)
+            repository._adopt_key()
         except BaseException:
             db.close()
             raise
-        return cls(db)
+        return repository
 
     async def close(self) -> None:
         self._db.close()
@@ -117,6 +133,48 @@ class SqliteRepository:
             if self._db.in_transaction:  # a failed COMMIT leaves it open too
                 self._db.execute("ROLLBACK")
             raise
+
+    def _adopt_key(self) -> None:
+        """Check the key against the database; a database without a key yet (new, or written
+        by a version that kept secrets in the clear) takes this one and is encrypted with it."""
+        with self._write() as db:
+            check = self._meta(_KEY_CHECK)
+            if check is not None:
+                self._decrypt(check, "The database")
+                return
+            for plain in db.execute("SELECT id, secrets FROM integrations").fetchall():
+                db.execute(
+                    "UPDATE integrations SET secrets = ? WHERE id = ?",
+                    (self._fernet.encrypt(plain["secrets"].encode()).decode(), plain["id"]),
+                )
+            for plain in db.execute("SELECT id, body FROM webhook_inbox").fetchall():
+                db.execute(
+                    "UPDATE webhook_inbox SET body = ? WHERE id = ?",
+                    (self._fernet.encrypt(bytes(plain["body"])), plain["id"]),
+                )
+            signing_key = self._meta(_HOST_SECRET_KEY)
+            if signing_key is not None:
+                db.execute(
+                    "UPDATE host_meta SET value = ? WHERE key = ?",
+                    (self._fernet.encrypt(signing_key), _HOST_SECRET_KEY),
+                )
+            db.execute(
+                "INSERT INTO host_meta (key, value) VALUES (?, ?)",
+                (_KEY_CHECK, self._fernet.encrypt(_KEY_CHECK_VALUE)),
+            )
+
+    def _meta(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM host_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row["value"])
+
+    def _decrypt(self, token: bytes, what: str) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken:
+            # ``from None``: InvalidToken says nothing more, and a traceback need not show it.
+            raise HostKeyError(
+                f"{what} cannot be decrypted with {ENV}: it is not the key it was encrypted with"
+            ) from None
 
     # --- integrations ------------------------------------------------------------------
 
@@ -135,26 +193,26 @@ class SqliteRepository:
                     plugin,
                     name,
                     json.dumps({}),
-                    _dump_secrets({}),
+                    self._dump_secrets({}),
                     json.dumps({}),
                     secrets_module.token_urlsafe(32),
                     now,
                     now,
                 ),
             ).fetchall()[0]
-        return _integration(row)
+        return self._integration(row)
 
     async def get_integration(self, integration_id: int) -> Integration | None:
         row = self._db.execute(
             f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = ?", (integration_id,)
         ).fetchone()
-        return None if row is None else _integration(row)
+        return None if row is None else self._integration(row)
 
     async def list_integrations(self) -> list[Integration]:
         rows = self._db.execute(
             f"SELECT {_INTEGRATION_COLUMNS} FROM integrations ORDER BY id"
         ).fetchall()
-        return [_integration(row) for row in rows]
+        return [self._integration(row) for row in rows]
 
     async def update_integration(
         self,
@@ -173,7 +231,7 @@ class SqliteRepository:
             ).fetchone()
             if row is None:
                 raise NotFound(f"integration {integration_id} not found")
-            current = _integration(row)
+            current = self._integration(row)
             new_settings = current.settings if settings is None else dict(settings)
             new_secrets = dict(current.secrets)
             for key, value in (secrets or {}).items():
@@ -193,7 +251,7 @@ class SqliteRepository:
                 """,
                 (
                     json.dumps(new_settings),
-                    _dump_secrets(new_secrets),
+                    self._dump_secrets(new_secrets),
                     json.dumps(new_connection),
                     _db_time(_now()),
                     integration_id,
@@ -205,7 +263,31 @@ class SqliteRepository:
                     f"integration {integration_id} is at version {current.version},"
                     f" not {expected_version}: reload and try again"
                 )
-        return _integration(updated[0])
+        return self._integration(updated[0])
+
+    def _dump_secrets(self, values: Mapping[str, SecretStr]) -> str:
+        plain = json.dumps({key: value.get_secret_value() for key, value in values.items()})
+        return self._fernet.encrypt(plain.encode()).decode()
+
+    def _load_secrets(self, stored: str, integration_id: int) -> dict[str, SecretStr]:
+        plain: dict[str, str] = json.loads(
+            self._decrypt(stored.encode(), f"The secrets of integration {integration_id}")
+        )
+        return {key: SecretStr(value) for key, value in plain.items()}
+
+    def _integration(self, row: sqlite3.Row) -> Integration:
+        return Integration(
+            id=row["id"],
+            plugin=row["plugin"],
+            name=row["name"],
+            settings=_json_object(row["settings"]),
+            secrets=self._load_secrets(row["secrets"], row["id"]),
+            connection=_json_object(row["connection"]),
+            webhook_token=SecretStr(row["webhook_token"]),
+            version=row["version"],
+            created_at=_py_time(row["created_at"]),
+            updated_at=_py_time(row["updated_at"]),
+        )
 
     # --- the account catalog -----------------------------------------------------------
 
@@ -354,7 +436,7 @@ class SqliteRepository:
                     integration_id,
                     digest,
                     request.model_dump_json(exclude={"body"}),
-                    request.body,
+                    self._fernet.encrypt(request.body),
                     status,
                     outcome,
                     _db_time(request.received_at),
@@ -369,7 +451,7 @@ class SqliteRepository:
                 """,
                 (integration_id, digest),
             ).fetchone()
-        return _inbox_item(row)
+        return self._inbox_item(row)
 
     async def due_inbox_items(
         self, integration_id: int, *, now: datetime, limit: int = 50
@@ -383,7 +465,7 @@ class SqliteRepository:
             """,
             (integration_id, _db_time(now), limit),
         ).fetchall()
-        return [_inbox_item(row) for row in rows]
+        return [self._inbox_item(row) for row in rows]
 
     async def next_inbox_attempt(self, integration_id: int) -> datetime | None:
         """When the integration's earliest pending item is due, if it has one."""
@@ -443,6 +525,24 @@ class SqliteRepository:
             if cursor.rowcount == 0:
                 raise NotFound(f"inbox item {item_id} not found")
 
+    def _inbox_item(self, row: sqlite3.Row) -> InboxItem:
+        # The body is kept apart from the JSON (raw bytes need not be UTF-8), and encrypted: a
+        # webhook's body carries its credentials (Bitrix24's auth[application_token]).
+        body = self._decrypt(bytes(row["body"]), f"The body of inbox item {row['id']}")
+        request = HookRequest.model_validate_json(row["request"]).model_copy(update={"body": body})
+        return InboxItem(
+            id=row["id"],
+            integration_id=row["integration_id"],
+            status=row["status"],
+            request=request,
+            attempts=row["attempts"],
+            next_attempt_at=_py_time(row["next_attempt_at"]),
+            last_error=row["last_error"],
+            outcome=None if row["outcome"] is None else _json_object(row["outcome"]),
+            created_at=_py_time(row["created_at"]),
+            updated_at=_py_time(row["updated_at"]),
+        )
+
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
         """A person asked to retry a failed item: make it pending and due now. Anything but a
         failed item is left alone (``None``): a pending one is already queued, a done one is
@@ -457,7 +557,7 @@ class SqliteRepository:
                 """,
                 (_db_time(now), _db_time(_now()), item_id),
             ).fetchall()
-        return _inbox_item(rows[0]) if rows else None
+        return self._inbox_item(rows[0]) if rows else None
 
     async def list_inbox(
         self, *, status: InboxStatus | None = None, limit: int = 100
@@ -468,7 +568,7 @@ class SqliteRepository:
             f"SELECT {_INBOX_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT :limit",
             {"status": status, "limit": limit},
         ).fetchall()
-        return [_inbox_item(row) for row in rows]
+        return [self._inbox_item(row) for row in rows]
 
     # --- host secrets ------------------------------------------------------------------
 
@@ -479,26 +579,27 @@ class SqliteRepository:
             with self._write() as db:
                 db.execute(
                     "INSERT INTO host_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                    (_HOST_SECRET_KEY, secrets_module.token_bytes(32)),
+                    (_HOST_SECRET_KEY, self._fernet.encrypt(secrets_module.token_bytes(32))),
                 )
-                row = db.execute(
-                    "SELECT value FROM host_meta WHERE key = ?", (_HOST_SECRET_KEY,)
-                ).fetchone()
-            self._secret_key = bytes(row["value"])
+                stored = self._meta(_HOST_SECRET_KEY)
+            assert stored is not None  # inserted or already there, inside the same transaction
+            self._secret_key = self._decrypt(stored, "The host's signing key")
         return self._secret_key
+
+    async def use_nonce(self, nonce: str, *, expires_at: datetime, now: datetime) -> bool:
+        with self._write() as db:
+            db.execute("DELETE FROM used_nonces WHERE expires_at < ?", (_db_time(now),))
+            cursor = db.execute(
+                """
+                INSERT INTO used_nonces (nonce, expires_at) VALUES (?, ?)
+                ON CONFLICT (nonce) DO NOTHING
+                """,
+                (nonce, _db_time(expires_at)),
+            )
+        return cursor.rowcount == 1
 
 
 # --- (de)serialisation ---------------------------------------------------------------------
-
-
-def _dump_secrets(values: Mapping[str, SecretStr]) -> str:
-    """Secrets as stored. Plain JSON for now: encryption at rest replaces this pair only."""
-    return json.dumps({key: value.get_secret_value() for key, value in values.items()})
-
-
-def _load_secrets(stored: str) -> dict[str, SecretStr]:
-    plain: dict[str, str] = json.loads(stored)
-    return {key: SecretStr(value) for key, value in plain.items()}
 
 
 def _now() -> datetime:
@@ -521,21 +622,6 @@ def _json_object(stored: str) -> dict[str, Any]:
     return value
 
 
-def _integration(row: sqlite3.Row) -> Integration:
-    return Integration(
-        id=row["id"],
-        plugin=row["plugin"],
-        name=row["name"],
-        settings=_json_object(row["settings"]),
-        secrets=_load_secrets(row["secrets"]),
-        connection=_json_object(row["connection"]),
-        webhook_token=SecretStr(row["webhook_token"]),
-        version=row["version"],
-        created_at=_py_time(row["created_at"]),
-        updated_at=_py_time(row["updated_at"]),
-    )
-
-
 def _binding(row: sqlite3.Row) -> SessionBinding:
     return SessionBinding(
         integration_id=row["integration_id"],
@@ -549,25 +635,6 @@ def _stored_appeal(row: sqlite3.Row) -> StoredAppeal:
     return StoredAppeal(
         appeal=Appeal.model_validate_json(row["record"]),
         first_seen_at=_py_time(row["first_seen_at"]),
-        updated_at=_py_time(row["updated_at"]),
-    )
-
-
-def _inbox_item(row: sqlite3.Row) -> InboxItem:
-    # The body is kept apart from the JSON (raw bytes need not be UTF-8).
-    request = HookRequest.model_validate_json(row["request"]).model_copy(
-        update={"body": bytes(row["body"])}
-    )
-    return InboxItem(
-        id=row["id"],
-        integration_id=row["integration_id"],
-        status=row["status"],
-        request=request,
-        attempts=row["attempts"],
-        next_attempt_at=_py_time(row["next_attempt_at"]),
-        last_error=row["last_error"],
-        outcome=None if row["outcome"] is None else _json_object(row["outcome"]),
-        created_at=_py_time(row["created_at"]),
         updated_at=_py_time(row["updated_at"]),
     )
 

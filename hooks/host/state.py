@@ -16,6 +16,7 @@ from starlette.requests import Request
 from hooks.errors import PayloadTooLarge
 from hooks.host.jobs import JobQueue
 from hooks.host.plugins import PluginHost
+from hooks.host.ratelimit import SESSION_RATE, VISIT_RATE, Rate, RateLimiter
 from hooks.host.repository import Repository
 from hooks.models import (
     Appeal,
@@ -43,6 +44,11 @@ class HostConfig:
     schedule_seconds: float = 60.0  # 0: no periodic work
     webhook_max_bytes: int = 64 * 1024
     session_max_bytes: int = 4 * 1024
+    # Encrypts the secrets at rest; ``python -m hooks.host`` fills it from ANALYTICS_HOST_KEY.
+    host_key: SecretStr | None = None
+    # Per client IP; None: no limit.
+    session_rate: Rate | None = SESSION_RATE
+    visit_rate: Rate | None = VISIT_RATE
 
 
 class _Sessions:
@@ -104,6 +110,12 @@ class Host:
     queue: JobQueue
     http: httpx.AsyncClient
     last_scheduled: dict[int, float] = field(default_factory=dict)
+    session_limiter: RateLimiter = field(init=False)
+    visit_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.session_limiter = RateLimiter(self.config.session_rate)
+        self.visit_limiter = RateLimiter(self.config.visit_rate)
 
     def schedule_due(self, integration_id: int) -> bool:
         """Whether the integration's periodic work is due; if so, it counts as started now."""

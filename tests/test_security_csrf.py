@@ -1,0 +1,144 @@
+"""The host's HTML forms refuse a POST that does not carry the browser's signed CSRF token."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from hooks.host import csrf
+from hooks.models import HookRequest
+from tests.conftest import PUBLIC_URL, RunningHost
+from tests.examples import form_body
+from tests.test_host_api import create
+from tests.test_host_pages import FORM
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def stranger(running_host: RunningHost) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser that never opened the host's pages: what another site's form posts from."""
+    transport = httpx.ASGITransport(app=running_host.app)
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+        yield client
+
+
+def hidden_token(html: str) -> str:
+    found = re.search(r'<input type="hidden" name="csrf_token" value="([^"]+)">', html)
+    assert found is not None, "the form carries no CSRF token"
+    return found.group(1)
+
+
+async def failed_item(rh: RunningHost, integration_id: int) -> int:
+    request = HookRequest(
+        method="POST", path="/webhooks/1/", body=b"x", received_at=datetime.now(UTC)
+    )
+    item = await rh.host.repo.add_inbox_item(integration_id, request)
+    await rh.host.repo.fail_inbox_item(item.id, error="boom")
+    return item.id
+
+
+async def test_each_form_posts_with_the_token_its_page_carries(
+    running_host: RunningHost, stranger: httpx.AsyncClient
+) -> None:
+    """The way a browser does it: the page sets the cookie and the form sends the field."""
+    dashboard = await stranger.get("/")
+    cookie = dashboard.headers["set-cookie"]
+    assert cookie.startswith(f"{csrf.COOKIE}=") and "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie and "Secure" in cookie  # the host is public over HTTPS
+    token = hidden_token(dashboard.text)
+    created = await stranger.post("/integrations", data={"name": "Shop", "csrf_token": token})
+    assert created.status_code == 303, created.text
+    settings = await stranger.get(created.headers["location"])
+    assert "set-cookie" not in settings.headers  # one token per browser, kept
+    saved = await stranger.post(
+        created.headers["location"], data={**FORM, "csrf_token": hidden_token(settings.text)}
+    )
+    assert saved.status_code == 303, saved.text  # the token is no unknown settings field
+    item_id = await failed_item(running_host, 1)
+    inbox = await stranger.get("/inbox")
+    retried = await stranger.post(
+        f"/inbox/{item_id}/retry", data={"csrf_token": hidden_token(inbox.text)}
+    )
+    assert retried.status_code == 303
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param({}, id="no token"),
+        pytest.param({"field": "wrong"}, id="wrong field"),
+        pytest.param({"cookie": "forged.0000", "field": "forged.0000"}, id="unsigned pair"),
+        pytest.param({"field": "<own>", "cookie": None}, id="field without cookie"),
+        pytest.param({"field": "<other browser>"}, id="another browser's token"),
+    ],
+)
+async def test_a_form_post_without_the_browsers_token_is_refused_and_changes_nothing(
+    running_host: RunningHost, stranger: httpx.AsyncClient, sent: dict[str, str | None]
+) -> None:
+    integration = await create(running_host)
+    item_id = await failed_item(running_host, integration["id"])
+    await stranger.get("/")
+    own = stranger.cookies[csrf.COOKIE]
+    other = running_host.client.cookies[csrf.COOKIE]
+    field = {"<own>": own, "<other browser>": other}.get(sent.get("field") or "", sent.get("field"))
+    stranger.cookies.clear()
+    cookie = sent.get("cookie", own)
+    if cookie is not None:
+        stranger.cookies.set(csrf.COOKIE, cookie)
+    extra = {} if field is None else {"csrf_token": field}
+    repo = running_host.host.repo
+    before = await repo.get_integration(integration["id"])
+    forms: list[tuple[str, dict[str, Any]]] = [
+        ("/integrations", {"name": "Evil"}),
+        (f"/integrations/{integration['id']}/settings", {**FORM, "client_secret": "attacker"}),
+        (f"/inbox/{item_id}/retry", {}),
+    ]
+    for path, data in forms:
+        answer = await stranger.post(path, data={**data, **extra})
+        assert answer.status_code == 403, (path, answer.text)
+        assert "another site" in answer.text
+    assert [i.name for i in await repo.list_integrations()] == ["Main portal"]
+    assert await repo.get_integration(integration["id"]) == before
+    assert [item.status for item in await repo.list_inbox()] == ["failed"]
+
+
+async def test_every_unsafe_route_outside_the_api_is_protected(
+    running_host: RunningHost, stranger: httpx.AsyncClient
+) -> None:
+    """A form added later is protected too: the check does not rely on its handler."""
+    checked = []
+    for route in running_host.app.routes:
+        if not isinstance(route, Route) or route.path.startswith(csrf.EXEMPT):
+            continue
+        for method in (route.methods or set()) - csrf.SAFE_METHODS:
+            path = route.path.replace("{integration_id}", "1").replace("{item_id}", "1")
+            answer = await stranger.request(method, path, data={"x": "1"})
+            assert answer.status_code == 403, (method, route.path)
+            checked.append(route.path)
+    assert set(checked) >= {"/integrations", "/integrations/{integration_id}/settings"}
+
+
+async def test_webhooks_and_the_site_script_need_no_token(
+    running_host: RunningHost, stranger: httpx.AsyncClient
+) -> None:
+    integration = await create(running_host)
+    webhook = await stranger.post(
+        integration["webhook_url"][len(PUBLIC_URL) :],
+        content=form_body("ONCRMLEADADD.app.form.txt"),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert webhook.json()["status"] == "ignored"  # the plugin got it: the integration is off
+    assert "set-cookie" not in webhook.headers
+    report = await stranger.post(f"/api/sessions/{integration['id']}", content=b"{}")
+    assert report.json()["error"] == "inactive"  # the plugin's answer, not the CSRF check's
+    visit = await stranger.post("/api/visits", json={"url": "https://shop.example/"})
+    assert visit.status_code == 201
+    api = await stranger.post("/api/integrations", json={"plugin": "b24_openlines", "name": "n"})
+    assert api.status_code == 201

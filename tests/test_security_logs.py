@@ -1,0 +1,79 @@
+"""No secret reaches a log: a whole connect → chat → refresh flow, every logger at DEBUG."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from uvicorn.logging import AccessFormatter
+
+from hooks.host.redact import install_log_redaction
+from tests.conftest import HOST_KEY
+from tests.stack import HOST_URL, PORTAL_URL, running_stack
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_no_secret_in_any_log_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    caplog.set_level(logging.DEBUG)
+    async with running_stack(tmp_path / "host.sqlite3") as stack:
+        integration = await stack.configure()
+        connected = await stack.connect(integration["id"])
+        assert connected.status_code == 303, connected.text
+        before = await stack.host.repo.get_integration(integration["id"])
+        await stack.chat(connector="livechat", messages=[{"author": "visitor", "text": "hi"}])
+        stack.clock.now += 3601  # the access token has expired: the next chat refreshes it
+        await stack.chat(connector="telegrambot", messages=[{"author": "visitor", "text": "yo"}])
+        assert len(await stack.appeals()) == 2
+        after = await stack.host.repo.get_integration(integration["id"])
+        for path in ("/", f"/integrations/{integration['id']}/settings", "/inbox"):
+            page = await stack.browser.get(f"{HOST_URL}{path}")
+            assert HOST_KEY.get_secret_value() not in page.text
+    assert before is not None and after is not None
+    secrets = {
+        name: value.get_secret_value()
+        for stored in (before, after)
+        for name, value in stored.secrets.items()
+    }
+    assert {"client_secret", "access_token", "refresh_token", "application_token"} <= set(secrets)
+    secrets["host key"] = HOST_KEY.get_secret_value()
+    secrets["webhook token"] = after.webhook_token.get_secret_value()
+    assert caplog.records, "the flow logged nothing: the test would prove nothing"
+    for record in caplog.records:
+        text = logging.Formatter().format(record)
+        leaked = [name for name, value in secrets.items() if value in text]
+        assert not leaked, f"{leaked} in a log record of {record.name}: {text[:300]}"
+
+
+def record(message: str, *args: object, exc_info: Any = None) -> logging.LogRecord:
+    install_log_redaction()
+    logger = logging.getLogger("uvicorn.access")
+    return logger.makeRecord(logger.name, logging.INFO, __file__, 1, message, args, exc_info)
+
+
+def test_the_access_log_keeps_its_format_but_not_the_webhook_token() -> None:
+    access = record(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:5000",
+        "POST",
+        "/webhooks/3/s3cr3t-token?via=app",
+        "1.1",
+        200,
+    )
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s').format(access)
+    assert line == '127.0.0.1:5000 - "POST /webhooks/3/***?via=app HTTP/1.1" 200 OK'
+
+
+def test_a_logged_exception_loses_its_credentials() -> None:
+    try:
+        raise RuntimeError("400 for https://oauth.example/token/?client_secret=s3cr3t&code=c0de")
+    except RuntimeError:
+        failure = record("refresh failed", exc_info=sys.exc_info())
+    text = logging.Formatter().format(failure)
+    assert "s3cr3t" not in text and "c0de" not in text and "client_secret=***" in text
