@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ class Servers:
     host_url: str
     portal_url: str
     client: httpx.Client
+    kill_and_restart_host: Callable[[], None]
 
     def integration(self, **settings: Any) -> dict[str, Any]:
         """An integration configured the way a client does it, its outgoing webhook set."""
@@ -97,6 +98,13 @@ class Servers:
         raise AssertionError(f"{len(appeals)} appeals after {timeout} s, expected {count}")
 
 
+def _start_host(db: Path, host_url: str, quiet: dict[str, Any]) -> subprocess.Popen[bytes]:
+    # --demo: the host keeps its key beside the database, as ``make run`` does.
+    port = host_url.rsplit(":", 1)[1]
+    command = [sys.executable, "-m", "hooks.host", "--demo", "--db", str(db), "--port", port]
+    return subprocess.Popen(command, **quiet)
+
+
 @contextlib.contextmanager
 def running_servers(db: Path) -> Iterator[Servers]:
     host_url, portal_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
@@ -115,26 +123,22 @@ def running_servers(db: Path) -> Iterator[Servers]:
         ],
         **quiet,
     )
-    # --demo: the host keeps its key beside the database, as ``make run`` does.
-    host = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hooks.host",
-            "--demo",
-            "--db",
-            str(db),
-            "--port",
-            host_url.rsplit(":", 1)[1],
-        ],
-        **quiet,
-    )
+    host = _start_host(db, host_url, quiet)
     try:
         deadline = time.monotonic() + 30
         _wait_until_up(f"{portal_url}/sandbox/api/portal", sandbox, deadline)
         _wait_until_up(f"{host_url}/api/catalog", host, deadline)
+
+        def kill_and_restart_host() -> None:
+            """SIGKILL, as a crash or the OOM killer would, then start it again."""
+            nonlocal host
+            host.kill()
+            host.wait(timeout=10)
+            host = _start_host(db, host_url, quiet)
+            _wait_until_up(f"{host_url}/api/catalog", host, time.monotonic() + 30)
+
         with httpx.Client(timeout=10.0) as client:
-            yield Servers(host_url, portal_url, client)
+            yield Servers(host_url, portal_url, client, kill_and_restart_host)
     finally:
         for process in (host, sandbox):
             process.terminate()
