@@ -61,10 +61,7 @@ async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:
                 raise
             state["offline"] = False  # the plan lacks it after all: walk the activities
     if not state.get("offline"):
-        found, state["cursor"] = await walk_activities(
-            client, integration, settings, host, state.get("cursor")
-        )
-        written += found
+        written += await walk_activities(client, integration, settings, host, state)
     await _save(integration, host, state)
     return ScheduleOutcome(appeal_keys=[a.key for a in written])
 
@@ -235,13 +232,19 @@ async def walk_activities(
     integration: Integration,
     settings: B24Settings,
     host: HostServices,
-    cursor: str | None,
-) -> tuple[list[Appeal], str | None]:
-    """Every Open Lines dialog changed since ``cursor`` (a LAST_UPDATED time) → its appeal."""
+    state: dict[str, Any],
+) -> list[Appeal]:
+    """Every Open Lines dialog changed since the cursor (a LAST_UPDATED time) → its appeal.
+
+    A dialog that fails goes to the retry list and the walk goes on, so one bad dialog never
+    holds the others back.
+    """
+    cursor: str | None = state.get("cursor")
     if cursor is None:
         # First run: start from now; what came before is history, not a missed event.
         latest = await _activities(client, {}, order="DESC", limit_one=True)
-        return [], _cursor_of(latest[0]) if latest else "1970-01-01T00:00:00+00:00"
+        state["cursor"] = _cursor_of(latest[0]) if latest else "1970-01-01T00:00:00+00:00"
+        return []
     written: list[Appeal] = []
     for _ in range(PAGES_PER_RUN):
         # ">=": what changed within the cursor's second is read again, harmlessly (upserts).
@@ -251,18 +254,25 @@ async def walk_activities(
             return_exceptions=True,
         )
         for activity, outcome in zip(page, outcomes, strict=True):
-            if isinstance(outcome, HookError):
-                raise RetryLater(f"dialog {activity.session_id}: {outcome.message}") from outcome
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, HookError):  # kept for the next run; the walk goes on
+                _remember(
+                    state,
+                    {
+                        "EVENT_NAME": "ONCRMACTIVITYUPDATE",
+                        "EVENT_DATA": {"FIELDS": {"ID": activity.id}},
+                    },
+                )
+            elif isinstance(outcome, BaseException):
                 raise outcome
-            if outcome is not None:
+            elif outcome is not None:
                 written.append(outcome)
         advanced = _cursor_of(page[-1]) if page else None
         if len(page) < 50 or advanced in (None, cursor):
             cursor = advanced or cursor
             break
         cursor = advanced
-    return written, cursor
+    state["cursor"] = cursor
+    return written
 
 
 def _cursor_of(activity: Activity) -> str | None:

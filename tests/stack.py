@@ -4,6 +4,7 @@ each reaching the other over HTTP (httpx ASGI transports standing in for the loo
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +44,20 @@ class Network(httpx.AsyncBaseTransport):
 
 
 class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
+    """The portal's time: real time passing from a fixed start, plus what a test jumps over.
+
+    It must pass, or the portal's leaky bucket would never drain."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.began = time.monotonic()
+        self.jumped = 0.0
 
     def __call__(self) -> float:
-        return self.now
+        return self.start + (time.monotonic() - self.began) + self.jumped
+
+    def advance(self, seconds: float) -> None:
+        self.jumped += seconds
 
 
 @dataclass

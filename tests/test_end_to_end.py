@@ -170,7 +170,7 @@ async def test_an_expired_token_is_refreshed_once_and_the_new_pair_kept(stack: S
     integration = await connected(stack)
     before = await stack.host.repo.get_integration(integration["id"])
     assert before is not None
-    stack.clock.now += 3601  # the access token's hour is over
+    stack.clock.advance(3601)  # the access token's hour is over
     await stack.chat(
         connector="livechat",
         visitor={"name": "Late"},

@@ -28,7 +28,7 @@ async def test_no_secret_in_any_log_record(
         assert connected.status_code == 303, connected.text
         before = await stack.host.repo.get_integration(integration["id"])
         await stack.chat(connector="livechat", messages=[{"author": "visitor", "text": "hi"}])
-        stack.clock.now += 3601  # the access token has expired: the next chat refreshes it
+        stack.clock.advance(3601)  # the access token has expired: the next chat refreshes it
         await stack.chat(connector="telegrambot", messages=[{"author": "visitor", "text": "yo"}])
         assert len(await stack.appeals()) == 2
         after = await stack.host.repo.get_integration(integration["id"])
