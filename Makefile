@@ -10,7 +10,7 @@ DB ?= var/host.sqlite3
 HOST_URL := http://127.0.0.1:$(HOST_PORT)
 SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean bench soak
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,24 @@ run: $(STAMP)
 	$(PY) -m b24_openlines_plugin.sandbox --host 127.0.0.1 --port $(SANDBOX_PORT) \
 		--redirect-uri $(HOST_URL)/oauth2/callback & sandbox=$$!; \
 	trap 'kill $$sandbox 2>/dev/null || true' EXIT INT TERM; \
-	B24_OAUTH_SERVERS=$(SANDBOX_URL) $(PY) -m hooks.host --db $(DB) --host 127.0.0.1 --port $(HOST_PORT)
+	B24_OAUTH_SERVERS=$(SANDBOX_URL) $(PY) -m hooks.host --demo --db $(DB) --host 127.0.0.1 --port $(HOST_PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# make bench — a burst of 1,000 chats under Bitrix24's limit (2/s, burst 50), the same records
+# through fast_bitrix24 and b24pysdk, and peak memory at 1,000 vs 10,000 chats (docs/benchmarks.md);
+# make bench BENCH_ARGS="--limit enterprise" (5/s, burst 250), "--limit off", "--chats N".
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[host,dev,bench]'
+	$(PY) -m tests.bench --compare-growth $(BENCH_ARGS)
+
+# make soak — 1,000 chats through a faulty sandbox (20% of webhooks lost, 10% of REST calls
+# failing, tokens expiring, the host restarted), once with offline events and once without;
+# prints what arrived against what Bitrix24 holds. SOAK_ARGS="--chats N --drop 0.3 ..."
+soak: $(STAMP)
+	$(PY) -m tests.soak $(SOAK_ARGS)
+	$(PY) -m tests.soak --no-offline $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hooks b24_openlines_plugin tests

@@ -96,6 +96,7 @@ async def connect(
             "user_id": grant.user_id,
             "access_expires_at": _expires_at(grant),
             "connected_at": datetime.now(UTC).isoformat(),
+            "catchup": None,  # a (re)connected portal starts its catch-up afresh
         },
         message=LocalizedText(
             ru=f"Портал {portal_host} подключён", en=f"Portal {portal_host} connected"

@@ -291,3 +291,57 @@ async def test_a_report_after_the_event_corrects_the_appeal(stack: Stack) -> Non
     [after] = await stack.appeals()
     assert after["attribution"]["method"] == "session" and after["attribution"]["campaign_id"] == 1
     assert after["text"] == before["text"] and after["key"] == before["key"]
+
+
+async def test_connecting_binds_the_plugins_own_handlers_right_away(stack: Stack) -> None:
+    integration = await connected(stack)
+    await stack.settled()
+    bound = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/event-handlers")).json()
+    assert any(h["handler"].startswith(integration["webhook_url"]) for h in bound)
+
+
+async def test_rest_calls_go_to_the_stored_portal_never_to_the_events_endpoint(
+    stack: Stack,
+) -> None:
+    integration = await connected(stack)
+    await stack.settled()
+    await stack.browser.post(
+        f"{PORTAL_URL}/sandbox/api/faults", json={"webhook_drop_rate": 1.0, "seed": 1}
+    )
+    await stack.chat(
+        connector="livechat", visitor={"name": "A"}, messages=[{"author": "visitor", "text": "x"}]
+    )
+    log = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/deliveries")).json()
+    [lost] = [
+        d
+        for d in log
+        if d["event"] == "ONCRMLEADADD" and d["handler"] == integration["webhook_url"]
+    ]
+    forged = dict(parse_qsl(lost["body"])) | {"auth[client_endpoint]": "https://evil.example/rest/"}
+    stack.network.contacted.clear()
+    answer = await stack.browser.post(
+        integration["webhook_url"],
+        content=urlencode(forged).encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 200 and answer.json()["accepted"] is True
+    await stack.settled()
+    assert len(await stack.appeals()) == 1  # processed, with the portal stored at connection
+    assert "evil.example" not in " ".join(stack.network.contacted)
+    assert f"{PORTAL_URL.removeprefix('http://')}" in stack.network.contacted
+
+
+async def test_a_chat_with_markup_shows_as_text_everywhere(stack: Stack) -> None:
+    await connected(stack)
+    await stack.chat(
+        connector="livechat",
+        visitor={"name": "<script>alert('name')</script>"},
+        messages=[{"author": "visitor", "text": "<img src=x onerror=alert(1)> <b>bold</b>"}],
+    )
+    [appeal] = await stack.appeals()
+    assert (
+        appeal["contact"]["name"] == "<script>alert('name')</script>"
+    )  # kept as the visitor wrote it
+    page = (await stack.browser.get(f"{HOST_URL}/raw/appeals")).text
+    assert "<script>alert('name')</script>" not in page and "&lt;script&gt;alert(" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page

@@ -180,6 +180,9 @@ async def oauth_callback(request: Request) -> Response:
         secrets=outcome.secrets,
         connection=outcome.connection,
     )
+    # The plugin's periodic work (binding its handlers, catching up) starts now, not in a minute.
+    host.last_scheduled.pop(integration.id, None)
+    await host.queue.enqueue(DRAIN, str(integration.id))
     return RedirectResponse(f"/integrations/{integration.id}/settings?connected=1", status_code=303)
 
 

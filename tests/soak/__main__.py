@@ -45,6 +45,7 @@ class Report:
     incomplete: int = 0
     misattributed: int = 0
     catch_up_rounds: int = 0
+    mode: str = "offline events"
     restarts: int = 0
     seconds: float = 0.0
     injected: dict[str, int] = field(default_factory=dict)
@@ -68,7 +69,7 @@ class Report:
             f"correctly attributed     {self.appeals - self.misattributed}/{self.appeals}",
             f"faults injected          {faults}",
             f"host restarts survived   {self.restarts}",
-            f"catch-up rounds          {self.catch_up_rounds}",
+            f"catch-up rounds          {self.catch_up_rounds}  ({self.mode})",
             f"wall time                {self.seconds:.1f} s",
             f"RESULT                   {'PASS' if self.ok else 'FAIL'}",
         ]
@@ -111,9 +112,9 @@ def check(stack: Stack, appeals: list[dict[str, Any]], report: Report) -> None:
 
 
 async def soak(args: argparse.Namespace, db: Path) -> Report:
-    report = Report()
+    report = Report(mode="offline events" if args.offline else "activity cursor")
     started = time.monotonic()
-    async with running_stack(db, seed_crm=False) as stack:
+    async with running_stack(db, seed_crm=False, offline_events=args.offline) as stack:
         integration = await stack.configure(
             messenger_map={c: {"source_id": s} for c, s in MAPPED.items()}
         )
@@ -146,11 +147,15 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
         )
         assert bulk.status_code == 201, bulk.text
         report.chats = bulk.json()["count"]
+        print(
+            f"  {report.chats} chats started after {time.monotonic() - started:.1f} s", flush=True
+        )
         if args.restart:
             await asyncio.sleep(0.5)  # mid-processing
             await stack.restart_host()
             report.restarts += 1
         await stack.settled()
+        print(f"  pushes processed after {time.monotonic() - started:.1f} s", flush=True)
         for round_ in range(1, args.rounds + 1):
             report.catch_up_rounds = round_
             await run_schedule(stack.host, integration["id"])
@@ -185,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expire-every", type=int, default=150, help="tokens expire every N calls")
     parser.add_argument("--rounds", type=int, default=30, help="catch-up rounds at most")
     parser.add_argument("--no-restart", dest="restart", action="store_false")
+    parser.add_argument(
+        "--no-offline",
+        dest="offline",
+        action="store_false",
+        help="a plan without offline events: the catch-up walks the activities instead",
+    )
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args(argv)
     os.environ["B24_OAUTH_SERVERS"] = PORTAL_URL
