@@ -25,6 +25,7 @@ from b24_openlines_plugin.bitrix.wire import WireError, form_encode, parse_error
 from hooks.errors import HookError, RetryLater, UpstreamError
 
 MAX_BATCH = 50
+FILL_WAIT_SECONDS = 0.5
 LIMIT_RETRIES = 5
 _REFERENCE = re.compile(r"\$result\[([^\]]+)\]")
 
@@ -117,9 +118,17 @@ class RestClient:
         return await future
 
     async def _send_pending(self) -> None:
-        """The first caller waits a moment for others, then sends everyone's commands."""
+        """The first caller waits a moment for others, then sends everyone's commands.
+
+        The request's place in the bucket is taken *before* the commands are: while it waits
+        for the portal's limit, more commands join. Once the bucket is past a fifth of its
+        burst, a request is worth more than a moment, so it waits (briefly) to go out full.
+        """
         await asyncio.sleep(self.window)
         while self._pending:
+            await self.bucket.acquire()
+            if self.bucket.level > self.bucket.burst / 5:
+                await self._fill(FILL_WAIT_SECONDS)
             taken: list[_Group] = []
             size = 0
             while self._pending and size + len(self._pending[0].commands) <= MAX_BATCH:
@@ -132,6 +141,13 @@ class RestClient:
                 for group in taken:
                     if not group.future.done():
                         group.future.set_exception(exc)
+
+    async def _fill(self, patience: float) -> None:
+        deadline = asyncio.get_running_loop().time() + patience
+        while sum(len(g.commands) for g in self._pending) < MAX_BATCH:
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+            await asyncio.sleep(0.02)
 
     async def _send(self, groups: list[_Group]) -> None:
         cmd: dict[str, str] = {}
@@ -153,10 +169,12 @@ class RestClient:
             )
 
     async def _post(self, method: str, params: dict[str, Any]) -> Any:
-        """POST one request, with the bucket, one token refresh and limit backoff."""
+        """POST one request (its first place in the bucket is taken), with one token refresh
+        and backoff when the portal says its limit is reached."""
         refreshed = False
         for attempt in range(LIMIT_RETRIES + 1):
-            await self.bucket.acquire()
+            if attempt:
+                await self.bucket.acquire()
             token = self.credentials.token
             try:
                 self.requests += 1

@@ -40,7 +40,8 @@ class LeakyBucket:
         """
         self._drain()
         self.level += 1
-        wait = (self.level - self.burst) / self.rate
+        # One below the burst: the portal's counter and ours never tick at quite the same time.
+        wait = (self.level - (self.burst - 1)) / self.rate
         if wait > 0:
             await asyncio.sleep(wait)
 

@@ -1,0 +1,160 @@
+"""The report: our figures, the peers' side by side with ratios, and each target met or missed."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from tests.bench.core import Report
+
+# The issue's targets.
+MAX_REQUESTS_PER_APPEAL = 0.1
+MAX_DRAIN_OVER_FLOOR = 1.15
+MAX_ACK_P99_MS = 20.0
+MAX_PLUGIN_CPU_MS = 2.0
+MAX_MEMORY_GROWTH = 1.10  # "flat": 10x the chats, at most 10% more peak memory
+
+
+@dataclass
+class Target:
+    name: str
+    wanted: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+def _num(value: float, digits: int = 1) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def targets(report: Report) -> list[Target]:
+    b = report.burst
+    over = b.drain_over_floor
+    found = [
+        Target(
+            "REST requests per appeal",
+            f"<= {MAX_REQUESTS_PER_APPEAL}",
+            _num(b.requests_per_appeal, 3),
+            b.requests_per_appeal <= MAX_REQUESTS_PER_APPEAL,
+        ),
+        Target(
+            "drain time / rate-limit floor",
+            f"<= {MAX_DRAIN_OVER_FLOOR:.2f}",
+            "floor 0 (all within the burst)" if over is None else f"{over:.2f}",
+            None if over is None else over <= MAX_DRAIN_OVER_FLOOR,
+        ),
+        Target(
+            "webhook ack p99",
+            f"< {MAX_ACK_P99_MS:g} ms",
+            f"{_num(b.ack_p99_ms)} ms",
+            b.ack_p99_ms < MAX_ACK_P99_MS,
+        ),
+        Target(
+            "plugin CPU per appeal",
+            f"< {MAX_PLUGIN_CPU_MS:g} ms",
+            f"{_num(report.cpu.plugin_ms_per_appeal, 2)} ms",
+            report.cpu.plugin_ms_per_appeal < MAX_PLUGIN_CPU_MS,
+        ),
+    ]
+    if len(report.growth) >= 2:
+        small, large = report.growth[0], report.growth[-1]
+        ratio = large.host_peak_rss_mb / small.host_peak_rss_mb
+        found.append(
+            Target(
+                f"host peak memory, {large.chats} vs {small.chats} chats",
+                f"<= {MAX_MEMORY_GROWTH:.2f}x",
+                f"{ratio:.2f}x ({small.host_peak_rss_mb:.0f} → {large.host_peak_rss_mb:.0f} MB)",
+                ratio <= MAX_MEMORY_GROWTH,
+            )
+        )
+    else:
+        found.append(Target("host peak memory growth", "flat", "not run (--compare-growth)", None))
+    return found
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    return "n/a" if theirs <= 0 or math.isnan(theirs) else f"{ours / theirs:.2f}"
+
+
+def format_report(report: Report) -> str:
+    b = report.burst
+    limit = f"{b.rate:g}/s, burst {b.burst}"
+    if report.limit == "off":
+        limit = f"sandbox off; the plugin keeps its plan's {b.rate:g}/s, burst {b.burst}"
+    lines = [
+        f"b24-openlines benchmark ({report.mode}), {b.chats} chats, rate limit {report.limit}"
+        f" ({limit})",
+        "",
+        "Burst through host + plugin + sandbox",
+        f"  appeals                         {b.appeals} of {b.chats}"
+        f"   inbox {dict(sorted(b.inbox.items()))}",
+        f"  REST requests                   {b.rest_requests}"
+        f"  ({b.limit_refusals} refused with QUERY_LIMIT_EXCEEDED)",
+        f"  REST requests per appeal        {b.requests_per_appeal:.3f}",
+        f"  time to drain                   {b.drain_s:.2f} s"
+        f"  (first webhook in → last appeal written)",
+        f"  rate-limit floor                {b.floor_s:.2f} s"
+        f"  (max(0, {b.rest_requests - b.limit_refusals} - {b.burst}) / {b.rate:g})"
+        + (f"   drain / floor {b.drain_over_floor:.2f}" if b.drain_over_floor else ""),
+        (
+            f"  the burst's {b.burst} requests carried {b.appeals_in_burst} appeals"
+            f" (spent {b.burst_spent_s:.1f} s after the first webhook)"
+            if b.appeals_in_burst is not None
+            else f"  the burst of {b.burst} requests was never used up"
+        ),
+        f"  webhooks delivered in           {b.delivery_span_s:.2f} s"
+        f"  (the sandbox delivers one at a time)",
+        f"  appeals per second              {b.appeals_per_s:.1f}",
+        f"  webhook ack latency             p50 {_num(b.ack_p50_ms, 2)} ms,"
+        f" p99 {_num(b.ack_p99_ms, 2)} ms, max {_num(b.ack_max_ms, 1)} ms ({b.acks} deliveries)",
+        f"  host process CPU per appeal     {b.host_cpu_ms_per_appeal:.2f} ms"
+        f"  (receive + verify + store + drain + plugin + SQLite)",
+        f"  host process peak memory        {b.host_peak_rss_mb:.1f} MB (VmHWM)",
+        f"  sandbox process CPU             {_num(b.sandbox_cpu_s)} s"
+        f" (it shares the machine's {os.cpu_count()} cores)",
+        "",
+        f"Plugin CPU in one process ({report.cpu.appeals} appeals, no rate limit)",
+        f"  plugin alone (answers replayed) {report.cpu.plugin_ms_per_appeal:.3f} ms per appeal",
+        f"  with the sandbox answering      {report.cpu.whole_ms_per_appeal:.3f} ms per appeal"
+        f"  ({report.cpu.requests} requests, {report.cpu.replay_misses} replay misses)",
+    ]
+    if report.peers:
+        lines += [
+            "",
+            f"Same records ({len(b.lead_ids)} leads: lead, activities, history) from the same"
+            " sandbox",
+            f"  {'client':<22}{'requests':>9}{'refused':>9}{'req/appeal':>12}{'wall s':>9}"
+            f"{'floor s':>9}{'ours/their req':>16}{'ours/their time':>17}",
+            f"  {'b24-openlines (burst)':<22}{b.rest_requests:>9}{b.limit_refusals:>9}"
+            f"{b.requests_per_appeal:>12.3f}{b.drain_s:>9.2f}{b.floor_s:>9.2f}",
+        ]
+        for peer in report.peers:
+            name = f"{peer.name} {peer.version or ''}".strip()
+            if peer.error:
+                lines.append(f"  {name:<22}{peer.error}")
+                continue
+            per = peer.requests / max(len(b.lead_ids), 1)
+            lines.append(
+                f"  {name:<22}{peer.requests:>9}{peer.limit_refusals:>9}{per:>12.3f}"
+                f"{peer.wall_s:>9.2f}{peer.floor_s:>9.2f}"
+                f"{_ratio(b.rest_requests, peer.requests):>16}{_ratio(b.drain_s, peer.wall_s):>17}"
+            )
+        lines.append(
+            "  (the peers get every lead id at once; the plugin learns of each chat from its"
+            " webhook)"
+        )
+    if report.growth:
+        lines += ["", "Memory as the burst grows (sandbox limit off, plugin on its plan)"]
+        for g in report.growth:
+            lines.append(
+                f"  {g.chats:>6} chats: host peak {g.host_peak_rss_mb:.1f} MB,"
+                f" {g.appeals} appeals, drain {g.drain_s:.1f} s,"
+                f" {g.rest_requests} REST requests, sandbox CPU {_num(g.sandbox_cpu_s)} s"
+            )
+    lines += ["", "Targets"]
+    for t in targets(report):
+        verdict = {True: "met", False: "MISSED", None: "—"}[t.met]
+        lines.append(f"  {t.name:<40}{t.wanted:<14}{t.measured:<34}{verdict}")
+    lines.append(f"\n(the bench took {report.seconds:.0f} s)")
+    return "\n".join(lines)
