@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from b24_openlines_plugin import appeals, dialogs, events
@@ -246,9 +247,12 @@ async def walk_activities(
         state["cursor"] = _cursor_of(latest[0]) if latest else "1970-01-01T00:00:00+00:00"
         return []
     written: list[Appeal] = []
-    for _ in range(PAGES_PER_RUN):
-        # ">=": what changed within the cursor's second is read again, harmlessly (upserts).
-        page = await _activities(client, {">=LAST_UPDATED": cursor}, order="ASC")
+    newest = cursor
+    for number in range(PAGES_PER_RUN):
+        # ">=" and offsets: a burst can change hundreds of dialogs within the cursor's second,
+        # so a run pages on from the cursor instead of moving it page by page; what it reads
+        # again next run is harmless (upserts).
+        page = await _activities(client, {">=LAST_UPDATED": cursor}, order="ASC", start=number * 50)
         outcomes = await asyncio.gather(
             *(appeals.process_activity(client, integration, settings, host, a) for a in page),
             return_exceptions=True,
@@ -266,13 +270,15 @@ async def walk_activities(
                 raise outcome
             elif outcome is not None:
                 written.append(outcome)
-        advanced = _cursor_of(page[-1]) if page else None
-        if len(page) < 50 or advanced in (None, cursor):
-            cursor = advanced or cursor
+        newest = max([newest, *(c for a in page if (c := _cursor_of(a)))], key=_instant)
+        if len(page) < 50:
             break
-        cursor = advanced
-    state["cursor"] = cursor
+    state["cursor"] = newest
     return written
+
+
+def _instant(cursor: str) -> datetime:
+    return datetime.fromisoformat(cursor)
 
 
 def _cursor_of(activity: Activity) -> str | None:
@@ -280,13 +286,18 @@ def _cursor_of(activity: Activity) -> str | None:
 
 
 async def _activities(
-    client: RestClient, filter_: dict[str, Any], *, order: str, limit_one: bool = False
+    client: RestClient,
+    filter_: dict[str, Any],
+    *,
+    order: str,
+    limit_one: bool = False,
+    start: int = 0,
 ) -> list[Activity]:
     params: dict[str, Any] = {
         "filter": {"PROVIDER_ID": dialogs.SESSION_PROVIDER, **filter_},
         "order": {"LAST_UPDATED": order, "ID": order},
         "select": dialogs.ACTIVITY_FIELDS,
-        "start": -1,
+        "start": start,
     }
     found: list[Activity] = dialogs.parsed(
         (await client.batch({"acts": Command("crm.activity.list", params)}))["acts"],
