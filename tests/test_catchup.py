@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from hooks.host.inbox import run_schedule
 from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
 
 pytestmark = pytest.mark.anyio
@@ -35,8 +34,7 @@ async def ready(stack: Stack) -> dict[str, Any]:
 
 
 async def catch_up(stack: Stack, integration_id: int) -> None:
-    await run_schedule(stack.host, integration_id)
-    await stack.settled()
+    await stack.catch_up(integration_id)
 
 
 async def faults(stack: Stack, **knobs: Any) -> None:

@@ -28,7 +28,6 @@ from typing import Any
 
 from b24_openlines_plugin.sandbox.chaos import FaultSettings
 from b24_openlines_plugin.sandbox.portal import Portal
-from hooks.host.inbox import run_schedule
 from tests.stack import PORTAL_URL, Stack, running_stack
 
 MAPPED = {"telegrambot": 4, "vkgroup": 3}  # channel → source; the rest take the default (6)
@@ -120,7 +119,7 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
         )
         answer = await stack.connect(integration["id"])
         assert answer.status_code == 303, answer.text
-        await run_schedule(stack.host, integration["id"])  # binds the handlers, sets the cursor
+        await stack.catch_up(integration["id"])  # binds the handlers, sets the cursor
         knobs = FaultSettings(
             seed=args.seed,
             webhook_drop_rate=args.drop,
@@ -158,8 +157,7 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
         print(f"  pushes processed after {time.monotonic() - started:.1f} s", flush=True)
         for round_ in range(1, args.rounds + 1):
             report.catch_up_rounds = round_
-            await run_schedule(stack.host, integration["id"])
-            await stack.settled()
+            await stack.catch_up(integration["id"])
             check(stack, await stack.all_appeals(), report)
             print(
                 f"  round {round_}: {report.appeals}/{report.dialogs} appeals, "
