@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from b24_openlines_plugin import dialogs
 from b24_openlines_plugin.attribution import attribute
+from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.bitrix.client import RestClient
+from b24_openlines_plugin.bitrix.dialogs import ChatRecords, is_open_lines
 from b24_openlines_plugin.bitrix.records import Activity, ChatEntity, CrmEntity, SessionHistory
-from b24_openlines_plugin.dialogs import ChatRecords, is_open_lines
 from b24_openlines_plugin.settings import B24Settings
 from b24_openlines_plugin.site_script import session_in_text
 from b24_openlines_plugin.transcript import messages_of, transcript_text

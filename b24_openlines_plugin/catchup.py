@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from b24_openlines_plugin import appeals, dialogs, events
+from b24_openlines_plugin import appeals, events
+from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.bitrix.client import Command, RestClient
 from b24_openlines_plugin.bitrix.errors import BitrixError
 from b24_openlines_plugin.bitrix.records import Activity

@@ -14,10 +14,10 @@ from b24_openlines_plugin import (
     appeals,
     catchup,
     connection,
-    dialogs,
     events,
     sessions,
 )
+from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.settings import build_settings_view, stored_settings
 from hooks import hookimpl
 from hooks.errors import RetryLater

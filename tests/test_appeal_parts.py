@@ -8,8 +8,8 @@ import pytest
 
 from b24_openlines_plugin.appeals import contact_of, normalize_phone, utm_of
 from b24_openlines_plugin.attribution import attribute
+from b24_openlines_plugin.bitrix.dialogs import is_open_lines
 from b24_openlines_plugin.bitrix.wire import parse_crm_entity, parse_session_history
-from b24_openlines_plugin.dialogs import is_open_lines
 from b24_openlines_plugin.settings import B24Settings, MessengerRow
 from b24_openlines_plugin.transcript import bbcode_to_text, messages_of, transcript_text
 from hooks.models import SessionBinding, Utm, VisitorSession
