@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from b24_openlines_plugin import events
 from b24_openlines_plugin.attribution import attribute
 from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.bitrix.client import RestClient
@@ -131,6 +132,29 @@ async def process_activity(
     """A dialog seen through its activity (new, answered, closed) → its appeal, written."""
     records = await dialogs.for_activity(client, activity)
     return None if records is None else await _write(records, integration, settings, host)
+
+
+async def process_event(
+    client: RestClient,
+    integration: Integration,
+    settings: B24Settings,
+    host: HostServices,
+    name: str,
+    entity_id: int,
+) -> Appeal | None:
+    """An event (pushed, read from the offline queue, or retried) → its dialog's appeal.
+
+    ``None``: nothing to write — not an Open Lines dialog's activity, not the entity the
+    settings say chats create, or no Open Lines chat behind it.
+    """
+    if name in events.ACTIVITY_EVENTS:
+        found = await dialogs.activity(client, entity_id)
+        if found is None:
+            return None
+        return await process_activity(client, integration, settings, host, found)
+    if name != events.ENTITY_EVENTS[settings.entity]:
+        return None
+    return await process_entity(client, integration, settings, host, settings.entity, entity_id)
 
 
 async def _write(

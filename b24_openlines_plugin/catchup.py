@@ -116,27 +116,6 @@ async def ensure_bindings(
     return {**state, "handler": handler, "entity": settings.entity, "offline": offline}
 
 
-async def _process_event(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    name: str,
-    entity_id: int,
-) -> Appeal | None:
-    if name in events.ACTIVITY_EVENTS:
-        found = await dialogs.activity(client, entity_id)
-        return (
-            None
-            if found is None
-            else await appeals.process_activity(client, integration, settings, host, found)
-        )
-    kind = next((k for k, event in events.ENTITY_EVENTS.items() if event == name), None)
-    if kind is None or kind != settings.entity:
-        return None
-    return await appeals.process_entity(client, integration, settings, host, kind, entity_id)
-
-
 async def drain_offline(
     client: RestClient,
     integration: Integration,
@@ -204,7 +183,7 @@ async def _retry_saved(
         return []
     outcomes = await asyncio.gather(
         *(
-            _process_event(client, integration, settings, host, name, entity)
+            appeals.process_event(client, integration, settings, host, name, entity)
             for name, entity in saved
         ),
         return_exceptions=True,
@@ -226,7 +205,7 @@ async def _process_record(
     target = _target(record)
     if target is None:
         return None  # nothing to act on; cleared like a processed one
-    return await _process_event(client, integration, settings, host, *target)
+    return await appeals.process_event(client, integration, settings, host, *target)
 
 
 async def walk_activities(

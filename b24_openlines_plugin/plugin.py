@@ -17,7 +17,6 @@ from b24_openlines_plugin import (
     events,
     sessions,
 )
-from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.settings import build_settings_view, stored_settings
 from hooks import hookimpl
 from hooks.errors import RetryLater
@@ -88,21 +87,13 @@ async def _process_webhook(
     if not integration.connection.get("member_id"):
         raise RetryLater("The portal is not connected yet: connect it in the settings")
     client = connection.rest_client(integration, host)
-    if event.name in events.ACTIVITY_EVENTS:
-        found = await dialogs.activity(client, event.entity_id)
-        if found is None:
-            return WebhookOutcome(result="ignored", reason="not an Open Lines dialog's activity")
-        appeal = await appeals.process_activity(client, integration, settings, host, found)
-    else:
-        kind = next((k for k, name in events.ENTITY_EVENTS.items() if name == event.name), None)
-        if kind is None:
-            return WebhookOutcome(result="ignored", reason=f"{event.name} is not handled")
-        appeal = await appeals.process_entity(
-            client, integration, settings, host, kind, event.entity_id
-        )
+    appeal = await appeals.process_event(
+        client, integration, settings, host, event.name, event.entity_id
+    )
     if appeal is None:
         return WebhookOutcome(
-            result="ignored", reason=f"{event.name} {event.entity_id}: no Open Lines chat"
+            result="ignored",
+            reason=f"{event.name} {event.entity_id}: not handled, or no Open Lines chat behind it",
         )
     return WebhookOutcome(result="processed", appeal_keys=[appeal.key])
 
