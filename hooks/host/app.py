@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -20,13 +19,15 @@ from hooks.errors import HookError, RetryLater
 from hooks.host import api, pages
 from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
 from hooks.host.csrf import CsrfMiddleware
-from hooks.host.inbox import DRAIN, TICK, drain, receive_webhook, tick
+from hooks.host.inbox import receive_webhook, start_jobs
 from hooks.host.inprocess_jobs import InProcessJobQueue
+from hooks.host.jobs import JobQueue
 from hooks.host.plugins import PluginHost, get_plugin_manager
 from hooks.host.ratelimit import RateLimited, retry_after_header
 from hooks.host.redact import install_log_redaction
 from hooks.host.sqlite import open_repository
 from hooks.host.state import Host, HostConfig
+from hooks.host.worker import WorkerProcessQueue
 
 log = logging.getLogger("hooks.host")
 HERE = Path(__file__).parent
@@ -57,19 +58,18 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
             await repo.replace_catalog(load_catalog_file(config.catalog_path))
         elif config.seed_demo_catalog and not (await repo.get_catalog()).employees:
             await repo.replace_catalog(DEMO_CATALOG)
-        queue = InProcessJobQueue()
+        queue: JobQueue = (
+            WorkerProcessQueue(config) if config.worker == "process" else InProcessJobQueue()
+        )
         async with httpx.AsyncClient(transport=config.http_transport, timeout=30.0) as http:
             host = Host(config, repo, plugins or get_plugin_manager(), queue, http)
             for failure in host.plugins.failures:
                 log.error("plugin %s is not available: %s", failure.name, failure.error)
             app.state.host = host
-            queue.register(DRAIN, partial(drain, host))
-            queue.register(TICK, partial(tick, host))
-            await queue.start()
-            for integration_id in await repo.pending_integrations():
-                await queue.enqueue(DRAIN, str(integration_id))
-            if config.schedule_seconds > 0:
-                await queue.enqueue(TICK, "all")
+            if config.worker == "process":
+                await queue.start()  # the worker registers the jobs and asks for waiting work
+            else:
+                await start_jobs(host)
             try:
                 yield
             finally:

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Literal
 
 from starlette.requests import Request
@@ -26,6 +27,8 @@ log = logging.getLogger("hooks.host.inbox")
 
 DRAIN = "drain"
 TICK = "tick"
+SCHEDULE_NOW = "schedule-now"
+JOB_NAMES = frozenset({DRAIN, TICK, SCHEDULE_NOW})
 DRAIN_BATCH = 50
 MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS = 2.0
@@ -96,6 +99,27 @@ async def run_schedule(host: Host, integration_id: int) -> None:
                 len(outcome.appeal_keys),
                 outcome.note or "",
             )
+
+
+async def schedule_now(host: Host, key: str) -> None:
+    """An integration was just connected: its periodic work (binding its handlers, catching up)
+    runs in its next drain instead of within the interval. A job of its own, because the drain
+    and its schedule live where jobs run, which may be another process."""
+    host.last_scheduled.pop(int(key), None)
+    await host.queue.enqueue(DRAIN, key)
+
+
+async def start_jobs(host: Host) -> None:
+    """Register the host's jobs on its queue, start it, and ask for the work already waiting:
+    the drains of integrations with pending deliveries, and the scheduler."""
+    host.queue.register(DRAIN, partial(drain, host))
+    host.queue.register(TICK, partial(tick, host))
+    host.queue.register(SCHEDULE_NOW, partial(schedule_now, host))
+    await host.queue.start()
+    for integration_id in await host.repo.pending_integrations():
+        await host.queue.enqueue(DRAIN, str(integration_id))
+    if host.config.schedule_seconds > 0:
+        await host.queue.enqueue(TICK, "all")
 
 
 async def tick(host: Host, key: str) -> None:

@@ -71,9 +71,9 @@ class InProcessJobQueue:
         for job in list(self._due):
             self._schedule(job)
 
-    async def stop(self) -> None:
-        """Drop waiting jobs, give running ones ``stop_grace`` seconds, then cancel them and
-        wait until they have ended."""
+    async def stop(self, *, grace: float | None = None) -> None:
+        """Drop waiting jobs, give running ones ``grace`` seconds (``stop_grace`` unless
+        given), then cancel them and wait until they have ended."""
         self._state = "stopped"
         for timer in self._timers.values():
             timer.cancel()
@@ -81,7 +81,9 @@ class InProcessJobQueue:
         self._due.clear()
         running = set(self._running.values())
         if running:
-            _, late = await asyncio.wait(running, timeout=self._stop_grace)
+            _, late = await asyncio.wait(
+                running, timeout=self._stop_grace if grace is None else grace
+            )
             for task in late:
                 task.cancel()
             if late:

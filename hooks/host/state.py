@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
@@ -42,6 +42,9 @@ class HostConfig:
     seed_demo_catalog: bool = True
     http_transport: httpx.AsyncBaseTransport | None = None
     schedule_seconds: float = 60.0  # 0: no periodic work
+    # Where jobs (drains, periodic work) run: on this process's loop, or in a worker process
+    # of their own so that they never delay a webhook's answer (``hooks.host.worker``).
+    worker: Literal["inline", "process"] = "inline"
     webhook_max_bytes: int = 64 * 1024
     session_max_bytes: int = 4 * 1024
     # Encrypts the secrets at rest; ``python -m hooks.host`` fills it from ANALYTICS_HOST_KEY.

@@ -95,6 +95,12 @@ async def _wait_until_up(url: str, process: subprocess.Popen[bytes] | None, time
     raise RuntimeError(f"{url} did not come up in {timeout} s")
 
 
+def _with_children(pid: int) -> list[int]:
+    """The host's process and its worker process (``hooks.host.worker``), if it runs one."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(child) for child in children)]
+
+
 def _proc_status(pid: int, field: str) -> float:
     """A ``kB`` field of ``/proc/<pid>/status`` (VmHWM: peak resident set), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -129,10 +135,10 @@ class ServerProcesses:
         return [float(line) for line in lines]
 
     def host_cpu_seconds(self) -> float:
-        return _proc_cpu(self.host_pid)
+        return sum(_proc_cpu(pid) for pid in _with_children(self.host_pid))
 
     def host_peak_rss_mb(self) -> float:
-        return _proc_status(self.host_pid, "VmHWM")
+        return sum(_proc_status(pid, "VmHWM") for pid in _with_children(self.host_pid))
 
     def sandbox_cpu_seconds(self) -> float:
         return _proc_cpu(self.sandbox_pid)
