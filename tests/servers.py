@@ -24,6 +24,11 @@ def free_port() -> int:
         return port
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (the host's worker process)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -42,6 +47,7 @@ class Servers:
     portal_url: str
     client: httpx.Client
     kill_and_restart_host: Callable[[], None]
+    host_pid: Callable[[], int]
 
     def integration(self, **settings: Any) -> dict[str, Any]:
         """An integration configured the way a client does it, its outgoing webhook set."""
@@ -138,7 +144,7 @@ def running_servers(db: Path) -> Iterator[Servers]:
             _wait_until_up(f"{host_url}/api/catalog", host, time.monotonic() + 30)
 
         with httpx.Client(timeout=10.0) as client:
-            yield Servers(host_url, portal_url, client, kill_and_restart_host)
+            yield Servers(host_url, portal_url, client, kill_and_restart_host, lambda: host.pid)
     finally:
         for process in (host, sandbox):
             process.terminate()

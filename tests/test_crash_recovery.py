@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Servers, running_servers
+from tests.servers import Servers, child_pids, running_servers
 
 CHATS = 30
 
@@ -52,7 +52,14 @@ def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(server
     assert len(acknowledged) >= CHATS  # every event was answered 200: the host owes us these
     assert servers.client.get(f"{servers.host_url}/api/appeals").json()["appeals"] == []
 
+    workers = child_pids(servers.host_pid())
+    assert len(workers) == 1  # the host runs its jobs in a worker process
     servers.kill_and_restart_host()
+    # The killed host's worker notices and exits: no orphan keeps draining beside the new one.
+    deadline = time.monotonic() + 15
+    while _running(workers[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(workers[0])
     servers.client.delete(f"{portal}/sandbox/api/faults")  # Bitrix24 is back
 
     appeals = servers.appeals(count=CHATS, timeout=60)
@@ -60,3 +67,12 @@ def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(server
     assert len(keys) == CHATS == len(set(keys))
     chats = {c["session_id"] for c in bulk.json()["chats"]}
     assert {int(k.rsplit(":", 1)[1]) for k in keys} == chats
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie waiting to be reaped by init."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

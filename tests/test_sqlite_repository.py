@@ -303,6 +303,30 @@ async def test_upsert_replaces_fields_and_keeps_first_seen(repo: SqliteRepositor
 
 
 @pytest.mark.anyio
+async def test_redoable_writes_commit_and_leave_acknowledged_writes_waiting_for_the_disk(
+    repo: SqliteRepository, db_path: str
+) -> None:
+    def synchronous() -> int:
+        # Per connection, so only the repository's own shows it: 2 is FULL, 1 NORMAL.
+        value: int = repo._db.execute("PRAGMA synchronous").fetchone()[0]
+        return value
+
+    integration = await repo.create_integration("b24_openlines", "Shop")
+    item = await repo.add_inbox_item(integration.id, make_request(b"chat"))
+    appeal = make_appeal(integration_id=integration.id)
+    await repo.upsert_appeal(appeal, redoable=True)
+    await repo.finish_inbox_item(item.id, "done", {"result": "processed"})
+    assert synchronous() == 2
+    with pytest.raises(NotFound):  # a redoable write that fails restores FULL too
+        await repo.upsert_appeal(make_appeal(integration_id=77), redoable=True)
+    assert synchronous() == 2
+    # Committed: another connection (the web process, say) sees both writes.
+    with closing(sqlite3.connect(db_path)) as other:
+        assert other.execute("SELECT count(*) FROM appeals").fetchone()[0] == 1
+        assert other.execute("SELECT status FROM webhook_inbox").fetchone()[0] == "done"
+
+
+@pytest.mark.anyio
 async def test_list_appeals_newest_first_across_time_zones(repo: SqliteRepository) -> None:
     shop = await repo.create_integration("b24_openlines", "Shop")
     clinic = await repo.create_integration("b24_openlines", "Clinic")

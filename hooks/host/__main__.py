@@ -46,6 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="how often each integration's periodic work runs (0: never)",
     )
+    parser.add_argument(
+        "--worker",
+        choices=["process", "inline"],
+        default="process",
+        help="run drains and periodic work in a worker process of their own (default), so that"
+        " they never hold up a webhook's answer, or on the web process's loop",
+    )
     parser.add_argument("--catalog", type=Path, help="load the account catalog from this JSON file")
     parser.add_argument(
         "--lang",
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             language=cast(Language, args.lang),
             catalog_path=args.catalog,
             schedule_seconds=args.schedule_seconds,
+            worker=args.worker,
             host_key=host_key(args.db, demo=args.demo),
             **{name: getattr(args, name) for name in RATE_LIMITS if hasattr(args, name)},
         )

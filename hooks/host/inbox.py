@@ -133,7 +133,7 @@ async def _drain_inbox(host: Host, integration: Integration, key: str) -> None:
     items = await host.repo.due_inbox_items(
         integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH
     )
-    services = await host.services()
+    services = await host.services(for_inbox=True)
     await asyncio.gather(*(_process(host, services, integration, item) for item in items))
     if len(items) == DRAIN_BATCH:
         await host.queue.enqueue(DRAIN, key)

@@ -84,7 +84,11 @@ class Repository(Protocol):
     async def get_binding(self, integration_id: int, external_id: str) -> SessionBinding | None: ...
 
     # appeals
-    async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal: ...
+    async def upsert_appeal(self, appeal: Appeal, *, redoable: bool = False) -> StoredAppeal:
+        """``redoable``: the write is made again if it is lost (a drain's, whose inbox item
+        stays pending until its outcome is written after it), so it may skip waiting for the
+        disk; the next write that does wait takes it along."""
+        ...
 
     async def get_appeal(self, key: str) -> StoredAppeal | None: ...
 
@@ -122,6 +126,8 @@ class Repository(Protocol):
         """Integrations with pending items (to resume their drains after a restart)."""
         ...
 
+    # An item's outcome is redoable (if lost, the item is pending and is processed again), so
+    # these three may skip waiting for the disk.
     async def finish_inbox_item(
         self, item_id: int, status: Literal["done", "ignored"], outcome: Mapping[str, Any]
     ) -> None: ...

@@ -107,7 +107,8 @@ class SqliteRepository:
             # WAL lets readers (a CLI, a second host process) work while the host writes;
             # NORMAL keeps commits durable across a process crash without an fsync per commit.
             db.execute("PRAGMA journal_mode=WAL")
-            # FULL: an inbox row must survive a power cut, not only a crash, once it is answered.
+            # FULL: an inbox row must survive a power cut, not only a crash, once it is answered
+            # (writes that are made again if lost relax it: ``_write``).
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             apply_migrations(db)
@@ -122,17 +123,29 @@ class SqliteRepository:
         self._db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, redoable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction; IMMEDIATE takes the lock up front so reads inside it are
-        consistent with the write even when another process shares the file."""
-        self._db.execute("BEGIN IMMEDIATE")
+        consistent with the write even when another process shares the file.
+
+        A ``redoable`` one commits without waiting for the disk (``synchronous=NORMAL``): it
+        still survives a crash of the process, and a power cut loses at most the WAL's tail,
+        which the next waiting commit (any webhook's) writes through. Not waiting also keeps
+        the write lock short, so a webhook's answer does not queue behind a drain's commits.
+        """
+        if redoable:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield self._db
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:  # a failed COMMIT leaves it open too
-                self._db.execute("ROLLBACK")
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # a failed COMMIT leaves it open too
+                    self._db.execute("ROLLBACK")
+                raise
+        finally:
+            if redoable:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def _adopt_key(self) -> None:
         """Check the key against the database; a database without a key yet (new, or written
@@ -358,10 +371,10 @@ class SqliteRepository:
 
     # --- appeals -----------------------------------------------------------------------
 
-    async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:
+    async def upsert_appeal(self, appeal: Appeal, *, redoable: bool = False) -> StoredAppeal:
         """Insert, or replace every field of the appeal with this key; ``first_seen_at`` stays."""
         now = _db_time(_now())
-        with self._write() as db, _integration_must_exist(appeal.integration_id):
+        with self._write(redoable=redoable) as db, _integration_must_exist(appeal.integration_id):
             row = db.execute(
                 """
                 INSERT INTO appeals
@@ -517,7 +530,7 @@ class SqliteRepository:
         )
 
     def _update_inbox_item(self, item_id: int, assignments: str, values: tuple[Any, ...]) -> None:
-        with self._write() as db:
+        with self._write(redoable=True) as db:
             cursor = db.execute(
                 f"UPDATE webhook_inbox SET {assignments}, updated_at = ? WHERE id = ?",
                 (*values, _db_time(_now()), item_id),

@@ -69,11 +69,12 @@ class _Sessions:
 
 
 class _Appeals:
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, *, redoable: bool) -> None:
         self._repo = repo
+        self._redoable = redoable
 
     async def upsert(self, appeal: Appeal) -> StoredAppeal:
-        return await self._repo.upsert_appeal(appeal)
+        return await self._repo.upsert_appeal(appeal, redoable=self._redoable)
 
     async def get(self, key: str) -> Appeal | None:
         stored = await self._repo.get_appeal(key)
@@ -131,13 +132,15 @@ class Host:
         self.last_scheduled[integration_id] = now
         return True
 
-    async def services(self) -> HostServices:
+    async def services(self, *, for_inbox: bool = False) -> HostServices:
+        """The services lent to a hook. ``for_inbox``: a drain processing inbox items, whose
+        appeals are made again from the item if a power cut loses them (``upsert_appeal``)."""
         return HostServices(
             public_url=self.config.public_url,
             language=self.config.language,
             http=self.http,
             sessions=_Sessions(self.repo),
-            appeals=_Appeals(self.repo),
+            appeals=_Appeals(self.repo, redoable=for_inbox),
             integrations=_Integrations(self.repo),
             catalog=await self.repo.get_catalog(),
         )

@@ -67,7 +67,7 @@ class WorkerProcessQueue:
         self._state: Literal["new", "started", "stopped"] = "new"
         self._process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._early: list[bytes] = []  # asked for before start()
+        self._waiting: list[bytes] = []  # for a worker not running yet
         self._idle_waiters: dict[int, asyncio.Future[None]] = {}
         self._next_idle_id = 0
         self._supervisor: asyncio.Task[None] | None = None
@@ -83,13 +83,17 @@ class WorkerProcessQueue:
     async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
         if name not in JOB_NAMES:
             raise LookupError(f"no handler registered for job {name!r}")
-        message = _line({"op": "enqueue", "name": name, "key": key, "delay": max(delay, 0.0)})
-        if self._state == "new":
-            self._early.append(message)
-        elif self._state == "started" and self._writer is not None:
+        self._send(_line({"op": "enqueue", "name": name, "key": key, "delay": max(delay, 0.0)}))
+
+    def _send(self, message: bytes) -> None:
+        """To the worker; before it runs (first start, or between two workers) kept for it.
+        After ``stop()`` dropped: the work is in the database for the next start."""
+        if self._state == "stopped":
+            return
+        if self._writer is None:
+            self._waiting.append(message)
+        else:
             self._writer.write(message)
-        # Stopped, or between two workers: the job's work is in the database, and a starting
-        # worker asks for every integration's drain.
 
     async def start(self) -> None:
         if self._state == "stopped":
@@ -98,10 +102,6 @@ class WorkerProcessQueue:
             return
         reader = await self._spawn()
         self._state = "started"
-        assert self._writer is not None
-        for message in self._early:
-            self._writer.write(message)
-        self._early.clear()
         self._supervisor = asyncio.create_task(self._supervise(reader), name="worker supervisor")
 
     async def stop(self) -> None:
@@ -128,18 +128,19 @@ class WorkerProcessQueue:
 
     async def idle(self) -> None:
         """Wait until the worker has no job running or due now."""
-        if self._state != "started" or self._writer is None:
+        if self._state == "stopped":
             return
         self._next_idle_id += 1
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._idle_waiters[self._next_idle_id] = waiter
-        self._writer.write(_line({"op": "idle", "id": self._next_idle_id}))
+        self._send(_line({"op": "idle", "id": self._next_idle_id}))
         await waiter
 
     async def _spawn(self) -> asyncio.StreamReader:
+        """Start a worker, hand it its configuration and what was asked for meanwhile."""
         ours, theirs = socket.socketpair()
         try:
-            self._process = await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "hooks.host.worker",
@@ -150,17 +151,22 @@ class WorkerProcessQueue:
             )
         finally:
             theirs.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=ours)
-        self._writer.write(_line(_config_message(self._config)))
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
         try:
+            writer.write(_line(_config_message(self._config)))
             ready = await asyncio.wait_for(reader.readline(), self._start_timeout)
-        except TimeoutError:
-            ready = b""
-        if json.loads(ready or b"{}").get("op") != "ready":
-            self._process.kill()
-            await self._process.wait()
-            raise RuntimeError("the worker process did not start (its log says why)")
-        log.info("worker process %s runs the host's jobs", self._process.pid)
+            if json.loads(ready or b"{}").get("op") != "ready":
+                raise RuntimeError("the worker process did not start (its log says why)")
+        except BaseException:  # also a timeout, or the host stopping meanwhile
+            process.kill()
+            await process.wait()
+            writer.close()
+            raise
+        log.info("worker process %s runs the host's jobs", process.pid)
+        self._process, self._writer = process, writer
+        for message in self._waiting:
+            writer.write(message)
+        self._waiting.clear()
         return reader
 
     async def _supervise(self, reader: asyncio.StreamReader) -> None:
@@ -170,19 +176,21 @@ class WorkerProcessQueue:
                 waiter = self._idle_waiters.pop(int(reply.get("id", 0)), None)
                 if reply.get("op") == "idle" and waiter is not None and not waiter.done():
                     waiter.set_result(None)
-            assert self._process is not None
+            assert self._process is not None and self._writer is not None
             code = await self._process.wait()
             self._fail_idle_waiters("the worker process exited")
-            if self._writer is not None:
-                self._writer.close()
+            self._writer.close()
+            self._writer = None
             log.error("the worker process exited with code %s; starting another", code)
+            reader = await self._respawn()
+
+    async def _respawn(self) -> asyncio.StreamReader:
+        while True:
             await asyncio.sleep(RESTART_DELAY_SECONDS)
             try:
-                reader = await self._spawn()
+                return await self._spawn()
             except (OSError, RuntimeError) as exc:
                 log.error("could not start a worker process: %s", exc)
-                reader = asyncio.StreamReader()
-                reader.feed_eof()
 
     def _fail_idle_waiters(self, why: str) -> None:
         for waiter in self._idle_waiters.values():
