@@ -18,6 +18,7 @@ field is left empty or still shows the mask, and handed to the host only as ``Se
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -283,7 +284,8 @@ def _clean(value: Any) -> Any:
 
 class _Model(BaseModel):
     # hide_input_in_errors: a rejected secret must not reach a log through str(error).
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    # frozen: parsed settings are shared between the deliveries of a drain (``stored_settings``).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
 
 class MessengerRow(_Model):
@@ -781,11 +783,34 @@ def build_settings_view(
     return page.view(store.settings, stored_secrets | changed.keys(), settings, {}, store)
 
 
+class _Parsed(NamedTuple):
+    settings: dict[str, Any]
+    secrets: dict[str, SecretStr]
+    parsed: B24Settings
+
+
+# The last settings parsed per integration: a drain hands the same settings to every one of its
+# deliveries, and parsing them (pydantic, portal rules) costs more than the rest of a webhook's
+# checks. Kept by value, so equal settings under another object still hit, changed ones miss.
+_parsed: dict[int, _Parsed] = {}
+
+
 def stored_settings(integration: Integration) -> B24Settings:
     """The settings in force, secrets included, for the parts of the plugin that act on them."""
+    cached = _parsed.get(integration.id)
+    if (
+        cached is not None
+        and cached.settings == integration.settings
+        and cached.secrets == integration.secrets
+    ):
+        return cached.parsed
     settings, _, _ = _parse(_without_secrets(integration.settings))
     secrets = {key: integration.secrets[key] for key in SECRET_KEYS if key in integration.secrets}
-    return settings.model_copy(update=secrets)
+    parsed = settings.model_copy(update=secrets)
+    _parsed[integration.id] = _Parsed(
+        copy.deepcopy(integration.settings), dict(integration.secrets), parsed
+    )
+    return parsed
 
 
 def _without_secrets(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,13 @@ from pydantic import SecretStr
 
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
 from b24_openlines_plugin.portal import PortalAddressError, normalize_portal
-from b24_openlines_plugin.settings import MASK, B24Settings, FormMeta, build_settings_view
+from b24_openlines_plugin.settings import (
+    MASK,
+    B24Settings,
+    FormMeta,
+    build_settings_view,
+    stored_settings,
+)
 from hooks.models import (
     Campaign,
     Catalog,
@@ -738,6 +744,21 @@ def test_a_secret_in_stored_settings_is_ignored() -> None:
     view = render(None, integration)
     assert "leaked" not in public_json(view)
     assert view.values["client_secret"] is None
+
+
+def test_the_settings_in_force_follow_every_change_of_the_stored_ones() -> None:
+    """Parsed settings are reused for one integration while they stay the same (a drain's
+    deliveries), never once they change: same id and version, other values."""
+    saved = render(COMPLETE_SOURCE).store
+    assert saved is not None
+    first = stored_settings(make_integration(saved.settings, {"client_secret": "one"}))
+    again = stored_settings(make_integration(saved.settings, {"client_secret": "one"}))
+    assert again == first
+    changed = stored_settings(make_integration({**saved.settings, "plan": "enterprise"}))
+    assert changed.plan == "enterprise" and changed.client_secret is None
+    secret = stored_settings(make_integration(saved.settings, {"client_secret": "two"}))
+    assert secret.plan == first.plan and secret.client_secret is not None
+    assert secret.client_secret.get_secret_value() == "two"
 
 
 # --- status --------------------------------------------------------------------------------
