@@ -87,7 +87,7 @@ async def _plugin_cpu(chats: int, workdir: Path) -> CpuFigures:
             if item.integration_id == integration_id
         ]
         items.sort(key=lambda item: item.id)
-        services = await host.services()
+        services = await host.services(for_inbox=True)  # as the drain's
 
         async def drain_again() -> float:
             before = time.process_time()
