@@ -3,15 +3,16 @@
 In one process the sandbox answers REST calls on the same CPU clock as the plugin, so the
 sandbox's share is taken out by record and replay: the stored webhooks are processed again
 through ``on_webhook`` in the drain's groups of 50, first against the live sandbox while every
-REST answer is recorded (``whole``: plugin + host services + sandbox), then again with the
-answers replayed from the recording (``plugin``: the plugin's code, its REST client and
-batching, parsing, pydantic, and the host services it calls: settings, SQLite upserts). The
-groups and the batches they make are the same both times, so every request finds its answer.
+REST answer is recorded (``whole``: plugin + host services + sandbox), then five times more
+with the answers replayed from the recording (``plugin``, their median: the plugin's code, its
+REST client and batching, parsing, pydantic, and the host services it calls: settings, SQLite
+upserts). The groups and batches are the same every time, so every request finds its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from hooks.host.inbox import DRAIN_BATCH
 from tests.bench.burst import bulk_chats_body
 from tests.bench.systems import oauth_server_allowed
 from tests.stack import PORTAL_URL, running_stack
+
+REPLAYS = 5
 
 
 @dataclass
@@ -106,7 +109,9 @@ async def _plugin_cpu(chats: int, workdir: Path) -> CpuFigures:
         whole = await drain_again()
         requests = tape.requests - requests_before
         tape.replaying = True
-        plugin = await drain_again()
+        # The median of several replayed passes: one pass is a second or two of CPU, and on a
+        # shared machine a single one moves by ±10 % from run to run.
+        plugin = statistics.median([await drain_again() for _ in range(REPLAYS)])
         appeals = len(items)
         return CpuFigures(
             appeals=appeals,
