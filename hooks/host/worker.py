@@ -112,7 +112,8 @@ class WorkerProcessQueue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
         process, writer = self._process, self._writer
-        if process is None or writer is None:
+        if process is None or writer is None:  # never started, or between two workers
+            self._fail_idle_waiters("the job queue stopped")
             return
         with contextlib.suppress(ConnectionError):
             writer.write(_line({"op": "stop"}))

@@ -108,14 +108,15 @@ def format_report(report: Report) -> str:
         f"  appeals per second              {b.appeals_per_s:.1f}",
         f"  webhook ack latency             p50 {_num(b.ack_p50_ms, 2)} ms,"
         f" p99 {_num(b.ack_p99_ms, 2)} ms, max {_num(b.ack_max_ms, 1)} ms ({b.acks} deliveries)",
-        f"  host process CPU per appeal     {b.host_cpu_ms_per_appeal:.2f} ms"
-        f"  (receive + verify + store + drain + plugin + SQLite)",
-        f"  host process peak memory        {b.host_peak_rss_mb:.1f} MB (VmHWM)",
+        f"  host CPU per appeal             {b.host_cpu_ms_per_appeal:.2f} ms"
+        f"  (web + worker: receive, verify, store, drain, plugin, SQLite)",
+        f"  host peak memory                {b.host_peak_rss_mb:.1f} MB (VmHWM, web + worker)",
         f"  sandbox process CPU             {_num(b.sandbox_cpu_s)} s"
         f" (it shares the machine's {os.cpu_count()} cores)",
         "",
         f"Plugin CPU in one process ({report.cpu.appeals} appeals, no rate limit)",
-        f"  plugin alone (answers replayed) {report.cpu.plugin_ms_per_appeal:.3f} ms per appeal",
+        f"  plugin alone (answers replayed) {report.cpu.plugin_ms_per_appeal:.3f} ms per appeal"
+        " (median of 5 passes)",
         f"  with the sandbox answering      {report.cpu.whole_ms_per_appeal:.3f} ms per appeal"
         f"  ({report.cpu.requests} requests, {report.cpu.replay_misses} replay misses)",
     ]
