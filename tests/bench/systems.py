@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from tests.bench.relay import Relay
 from tests.bench.sandbox_server import LOG_PATH, RestLog, logged_sandbox
+from tests.servers import child_pids
 
 HOST_KEY_ENV = "ANALYTICS_HOST_KEY"
 OAUTH_SERVERS_ENV = "B24_OAUTH_SERVERS"
@@ -95,12 +96,6 @@ async def _wait_until_up(url: str, process: subprocess.Popen[bytes] | None, time
     raise RuntimeError(f"{url} did not come up in {timeout} s")
 
 
-def _with_children(pid: int) -> list[int]:
-    """The host's process and its worker process (``hooks.host.worker``), if it runs one."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [pid, *(int(child) for child in children)]
-
-
 def _proc_status(pid: int, field: str) -> float:
     """A ``kB`` field of ``/proc/<pid>/status`` (VmHWM: peak resident set), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -135,10 +130,14 @@ class ServerProcesses:
         return [float(line) for line in lines]
 
     def host_cpu_seconds(self) -> float:
-        return sum(_proc_cpu(pid) for pid in _with_children(self.host_pid))
+        return sum(_proc_cpu(pid) for pid in self._host_pids())
 
     def host_peak_rss_mb(self) -> float:
-        return sum(_proc_status(pid, "VmHWM") for pid in _with_children(self.host_pid))
+        return sum(_proc_status(pid, "VmHWM") for pid in self._host_pids())
+
+    def _host_pids(self) -> list[int]:
+        """The host's web process and its worker process (``hooks.host.worker``)."""
+        return [self.host_pid, *child_pids(self.host_pid)]
 
     def sandbox_cpu_seconds(self) -> float:
         return _proc_cpu(self.sandbox_pid)
