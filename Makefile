@@ -1,5 +1,7 @@
 # make run  — the reference host with the plugin on http://127.0.0.1:8000
 # make test — every test
+# make cluster — the scaled-out host, every part a process: PostgreSQL, the sandbox, the web
+#                process and 3 workers (tests/cluster.py); Ctrl+C stops them all
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,8 +11,10 @@ SANDBOX_PORT ?= 8100
 DB ?= var/host.sqlite3
 HOST_URL := http://127.0.0.1:$(HOST_PORT)
 SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
+SOAK_ARGS ?=
+CLUSTER_ARGS ?=
 
-.PHONY: run test lint install clean bench soak
+.PHONY: run test lint install clean bench soak soak-cluster cluster system-deps
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +39,18 @@ run: $(STAMP)
 	trap 'kill $$sandbox 2>/dev/null || true' EXIT INT TERM; \
 	B24_OAUTH_SERVERS=$(SANDBOX_URL) $(PY) -m hooks.host --demo --db $(DB) --host 127.0.0.1 --port $(HOST_PORT)
 
-test: $(STAMP)
+# What the tests need from Debian, installed when missing (as root, as on CI): Chromium for the
+# browser tests, PostgreSQL for the second backend's tests (they start a throwaway server).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing$$missing from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 # make bench — a burst of 1,000 chats under Bitrix24's limit (2/s, burst 50), the same records
@@ -51,6 +66,21 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m tests.soak $(SOAK_ARGS)
 	$(PY) -m tests.soak --no-offline $(SOAK_ARGS)
+
+# make soak-cluster — the same soak against real processes: PostgreSQL, the sandbox, the web
+# process (killed once) and 3 workers (one SIGKILLed every 20 s), PostgreSQL crashed once
+# (pg_ctl restart -m immediate); logs in var/soak-cluster/. SOAK_ARGS as for make soak, plus
+# "--workers N --kill-every S --chaos-seconds S --schedule-seconds S".
+soak-cluster: $(STAMP)
+	$(PY) -m tests.soak --cluster $(SOAK_ARGS)
+	$(PY) -m tests.soak --cluster --no-offline $(SOAK_ARGS)
+
+# make cluster — PostgreSQL in var/pg on port 55432 (Debian's package installed when missing;
+# reused when it already runs), the sandbox on $(SANDBOX_URL), the web process on $(HOST_URL)
+# (--worker none) and 3 workers (python -m hooks.host worker); the host key is made once in
+# var/cluster.key. CLUSTER_ARGS="--workers N --schedule-seconds S --pg-port P".
+cluster: $(STAMP)
+	$(PY) -m tests.cluster --dir var --web-port $(HOST_PORT) --sandbox-port $(SANDBOX_PORT) $(CLUSTER_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hooks b24_openlines_plugin tests

@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from b24_openlines_plugin import appeals, events
 from b24_openlines_plugin.bitrix import dialogs
@@ -43,8 +44,10 @@ MAX_RETRY = 1000
 
 
 def handler_url(integration: Integration, host: HostServices) -> str:
-    token = integration.webhook_token.get_secret_value()
-    return host.url(f"/webhooks/{integration.id}/{token}") + f"?via={events.APP_DELIVERY}"
+    """The integration's Webhook URL (the host's), marked as the application's own delivery."""
+    url = urlsplit(host.urls.webhook(integration))
+    via = urlencode({"via": events.APP_DELIVERY})
+    return urlunsplit(url._replace(query=f"{url.query}&{via}" if url.query else via))
 
 
 async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:

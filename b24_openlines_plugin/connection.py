@@ -168,8 +168,9 @@ def _secret(integration: Integration, key: str) -> str:
     return value.get_secret_value()
 
 
-# One client per portal and per host HTTP client: concurrent appeals share its batches, its
-# rate-limit bucket and its token refresh.
+# One client per portal and per host HTTP client: concurrent appeals share its batches and its
+# token refresh. Its rate-limit bucket is the host's (``host.rate_limits``), shared with the
+# host's other processes.
 _clients: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[int, tuple[int, RestClient]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -187,6 +188,8 @@ def rest_client(integration: Integration, host: HostServices) -> RestClient:
         version, client = seen
         if integration.version > version:  # stored tokens are newer than the ones in memory
             client.credentials.token = _secret(integration, "access_token")
+            plan = stored_settings(integration).plan  # and the plan may have changed
+            client.bucket = bucket_for(host.rate_limits, str(endpoint), plan)
             per_http[integration.id] = (integration.version, client)
         return client
     keeper = TokenKeeper(integration.id, host)
@@ -194,7 +197,7 @@ def rest_client(integration: Integration, host: HostServices) -> RestClient:
         host.http,
         str(endpoint),
         Credentials(_secret(integration, "access_token"), keeper.refresh),
-        bucket_for(str(endpoint), stored_settings(integration).plan),
+        bucket_for(host.rate_limits, str(endpoint), stored_settings(integration).plan),
     )
     per_http[integration.id] = (integration.version, client)
     return client

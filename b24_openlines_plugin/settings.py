@@ -57,6 +57,7 @@ from hooks.models import (
     Status,
     StoredSettings,
 )
+from hooks.services import HostUrls
 
 __all__ = [
     "MASK",
@@ -64,7 +65,7 @@ __all__ = [
     "B24Settings",
     "FormMeta",
     "MessengerRow",
-    "PublicUrls",
+    "SettingsHost",
     "build_settings_view",
 ]
 
@@ -77,10 +78,11 @@ SectionId = Literal[
 CatalogList = Literal["employees", "sources", "sites", "campaigns"]
 
 
-class PublicUrls(Protocol):
-    """The one host service the settings need (``HostServices`` provides it)."""
+class SettingsHost(Protocol):
+    """The one host service the settings need, the host's URLs (``HostServices`` provides it)."""
 
-    def url(self, path: str) -> str: ...
+    @property
+    def urls(self) -> HostUrls: ...
 
 
 def _t(ru: str, en: str) -> LocalizedText:
@@ -744,7 +746,7 @@ def build_settings_view(
     integration: Integration,
     catalog: Catalog,
     submitted: Mapping[str, Any] | None,
-    host: PublicUrls,
+    host: SettingsHost,
 ) -> SettingsView:
     """The settings page of ``integration``, and the validation of ``submitted`` if given.
 
@@ -842,7 +844,7 @@ class _Page:
 
     integration: Integration
     catalog: Catalog
-    host: PublicUrls
+    host: SettingsHost
 
     def view(
         self,
@@ -853,10 +855,9 @@ class _Page:
         store: StoredSettings | None,
     ) -> SettingsView:
         """``shown``: the settings JSON the fields display; ``in_force``: what derived describes."""
-        token = self.integration.webhook_token.get_secret_value()
         urls = {
-            "webhook_url": self.host.url(f"/webhooks/{self.integration.id}/{token}"),
-            "redirect_url": self.host.url("/oauth2/callback"),
+            "webhook_url": self.host.urls.webhook(self.integration),
+            "redirect_url": self.host.urls.oauth_redirect(),
         }
         values = {
             name: (MASK if name in secrets_set else None)
@@ -867,7 +868,7 @@ class _Page:
         portal_url = in_force.portal_url
         script = (
             render_site_script(
-                endpoint=self.host.url(f"/api/sessions/{self.integration.id}"),
+                endpoint=self.host.urls.session_report(self.integration.id),
                 getter=in_force.tracker_getter,
             )
             if store is not None or self.integration.settings

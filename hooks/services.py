@@ -1,4 +1,5 @@
-"""What the host lends to hooks: its stores, its HTTP client and its address.
+"""What the host lends to hooks: its stores, its HTTP client, its public URLs and shared rate
+limits.
 
 Plugins depend on these protocols only, so any host (this repository's reference host, the real
 platform, a test double) can serve them.
@@ -70,18 +71,61 @@ class IntegrationStore(Protocol):
         ...
 
 
+class HostUrls(Protocol):
+    """The absolute URLs of the host's public surface that a plugin shows or hands out.
+
+    The host owns its routes: a plugin asks for these and never spells a host path itself.
+    """
+
+    def webhook(self, integration: Integration) -> str:
+        """The integration's Webhook URL, its secret token included: where the integration's
+        events are delivered (Bitrix24's outbound webhook, event handlers). Treat it as a secret.
+        """
+        ...
+
+    def oauth_redirect(self) -> str:
+        """The OAuth redirect URL: where the browser comes back after authorizing an application."""
+        ...
+
+    def session_report(self, integration_id: int) -> str:
+        """Where the site script of integration ``integration_id`` reports a visitor's session."""
+        ...
+
+
+class RateLimits(Protocol):
+    """Leaky buckets kept by the host and shared by all its processes, on every machine.
+
+    Each bucket, named by ``key``, is a level that drains by ``rate`` per second (never below
+    zero) and rises by one per request counted. It is for limits that a remote service counts
+    on its side (a Bitrix24 portal's request rate): every process of the host that calls the
+    service counts its requests in the same bucket, so together they stay under the limit.
+    Times are the host's wall clock. A bucket never used holds 0. Keys are shared by every
+    plugin: name the remote thing (``bitrix24:portal.bitrix24.ru``), not the caller.
+    """
+
+    async def take(self, key: str, *, rate: float, burst: float) -> float:
+        """Count one request now, atomically however many processes count at once, and return
+        the level including it. The caller then waits until the bucket has drained to its place
+        under ``burst`` (the bucket's capacity): about ``(level - burst) / rate`` seconds, if
+        that is positive. Counting before waiting reserves the place, so callers queue in
+        order without a lock."""
+        ...
+
+    async def fill(self, key: str, *, rate: float, burst: float) -> None:
+        """The service refused a request as over its limit: believe it (someone else counts
+        there too). The bucket is drained to now, then raised to ``burst`` if it was lower."""
+        ...
+
+
 @dataclass(frozen=True)
 class HostServices:
     """Handed to every hook as ``host``."""
 
-    public_url: str
+    urls: HostUrls
     language: Language
     http: httpx.AsyncClient
     sessions: SessionStore
     appeals: AppealSink
     integrations: IntegrationStore
+    rate_limits: RateLimits
     catalog: Catalog
-
-    def url(self, path: str) -> str:
-        """An absolute URL of the host's public surface (``/oauth2/callback`` → ``https://…``)."""
-        return self.public_url.rstrip("/") + "/" + path.lstrip("/")

@@ -16,6 +16,8 @@ from hooks.host import csrf
 from hooks.host.app import create_app
 from hooks.host.state import Host, HostConfig
 
+pytest_plugins = ["tests.pg_fixtures"]
+
 PUBLIC_URL = "https://analytics.example.test"
 HOST_KEY = SecretStr(Fernet.generate_key().decode())  # what ANALYTICS_HOST_KEY holds
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "bitrix24" / "examples"

@@ -97,7 +97,7 @@ class Servers:
         deadline = time.monotonic() + timeout
         appeals: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            appeals = self.client.get(f"{self.host_url}/api/appeals").json()["appeals"]
+            appeals = self.client.get(f"{self.host_url}/api/appeals?limit=500").json()["appeals"]
             if len(appeals) >= count:
                 return appeals
             time.sleep(0.1)

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from b24_openlines_plugin.sandbox import Sandbox, SandboxConfig, create_sandbox_app
 from hooks.host.app import create_app
-from hooks.host.inbox import DRAIN
+from hooks.host.inbox import SCHEDULE
 from hooks.host.state import Host, HostConfig
 from tests.conftest import HOST_KEY
 
@@ -100,8 +100,7 @@ class Stack:
     async def catch_up(self, integration_id: int) -> None:
         """One periodic run now, through the host's queue as its scheduler does it (so it never
         overlaps another run of the same integration), then until everything has settled."""
-        self.host.last_scheduled.pop(integration_id, None)
-        await self.host.queue.enqueue(DRAIN, str(integration_id))
+        await self.host.queue.enqueue(SCHEDULE, str(integration_id))
         await self.settled()
 
     async def settled(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from tests.servers import Servers, child_pids, running_servers
 
 CHATS = 30
+BURST = 300
 
 
 @pytest.fixture
@@ -19,11 +22,12 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
         yield running
 
 
-def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(servers: Servers) -> None:
+def _pending_chats(servers: Servers, count: int) -> set[int]:
+    """``count`` chats whose webhooks the host accepted while Bitrix24 keeps failing, so that
+    they sit in the inbox mid-processing; their Open Lines sessions."""
     integration = servers.integration()
     servers.connect(integration["id"])
     portal = servers.portal_url
-    # Bitrix24 keeps failing for now, so the accepted webhooks sit in the inbox mid-processing.
     failing = servers.client.post(
         f"{portal}/sandbox/api/faults", json={"rest_error_rate": 1.0, "seed": 1}
     )
@@ -31,7 +35,7 @@ def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(server
     bulk = servers.client.post(
         f"{portal}/sandbox/api/chats/bulk",
         json={
-            "count": CHATS,
+            "count": count,
             "mix": ["livechat", "telegrambot"],
             "lines": [1],
             "close": False,
@@ -39,18 +43,44 @@ def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(server
         },
     )
     assert bulk.status_code == 201, bulk.text
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         log = servers.client.get(f"{portal}/sandbox/api/deliveries").json()
         leads = [d for d in log if d["event"] == "ONCRMLEADADD"]
-        if len(leads) >= CHATS and all(
+        if len(leads) >= count and all(
             d.get("status_code") is not None or d.get("error") for d in leads
         ):
             break
         time.sleep(0.1)
     acknowledged = [d for d in leads if d.get("status_code") == 200]
-    assert len(acknowledged) >= CHATS  # every event was answered 200: the host owes us these
+    assert len(acknowledged) >= count  # every event was answered 200: the host owes us these
     assert servers.client.get(f"{servers.host_url}/api/appeals").json()["appeals"] == []
+    return {c["session_id"] for c in bulk.json()["chats"]}
+
+
+def _every_chat_once(servers: Servers, chats: set[int], timeout: float) -> None:
+    servers.client.delete(f"{servers.portal_url}/sandbox/api/faults")  # Bitrix24 is back
+    appeals = servers.appeals(count=len(chats), timeout=timeout)
+    keys = [a["key"] for a in appeals]
+    assert len(keys) == len(chats) == len(set(keys))
+    assert {int(k.rsplit(":", 1)[1]) for k in keys} == chats
+
+
+def test_a_killed_worker_is_replaced_and_every_pending_webhook_is_done_once(
+    servers: Servers,
+) -> None:
+    chats = _pending_chats(servers, BURST)
+    [worker] = child_pids(servers.host_pid())
+    os.kill(worker, signal.SIGKILL)  # busy: draining the burst against a failing portal
+    deadline = time.monotonic() + 15
+    while child_pids(servers.host_pid()) in ([], [worker]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child_pids(servers.host_pid()) not in ([], [worker])  # another worker took over
+    _every_chat_once(servers, chats, timeout=120)
+
+
+def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(servers: Servers) -> None:
+    chats = _pending_chats(servers, CHATS)
 
     workers = child_pids(servers.host_pid())
     assert len(workers) == 1  # the host runs its jobs in a worker process
@@ -60,13 +90,7 @@ def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(server
     while _running(workers[0]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _running(workers[0])
-    servers.client.delete(f"{portal}/sandbox/api/faults")  # Bitrix24 is back
-
-    appeals = servers.appeals(count=CHATS, timeout=60)
-    keys = [a["key"] for a in appeals]
-    assert len(keys) == CHATS == len(set(keys))
-    chats = {c["session_id"] for c in bulk.json()["chats"]}
-    assert {int(k.rsplit(":", 1)[1]) for k in keys} == chats
+    _every_chat_once(servers, chats, timeout=60)
 
 
 def _running(pid: int) -> bool:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from hooks.host.app import create_app
+from hooks.host.repository import InboxOutcome
 from hooks.host.state import HostConfig
 from hooks.models import HookRequest
 from tests.conftest import PUBLIC_URL, RunningHost
@@ -184,7 +185,8 @@ async def test_failed_webhooks_are_listed_with_a_retry_action(running_host: Runn
         received_at=datetime.now(UTC),
     )
     item = await repo.add_inbox_item(data["id"], request)
-    await repo.fail_inbox_item(item.id, error="upstream_error: Bitrix24 error ACCESS_DENIED")
+    failed = "upstream_error: Bitrix24 error ACCESS_DENIED"
+    await repo.finish_drain([InboxOutcome(item_id=item.id, status="failed", error=failed)], [])
     page = await running_host.client.get("/inbox?status=failed")
     assert "ACCESS_DENIED" in page.text and f'action="/inbox/{item.id}/retry"' in page.text
     answer = await running_host.client.post(f"/inbox/{item.id}/retry")

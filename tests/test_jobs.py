@@ -1,53 +1,75 @@
-"""The in-process job queue: coalescing, one run per key at a time, delays, failures, stop."""
+"""The job queue contract, on both backends (SQLite's jobs table, procrastinate on PostgreSQL):
+coalescing, one running job per integration across workers, delays, failures, stopping."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from hooks.host.inprocess_jobs import InProcessJobQueue
+from hooks.host.database import open_repository
+from hooks.host.jobs import JobQueue, open_job_queue
+from hooks.host.pg_jobs import ProcrastinateJobQueue
+from hooks.host.sqlite_jobs import SqliteJobQueue
+from tests.conftest import HOST_KEY
 
 pytestmark = pytest.mark.anyio
 
-# Generous limits that only guard against a hang; no test relies on them for its result.
-HANG = 5.0
+HANG = 20.0  # only guards against a hang
+LOCKED = frozenset({"drain", "schedule"})
+FAST = {"heartbeat": 0.2, "stalled_after": 1.0, "failed_delay": 0.3, "poll": 0.05}
+
+OpenQueue = Callable[[], Awaitable[JobQueue]]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=["sqlite", "postgres"])
+async def open_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenQueue]:
+    """Opens queues (workers) on one fresh database; closes them all at the end."""
+    if request.param == "sqlite":
+        url = str(tmp_path / "host.sqlite3")
+    else:
+        url = request.getfixturevalue("postgres_url")
+    repo = await open_repository(url, key=HOST_KEY)  # its migrations make the jobs' schema
+    await repo.close()
+    opened: list[JobQueue] = []
 
+    async def open_one() -> JobQueue:
+        queue: JobQueue
+        if request.param == "sqlite":
+            queue = SqliteJobQueue.open(url, locked=LOCKED, **FAST)
+        else:
+            queue = await ProcrastinateJobQueue.open(url, locked=LOCKED, **FAST)
+        opened.append(queue)
+        return queue
 
-@pytest.fixture
-async def queue() -> AsyncIterator[InProcessJobQueue]:
-    jobs = InProcessJobQueue(stop_grace=0.05)
-    try:
-        yield jobs
-    finally:
-        await jobs.stop()
+    yield open_one
+    for queue in opened:
+        await queue.close()
 
 
 class Recorder:
     """A handler that records its runs and can be held inside a run until released."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[tuple[str, str]] | None = None, name: str = "") -> None:
         self.calls: list[str] = []
+        self.log = log if log is not None else []
+        self.name = name
         self.active: Counter[str] = Counter()
-        self.max_active: Counter[str] = Counter()
         self.started = asyncio.Event()
         self.release = asyncio.Event()
         self.release.set()
 
     async def __call__(self, key: str) -> None:
         self.calls.append(key)
+        self.log.append((self.name, key))
         self.active[key] += 1
-        self.max_active[key] = max(self.max_active[key], self.active[key])
         self.started.set()
         try:
             await self.release.wait()
@@ -55,227 +77,175 @@ class Recorder:
             self.active[key] -= 1
 
 
-async def test_enqueue_before_start_coalesces_and_runs_after_start(
-    queue: InProcessJobQueue,
-) -> None:
+@contextlib.asynccontextmanager
+async def working(queue: JobQueue, **options: Any) -> AsyncIterator[asyncio.Event]:
+    """``queue`` runs a worker for the block; leaving it stops the worker."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(queue.run_worker(stop, **options))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        with anyio.fail_after(HANG):
+            await task
+
+
+async def test_asking_again_for_a_waiting_job_coalesces(open_queue: OpenQueue) -> None:
+    queue = await open_queue()
     recorder = Recorder()
     queue.register("drain", recorder)
-    for _ in range(3):
+    for _ in range(5):
         await queue.enqueue("drain", "1")
     await queue.enqueue("drain", "2")
-    await asyncio.sleep(0)
-    assert recorder.calls == []
-
-    await queue.start()
-    with anyio.fail_after(HANG):
-        await queue.idle()
+    async with working(queue):
+        with anyio.fail_after(HANG):
+            await queue.idle()
     assert sorted(recorder.calls) == ["1", "2"]
 
 
-async def test_waiting_job_keeps_the_earlier_due_time(queue: InProcessJobQueue) -> None:
-    recorder = Recorder()
-    queue.register("drain", recorder)
-    await queue.start()
-    loop = asyncio.get_running_loop()
-    asked_at = loop.time()
-
-    await queue.enqueue("drain", "1", delay=0.05)
-    await queue.enqueue("drain", "1", delay=60)  # later: must not push the run back
-    await queue.idle()  # delayed jobs don't count as work
-    assert recorder.calls == []
-
-    with anyio.fail_after(HANG):
-        await recorder.started.wait()
-    assert loop.time() - asked_at >= 0.049  # not before its delay
-    await queue.idle()
-    assert recorder.calls == ["1"]
-
-
-async def test_earlier_request_moves_a_delayed_job_forward(queue: InProcessJobQueue) -> None:
-    recorder = Recorder()
-    queue.register("drain", recorder)
-    await queue.start()
-
-    await queue.enqueue("drain", "1", delay=60)
-    await queue.enqueue("drain", "1")
-    with anyio.fail_after(HANG):
-        await queue.idle()
-    assert recorder.calls == ["1"]
-
-
-async def test_delays_order_runs(queue: InProcessJobQueue) -> None:
-    recorder = Recorder()
-    queue.register("drain", recorder)
-    await queue.start()
-
-    await queue.enqueue("drain", "late", delay=0.1)
-    await queue.enqueue("drain", "soon", delay=0.05)
-    await queue.enqueue("drain", "now")
-    with anyio.fail_after(HANG):
-        while len(recorder.calls) < 3:
-            await asyncio.sleep(0.01)
-    assert recorder.calls == ["now", "soon", "late"]
-
-
-async def test_asked_for_while_running_runs_once_more_afterwards(
-    queue: InProcessJobQueue,
-) -> None:
+async def test_asked_for_while_running_runs_once_more_afterwards(open_queue: OpenQueue) -> None:
+    queue = await open_queue()
     recorder = Recorder()
     recorder.release.clear()
     queue.register("drain", recorder)
-    await queue.start()
-
     await queue.enqueue("drain", "1")
-    with anyio.fail_after(HANG):
-        await recorder.started.wait()
-    for _ in range(3):
-        await queue.enqueue("drain", "1")
-    await asyncio.sleep(0.01)
-    assert recorder.calls == ["1"]  # never beside the running one
-
-    recorder.release.set()
-    with anyio.fail_after(HANG):
-        await queue.idle()
+    async with working(queue):
+        with anyio.fail_after(HANG):
+            await recorder.started.wait()
+        for _ in range(3):
+            await queue.enqueue("drain", "1")
+        await asyncio.sleep(0.3)
+        assert recorder.calls == ["1"]  # not beside the running one
+        recorder.release.set()
+        with anyio.fail_after(HANG):
+            await queue.idle()
     assert recorder.calls == ["1", "1"]
-    assert recorder.max_active["1"] == 1
 
 
-async def test_a_job_may_ask_for_itself_again_with_a_delay(queue: InProcessJobQueue) -> None:
-    """What a drain does when items remain for later: the re-run honours the delay."""
-    runs: list[float] = []
-    loop = asyncio.get_running_loop()
-
-    async def drain(key: str) -> None:
-        runs.append(loop.time())
-        if len(runs) < 3:
-            await queue.enqueue("drain", key, delay=0.05)
-
-    queue.register("drain", drain)
-    await queue.start()
-    await queue.enqueue("drain", "1")
-    with anyio.fail_after(HANG):
-        while len(runs) < 3:
-            await asyncio.sleep(0.01)
-    assert all(b - a >= 0.049 for a, b in itertools.pairwise(runs))
-    await queue.idle()
-    assert len(runs) == 3
-
-
-async def test_different_keys_run_concurrently(queue: InProcessJobQueue) -> None:
-    both_running = asyncio.Event()
-    running: set[str] = set()
-
-    async def drain(key: str) -> None:
-        running.add(key)
-        if running == {"1", "2"}:
-            both_running.set()
-        await both_running.wait()  # deadlocks (and times out) unless the two overlap
-
-    queue.register("drain", drain)
-    await queue.start()
-    await queue.enqueue("drain", "1")
-    await queue.enqueue("drain", "2")
-    with anyio.fail_after(HANG):
-        await queue.idle()
-    assert both_running.is_set()
-
-
-async def test_same_key_under_other_job_names_is_a_different_job(
-    queue: InProcessJobQueue,
+async def test_an_integrations_locked_jobs_never_overlap_across_workers(
+    open_queue: OpenQueue,
 ) -> None:
-    drains, reconciles = Recorder(), Recorder()
-    queue.register("drain", drains)
-    queue.register("reconcile", reconciles)
-    await queue.start()
-    await queue.enqueue("drain", "1")
-    await queue.enqueue("reconcile", "1")
-    with anyio.fail_after(HANG):
-        await queue.idle()
-    assert (drains.calls, reconciles.calls) == (["1"], ["1"])
+    """Three workers, drains and periodic work of two integrations asked for again and again:
+    never two at once for one integration, and the two integrations do run side by side."""
+    workers = [await open_queue() for _ in range(3)]
+    overlap: list[str] = []
+    running: Counter[str] = Counter()
+    concurrent_integrations = 0
+
+    def handler(name: str) -> Callable[[str], Awaitable[None]]:
+        async def run(key: str) -> None:
+            nonlocal concurrent_integrations
+            integration = key.partition("@")[0]
+            running[integration] += 1
+            if running[integration] > 1:
+                overlap.append(f"{name}({key})")
+            concurrent_integrations = max(
+                concurrent_integrations, sum(1 for v in running.values() if v)
+            )
+            await asyncio.sleep(0.05)
+            running[integration] -= 1
+
+        return run
+
+    for queue in workers:
+        queue.register("drain", handler("drain"))
+        queue.register("schedule", handler("schedule"))
+    async with contextlib.AsyncExitStack() as stack:
+        for queue in workers:
+            await stack.enter_async_context(working(queue))
+        for round_ in range(8):
+            for integration in ("1", "2"):
+                await workers[round_ % 3].enqueue("drain", integration)
+                await workers[(round_ + 1) % 3].enqueue("schedule", integration)
+            await asyncio.sleep(0.03)
+        with anyio.fail_after(HANG):
+            await workers[0].idle()
+    assert overlap == []
+    assert concurrent_integrations == 2  # shared nothing but the database, still in parallel
 
 
-async def test_a_failing_handler_is_logged_and_the_queue_goes_on(
-    queue: InProcessJobQueue, caplog: pytest.LogCaptureFixture
+async def test_a_delayed_job_waits_and_idle_does_not_wait_for_it(open_queue: OpenQueue) -> None:
+    queue = await open_queue()
+    recorder = Recorder()
+    queue.register("wake", recorder)
+    await queue.enqueue("wake", "1@later", delay=1.5)
+    async with working(queue):
+        with anyio.fail_after(HANG):
+            await queue.idle()
+        assert recorder.calls == []
+        await asyncio.sleep(2.0)
+        with anyio.fail_after(HANG):
+            await queue.idle()
+    assert recorder.calls == ["1@later"]
+
+
+async def test_a_failing_job_is_logged_and_runs_again(
+    open_queue: OpenQueue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    calls: list[str] = []
+    queue = await open_queue()
+    attempts: list[str] = []
 
     async def flaky(key: str) -> None:
-        calls.append(key)
-        if len(calls) == 1:
-            raise RuntimeError("boom")
+        attempts.append(key)
+        if len(attempts) == 1:
+            raise RuntimeError("the first attempt breaks")
 
     queue.register("drain", flaky)
-    await queue.start()
+    await queue.enqueue("drain", "1")
     with caplog.at_level(logging.ERROR, logger="hooks.host.jobs"):
-        await queue.enqueue("drain", "1")
-        with anyio.fail_after(HANG):
-            await queue.idle()
-        await queue.enqueue("drain", "1")
-        await queue.enqueue("drain", "2")
-        with anyio.fail_after(HANG):
-            await queue.idle()
-
-    assert sorted(calls) == ["1", "1", "2"]
-    [record] = caplog.records
-    assert record.name == "hooks.host.jobs" and "drain(1) failed" in record.getMessage()
-    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+        async with working(queue):
+            with anyio.fail_after(HANG):
+                while len(attempts) < 2:
+                    await asyncio.sleep(0.05)
+    assert attempts == ["1", "1"]
+    assert "job drain(1) failed" in caplog.text
 
 
-async def test_stop_cancels_running_jobs_and_drops_waiting_ones() -> None:
-    queue = InProcessJobQueue(stop_grace=0.01)
-    cancelled = asyncio.Event()
-    started = asyncio.Event()
-    delayed: list[str] = []
-
-    async def stuck(key: str) -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    async def record(key: str) -> None:
-        delayed.append(key)
-
-    queue.register("stuck", stuck)
-    queue.register("later", record)
-    await queue.start()
-    await queue.enqueue("stuck", "1")
-    await queue.enqueue("later", "1", delay=30)
-    with anyio.fail_after(HANG):
-        await started.wait()
-        await queue.stop()
-    assert cancelled.is_set()
-
-    await queue.enqueue("later", "2")  # ignored once stopped
-    await asyncio.sleep(0.05)
-    assert delayed == []
-    with anyio.fail_after(HANG):
-        await queue.idle()
-    with pytest.raises(RuntimeError):
-        await queue.start()
-
-
-async def test_stop_lets_a_job_finish_within_the_grace_period() -> None:
-    queue = InProcessJobQueue(stop_grace=HANG)
+async def test_stopping_lets_running_jobs_finish_within_the_grace(open_queue: OpenQueue) -> None:
+    queue = await open_queue()
     finished: list[str] = []
 
-    async def short(key: str) -> None:
-        await asyncio.sleep(0.02)
+    async def slow(key: str) -> None:
+        await asyncio.sleep(0.3)
         finished.append(key)
 
-    queue.register("drain", short)
-    await queue.start()
+    queue.register("drain", slow)
     await queue.enqueue("drain", "1")
-    with anyio.fail_after(HANG):
-        await queue.stop()
+    async with working(queue, grace=5.0):
+        await asyncio.sleep(0.15)  # taken, running
     assert finished == ["1"]
 
 
-async def test_unknown_and_duplicate_job_names_are_errors(queue: InProcessJobQueue) -> None:
-    queue.register("drain", Recorder())
-    with pytest.raises(ValueError):
-        queue.register("drain", Recorder())
-    with pytest.raises(LookupError):
-        await queue.enqueue("nope", "1")
+async def test_a_job_cut_short_by_stopping_waits_for_the_next_worker(
+    open_queue: OpenQueue,
+) -> None:
+    first = await open_queue()
+    held = Recorder()
+    held.release.clear()
+    first.register("drain", held)
+    await first.enqueue("drain", "1")
+    async with working(first, grace=0.1):
+        with anyio.fail_after(HANG):
+            await held.started.wait()
+    second = await open_queue()
+    recorder = Recorder()
+    second.register("drain", recorder)
+    async with working(second):
+        with anyio.fail_after(HANG):
+            while not recorder.calls:
+                await asyncio.sleep(0.05)
+            await second.idle()
+    assert recorder.calls == ["1"]
+
+
+async def test_open_job_queue_picks_the_backend_from_the_url(tmp_path: Path) -> None:
+    path = str(tmp_path / "host.sqlite3")
+    repo = await open_repository(path, key=HOST_KEY)
+    await repo.close()
+    queue = await open_job_queue(path, locked=LOCKED)
+    try:
+        assert isinstance(queue, SqliteJobQueue)
+    finally:
+        await queue.close()
+    with pytest.raises(ValueError, match="in-memory"):
+        await open_job_queue(":memory:", locked=LOCKED)

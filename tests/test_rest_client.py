@@ -4,20 +4,59 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from b24_openlines_plugin.bitrix.client import Command, Credentials, RestClient
 from b24_openlines_plugin.bitrix.errors import BitrixError
-from b24_openlines_plugin.bitrix.limits import LeakyBucket
+from b24_openlines_plugin.bitrix.limits import LeakyBucket, bucket_for
+from b24_openlines_plugin.connection import rest_client
 from hooks.errors import RetryLater, UpstreamError
+from hooks.host.app import create_app
+from hooks.host.state import HostConfig
+from hooks.models import Catalog, Integration
+from hooks.services import HostServices
+from tests.conftest import HOST_KEY
 
 pytestmark = pytest.mark.anyio
 ENDPOINT = "https://b24.example.ru/rest/"
 TOKEN = "access-token-0123456789"
+
+
+class MemoryRateLimits:
+    """``hooks.services.RateLimits`` in memory on ``clock``, for unit tests (the host's own are
+    in its database)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.buckets: dict[str, tuple[float, float]] = {}  # key: (level, updated at)
+
+    def _drained(self, key: str, rate: float) -> tuple[float, float]:
+        now = self.clock()
+        level, then = self.buckets.get(key, (0.0, now))
+        return max(0.0, level - max(0.0, now - then) * rate), max(now, then)
+
+    async def take(self, key: str, *, rate: float, burst: float) -> float:
+        level, now = self._drained(key, rate)
+        self.buckets[key] = (level + 1, now)
+        return level + 1
+
+    async def fill(self, key: str, *, rate: float, burst: float) -> None:
+        level, now = self._drained(key, rate)
+        self.buckets[key] = (max(level, burst), now)
+
+
+def memory_bucket(
+    rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+) -> LeakyBucket:
+    return LeakyBucket(MemoryRateLimits(clock), "bitrix24:b24.example.ru", rate, burst)
 
 
 class Portal:
@@ -77,7 +116,7 @@ def make_client(
         return new
 
     credentials = Credentials(TOKEN, refresh or renew)
-    bucket = LeakyBucket(rate=1000.0, burst=1000)
+    bucket = memory_bucket(rate=1000.0, burst=1000)
     return RestClient(http, ENDPOINT, credentials, bucket, **kwargs), http
 
 
@@ -156,7 +195,7 @@ async def test_query_limit_is_retried_after_backing_off() -> None:
     )
     portal.script = [lambda body: limit, lambda body: limit]
     client, http = make_client(portal)
-    client.bucket = LeakyBucket(rate=200.0, burst=5)
+    client.bucket = memory_bucket(rate=200.0, burst=5)
     async with http:
         assert (await client.call("crm.lead.get", {"id": 1}))["method"] == "crm.lead.get"
     assert len(portal.requests) == 3
@@ -218,7 +257,7 @@ async def test_invalid_token_is_permanent_and_never_shows_the_token() -> None:
 
 
 async def test_bucket_makes_a_burst_wait_instead_of_overflowing() -> None:
-    bucket = LeakyBucket(rate=20.0, burst=3, clock=lambda: 0.0)  # time stands still
+    bucket = memory_bucket(rate=20.0, burst=3, clock=lambda: 0.0)  # time stands still
     for _ in range(3):
         await bucket.acquire()
     fourth = asyncio.ensure_future(bucket.acquire())
@@ -229,7 +268,110 @@ async def test_bucket_makes_a_burst_wait_instead_of_overflowing() -> None:
 
 
 async def test_a_refusal_from_the_portal_fills_the_bucket() -> None:
-    bucket = LeakyBucket(rate=2.0, burst=50, clock=lambda: 0.0)
+    bucket = memory_bucket(rate=2.0, burst=50, clock=lambda: 0.0)
     await bucket.acquire()
-    bucket.saturate()
+    await bucket.saturate()
     assert bucket.level == 50
+    assert await bucket.limits.take(bucket.key, rate=2.0, burst=50) == 51  # the host's, too
+
+
+def test_a_portals_bucket_is_named_after_the_portal() -> None:
+    limits = MemoryRateLimits()
+    standard = bucket_for(limits, "https://Name.Bitrix24.ru/rest/")
+    enterprise = bucket_for(limits, "https://name.bitrix24.ru/rest", "enterprise")
+    assert standard.key == enterprise.key == "bitrix24:name.bitrix24.ru"
+    assert (standard.rate, standard.burst) == (2.0, 50)
+    assert (enterprise.rate, enterprise.burst) == (5.0, 250)
+    assert standard.limits is limits
+
+
+async def test_a_portals_client_counts_in_the_hosts_bucket_on_its_plan() -> None:
+    def integration(version: int, plan: str) -> Integration:
+        return Integration(
+            id=41,
+            plugin="b24_openlines",
+            name="Bitrix24",
+            settings={"plan": plan},
+            secrets={"access_token": SecretStr(TOKEN)},
+            connection={"client_endpoint": ENDPOINT},
+            webhook_token=SecretStr("w" * 43),
+            version=version,
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+
+    async with httpx.AsyncClient() as http:
+        host = HostServices(
+            urls=None,  # type: ignore[arg-type]
+            language="ru",
+            http=http,
+            sessions=None,  # type: ignore[arg-type]
+            appeals=None,  # type: ignore[arg-type]
+            integrations=None,  # type: ignore[arg-type]
+            rate_limits=MemoryRateLimits(),
+            catalog=Catalog(),
+        )
+        client = rest_client(integration(1, "standard"), host)
+        assert client.bucket.limits is host.rate_limits
+        assert client.bucket.key == "bitrix24:b24.example.ru"
+        assert (client.bucket.rate, client.bucket.burst) == (2.0, 50)
+        assert rest_client(integration(1, "standard"), host) is client  # one per portal
+        # Settings saved since: the same client, on the plan now chosen.
+        assert rest_client(integration(2, "enterprise"), host) is client
+        assert (client.bucket.rate, client.bucket.burst) == (5.0, 250)
+
+
+async def test_when_the_host_cannot_count_every_waiting_caller_gets_the_error() -> None:
+    """The bucket's level lives in the host's database: if it cannot be reached, the callers
+    sharing the batch all fail, and none is left waiting."""
+
+    class Unreachable(MemoryRateLimits):
+        async def take(self, key: str, *, rate: float, burst: float) -> float:
+            raise ConnectionError("the database is down")
+
+    portal = Portal()
+    client, http = make_client(portal)
+    client.bucket = LeakyBucket(Unreachable(), "bitrix24:b24.example.ru", 2.0, 50)
+    async with http:
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                *(client.call("crm.lead.get", {"id": n}) for n in range(3)),
+                return_exceptions=True,
+            ),
+            5.0,
+        )
+    assert all(isinstance(outcome, ConnectionError) for outcome in outcomes), outcomes
+    assert portal.requests == [] and client._pending == []
+
+
+async def test_processes_of_one_host_share_a_portals_bucket(tmp_path: Path) -> None:
+    """Two hosts on one SQLite file, as a web process and a worker: the second one's bucket
+    starts where the first one's requests left it, and waits."""
+    config = HostConfig(
+        db=str(tmp_path / "host.sqlite3"), host_key=HOST_KEY, worker="none", schedule_seconds=0
+    )
+    first_app, second_app = create_app(config), create_app(config)
+    async with first_app.router.lifespan_context(first_app):
+        async with second_app.router.lifespan_context(second_app):
+            first: HostServices = await first_app.state.host.services()
+            second: HostServices = await second_app.state.host.services()
+            assert first.rate_limits is not second.rate_limits
+            mine = bucket_for(first.rate_limits, ENDPOINT)  # standard: 2/s, burst 50
+            began = time.monotonic()
+            for _ in range(mine.burst - 1):
+                await mine.acquire()  # each fits: no wait
+            assert mine.level == pytest.approx(49, abs=0.5)
+            theirs = bucket_for(second.rate_limits, ENDPOINT)
+            started = time.monotonic()
+            await theirs.acquire()
+            waited = time.monotonic() - started
+            # It counted on top of the first one's 49, less what drained meanwhile (2/s)...
+            drained = 2.0 * (started - began)
+            assert 50 - drained - 0.05 <= theirs.level <= 50
+            # ...and waited for its place, one under the burst: about half a second.
+            assert theirs.level > 49.2  # a wait of a tenth of a second at least
+            assert waited == pytest.approx((theirs.level - 49) / 2, abs=0.1)
+            other_portal = bucket_for(second.rate_limits, "https://other.example.ru/rest/")
+            started = time.monotonic()
+            await other_portal.acquire()
+            assert other_portal.level == 1 and time.monotonic() - started < 0.2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from dataclasses import replace
 
 import pytest
@@ -73,3 +75,29 @@ async def test_no_periodic_work_when_the_interval_is_zero(host_config: HostConfi
         await app.state.host.queue.enqueue("drain", "1")
         await app.state.host.queue.idle()
     assert plugin.runs == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_three_workers_run_the_periodic_work_once_per_period(
+    host_config: HostConfig, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The scheduler's tick is asked for by every worker; each period's work runs once."""
+    db = host_config.db if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    plugin = Periodic()
+    config = replace(host_config, db=db, schedule_seconds=1.0)
+    apps = [
+        create_app(config, plugins=get_plugin_manager(extra={"periodic": plugin}))
+        for _ in range(3)
+    ]
+    async with contextlib.AsyncExitStack() as running:
+        for app in apps:
+            await running.enter_async_context(app.router.lifespan_context(app))
+        integration = await apps[0].state.host.repo.create_integration("periodic", "a")
+        started = time.monotonic()
+        await asyncio.sleep(4.5)
+        elapsed = time.monotonic() - started
+    runs = plugin.runs.count(integration.id)
+    # One run per period and at most one more (the tick that was due as it was created); three
+    # workers each running it would make three times as many.
+    assert 3 <= runs <= elapsed / config.schedule_seconds + 1, plugin.runs
+    assert not plugin.overlapped

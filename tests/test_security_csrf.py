@@ -12,6 +12,7 @@ import pytest
 from starlette.routing import Route
 
 from hooks.host import csrf
+from hooks.host.repository import InboxOutcome
 from hooks.models import HookRequest
 from tests.conftest import PUBLIC_URL, RunningHost
 from tests.examples import form_body
@@ -40,7 +41,9 @@ async def failed_item(rh: RunningHost, integration_id: int) -> int:
         method="POST", path="/webhooks/1/", body=b"x", received_at=datetime.now(UTC)
     )
     item = await rh.host.repo.add_inbox_item(integration_id, request)
-    await rh.host.repo.fail_inbox_item(item.id, error="boom")
+    await rh.host.repo.finish_drain(
+        [InboxOutcome(item_id=item.id, status="failed", error="boom")], []
+    )
     return item.id
 
 

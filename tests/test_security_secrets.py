@@ -19,9 +19,9 @@ from pydantic import SecretStr
 
 from hooks.host import __main__ as cli
 from hooks.host.app import create_app
+from hooks.host.database import open_repository
 from hooks.host.host_key import ENV, HostKeyError
 from hooks.host.migrations import apply_migrations
-from hooks.host.sqlite import open_repository
 from hooks.host.state import HostConfig
 from tests.conftest import HOST_KEY
 from tests.stack import PORTAL_URL, running_stack

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import typing
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from b24_openlines_plugin.settings import (
     build_settings_view,
     stored_settings,
 )
+from hooks.host.urls import PublicUrls
 from hooks.models import (
     Campaign,
     Catalog,
@@ -30,7 +32,7 @@ from hooks.models import (
     Site,
     Source,
 )
-from hooks.services import HostServices
+from hooks.services import HostServices, HostUrls
 
 STORED_SECRET = "stored-secret-Q7x9"
 STORED_TOKEN = "stored-apptoken-K2m4"
@@ -64,11 +66,14 @@ COMPLETE_SOURCE = {
 }
 
 
-class Urls:
-    """The host's public address, the one host service the settings use."""
+@dataclass(frozen=True)
+class UrlsOnly:
+    """The one host service the settings use: the host's URLs."""
 
-    def url(self, path: str) -> str:
-        return "https://analytics.example/" + path.lstrip("/")
+    urls: HostUrls
+
+
+HOST = UrlsOnly(PublicUrls("https://analytics.example/"))
 
 
 def make_integration(
@@ -95,7 +100,7 @@ def render(
     integration: Integration | None = None,
     catalog: Catalog = CATALOG,
 ) -> SettingsView:
-    return build_settings_view(integration or make_integration(), catalog, submitted, Urls())
+    return build_settings_view(integration or make_integration(), catalog, submitted, HOST)
 
 
 def field(view: SettingsView, key: str) -> FormField:
@@ -802,18 +807,56 @@ def test_works_with_the_hosts_services() -> None:
     client = httpx.AsyncClient()
     try:
         host = HostServices(
-            public_url="https://analytics.example/",
+            urls=PublicUrls("https://analytics.example/"),
             language="ru",
             http=client,
             sessions=None,  # type: ignore[arg-type]
             appeals=None,  # type: ignore[arg-type]
             integrations=None,  # type: ignore[arg-type]
+            rate_limits=None,  # type: ignore[arg-type]
             catalog=CATALOG,
         )
         view = build_settings_view(make_integration(), CATALOG, None, host)
     finally:
         asyncio.run(client.aclose())
     assert view.derived.redirect_url == "https://analytics.example/oauth2/callback"
+
+
+class ElsewhereUrls:
+    """A host whose routes look nothing like the reference host's."""
+
+    def webhook(self, integration: Integration) -> str:
+        token = integration.webhook_token.get_secret_value()
+        return f"https://elsewhere.example/in/b24/{integration.id}?key={token}"
+
+    def oauth_redirect(self) -> str:
+        return "https://elsewhere.example/sso/return"
+
+    def session_report(self, integration_id: int) -> str:
+        return f"https://elsewhere.example/track/{integration_id}"
+
+
+def test_the_urls_shown_are_the_hosts_own() -> None:
+    """The plugin spells no host route: every URL it shows comes from ``host.urls``."""
+    view = build_settings_view(
+        make_integration(), CATALOG, COMPLETE_SOURCE, UrlsOnly(ElsewhereUrls())
+    )
+    webhook = f"https://elsewhere.example/in/b24/7?key={WEBHOOK_TOKEN}"
+    assert view.derived.webhook_url == webhook
+    assert view.derived.redirect_url == "https://elsewhere.example/sso/return"
+    assert view.derived.site_script is not None
+    assert '"endpoint": "https://elsewhere.example/track/7"' in view.derived.site_script
+    sections = {section.id: section for section in view.sections}
+    credentials, hook = sections["credentials"].help, sections["webhook"].help
+    assert credentials is not None and hook is not None
+    for text in (credentials.ru, credentials.en):
+        assert "https://elsewhere.example/sso/return" in text
+    for text in (hook.ru, hook.en):
+        assert webhook in text
+    shown = view.model_dump_json()
+    assert "analytics.example" not in shown
+    for route in ("/webhooks/", "/oauth2/", "/api/sessions/"):
+        assert route not in shown
 
 
 def test_saved_settings_show_the_site_script_with_escaped_values() -> None:

@@ -1,21 +1,26 @@
-"""The worker process: the host's jobs run in a process of their own, which the host watches."""
+"""Worker processes: the host's jobs run in processes that share nothing but the database; the
+host's local worker is started again whenever it exits; a worker alone runs from the CLI."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from hooks.host.inbox import DRAIN
+from hooks.host.database import open_repository
+from hooks.host.host_key import ENV
+from hooks.host.inbox import DRAIN, LOCKED_JOBS
+from hooks.host.jobs import open_job_queue
 from hooks.host.repository import InboxItem, Repository
-from hooks.host.sqlite import open_repository
 from hooks.host.state import HostConfig
-from hooks.host.worker import WorkerProcessQueue
+from hooks.host.worker import LocalWorker
 from hooks.models import HookRequest
 from tests.conftest import HOST_KEY, PUBLIC_URL
 
@@ -24,27 +29,28 @@ HANG = 30.0  # only guards against a hang
 
 
 @pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[Repository]:
-    opened = await open_repository(str(tmp_path / "host.sqlite3"), key=HOST_KEY)
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "host.sqlite3")
+
+
+@pytest.fixture
+async def repo(db: str) -> AsyncIterator[Repository]:
+    opened = await open_repository(db, key=HOST_KEY)
     try:
         yield opened
     finally:
         await opened.close()
 
 
-def _config(tmp_path: Path) -> HostConfig:
+def _config(db: str) -> HostConfig:
     return HostConfig(
-        db=str(tmp_path / "host.sqlite3"),
-        public_url=PUBLIC_URL,
-        host_key=HOST_KEY,
-        schedule_seconds=0,
-        worker="process",
+        db=db, public_url=PUBLIC_URL, host_key=HOST_KEY, schedule_seconds=0, worker="process"
     )
 
 
 async def _delivery(repo: Repository) -> InboxItem:
     """A pending delivery for an integration that has no settings yet (the plugin refuses it,
-    which parks it as failed: enough to see that the worker processed it)."""
+    which parks it as failed: enough to see that a worker processed it)."""
     integration = await repo.create_integration("b24_openlines", "Shop")
     request = HookRequest(
         method="POST",
@@ -55,11 +61,12 @@ async def _delivery(repo: Repository) -> InboxItem:
     return await repo.add_inbox_item(integration.id, request)
 
 
-async def _status(repo: Repository, item: InboxItem) -> str:
-    for status in ("pending", "done", "ignored", "failed"):
-        if any(found.id == item.id for found in await repo.list_inbox(status=status)):
-            return status
-    raise AssertionError("the item is gone")
+async def _processed(repo: Repository, item: InboxItem) -> None:
+    for _ in range(int(HANG / 0.05)):
+        if not any(found.id == item.id for found in await repo.list_inbox(status="pending")):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"inbox item {item.id} is still pending")
 
 
 def _alive(pid: int) -> bool:
@@ -70,63 +77,88 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def test_jobs_run_in_another_process_and_stop_ends_it(
-    tmp_path: Path, repo: Repository
-) -> None:
-    item = await _delivery(repo)
-    queue = WorkerProcessQueue(_config(tmp_path))
-    # Asked for before the worker runs: kept, and handed over when it starts.
-    await queue.enqueue(DRAIN, str(item.integration_id))
-    await queue.start()
-    pid = queue.pid
-    assert pid is not None and pid != os.getpid() and _alive(pid)
+async def _ask_for_drain(db: str, item: InboxItem) -> None:
+    """What the web process does after storing a webhook: ask for its drain, in the database."""
+    queue = await open_job_queue(db, locked=LOCKED_JOBS)
     try:
-        await asyncio.wait_for(queue.idle(), HANG)
-        assert await _status(repo, item) == "failed"  # processed, by the worker
+        await queue.enqueue(DRAIN, str(item.integration_id))
     finally:
-        await queue.stop()
+        await queue.close()
+
+
+async def test_jobs_run_in_another_process_and_stop_ends_it(db: str, repo: Repository) -> None:
+    worker = LocalWorker(_config(db))
+    await worker.start()
+    pid = worker.pid
+    assert pid is not None and pid != os.getpid()
+    try:
+        item = await _delivery(repo)
+        await _ask_for_drain(db, item)
+        await _processed(repo, item)
+    finally:
+        await worker.stop()
     assert not _alive(pid)
 
 
-async def test_a_starting_worker_finds_the_waiting_work_itself(
-    tmp_path: Path, repo: Repository
-) -> None:
-    item = await _delivery(repo)  # stored while no worker ran, and nobody asks for a drain
-    queue = WorkerProcessQueue(_config(tmp_path))
-    await queue.start()
+async def test_a_starting_worker_finds_the_work_already_waiting(db: str, repo: Repository) -> None:
+    """A delivery stored while no worker ran, its drain request lost: found all the same."""
+    item = await _delivery(repo)
+    worker = LocalWorker(_config(db))
+    await worker.start()
     try:
-        async with asyncio.timeout(HANG):
-            while await _status(repo, item) == "pending":
-                await asyncio.sleep(0.05)
-        assert await _status(repo, item) == "failed"
+        await _processed(repo, item)
     finally:
-        await queue.stop()
+        await worker.stop()
 
 
-async def test_a_worker_that_dies_is_replaced(tmp_path: Path, repo: Repository) -> None:
-    queue = WorkerProcessQueue(_config(tmp_path))
-    await queue.start()
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+async def test_a_worker_that_exits_for_any_reason_is_started_again(
+    db: str, repo: Repository, how: signal.Signals
+) -> None:
+    worker = LocalWorker(_config(db))
+    await worker.start()
     try:
-        first = queue.pid
+        first = worker.pid
         assert first is not None
-        os.kill(first, signal.SIGKILL)
-        async with asyncio.timeout(HANG):
-            while queue.pid in (first, None):
-                await asyncio.sleep(0.05)
+        os.kill(first, how)
+        for _ in range(int(HANG / 0.05)):
+            if worker.pid not in (first, None):
+                break
+            await asyncio.sleep(0.05)
+        assert worker.pid not in (first, None)
         item = await _delivery(repo)
-        await queue.enqueue(DRAIN, str(item.integration_id))
-        await asyncio.wait_for(queue.idle(), HANG)
-        assert await _status(repo, item) == "failed"
+        await _ask_for_drain(db, item)
+        await _processed(repo, item)
     finally:
-        await queue.stop()
+        await worker.stop()
 
 
-async def test_the_web_process_neither_registers_handlers_nor_takes_unknown_jobs(
-    tmp_path: Path,
-) -> None:
-    queue = WorkerProcessQueue(_config(tmp_path))
-    with pytest.raises(TypeError):
-        queue.register(DRAIN, lambda key: asyncio.sleep(0))
-    with pytest.raises(LookupError):
-        await queue.enqueue("no-such-job", "1")
-    await queue.stop()  # never started: nothing to stop, no error
+async def test_a_worker_alone_from_the_command_line(db: str, repo: Repository) -> None:
+    """``python -m hooks.host worker --db …``: its key from the environment, SIGTERM stops it."""
+    item = await _delivery(repo)
+    env = {**os.environ, ENV: HOST_KEY.get_secret_value()}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hooks.host", "worker", "--db", db, "--concurrency", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await _processed(repo, item)
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=HANG)
+    assert process.returncode == 0, err.decode()
+    assert HOST_KEY.get_secret_value() not in err.decode()
+
+
+def test_a_worker_without_the_key_says_so_and_stops(db: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    done = subprocess.run(
+        [sys.executable, "-m", "hooks.host", "worker", "--db", db],
+        env=env,
+        capture_output=True,
+        timeout=HANG,
+    )
+    assert done.returncode == 2
+    assert ENV in done.stderr.decode()

@@ -127,7 +127,13 @@ class RestClient:
         """
         await asyncio.sleep(self.window)
         while self._pending:
-            await self.bucket.acquire()
+            try:
+                await self.bucket.acquire()
+            except Exception as exc:
+                # The host could not count the request (its database): no one waiting can go.
+                _fail(self._pending, exc)
+                self._pending = []
+                return
             if self.bucket.level > self.bucket.burst / 5:
                 await self._fill(FILL_WAIT_SECONDS)
             taken: list[_Group] = []
@@ -138,10 +144,8 @@ class RestClient:
                 size += len(group.commands)
             try:
                 await self._send(taken)
-            except HookError as exc:
-                for group in taken:
-                    if not group.future.done():
-                        group.future.set_exception(exc)
+            except Exception as exc:  # a HookError, or the host's failure in a retry's counting
+                _fail(taken, exc)
 
     async def _fill(self, patience: float) -> None:
         deadline = asyncio.get_running_loop().time() + patience
@@ -198,7 +202,7 @@ class RestClient:
                 await self.credentials.renew(token)
                 continue
             if code == "query_limit_exceeded" and attempt < LIMIT_RETRIES:
-                self.bucket.saturate()
+                await self.bucket.saturate()
                 continue
             raise error_for(error.error, error.description, retry_after=self._reset_in(payload))
         raise RetryLater("Bitrix24 kept refusing: request limit")  # pragma: no cover - loop exits
@@ -210,6 +214,12 @@ class RestClient:
         if isinstance(reset_at, int | float):
             return max(float(reset_at) - self.clock(), 1.0)
         return None
+
+
+def _fail(groups: list[_Group], error: Exception) -> None:
+    for group in groups:
+        if not group.future.done():
+            group.future.set_exception(error)
 
 
 def _rename_references(value: Any, keys: set[str], prefix: str) -> Any:

@@ -257,3 +257,28 @@ async def offline_events(request: Request) -> Response:
             for r in sandbox.offline.records
         ]
     )
+
+
+async def dialogs(request: Request) -> Response:
+    """Every dialog (Open Lines session) with its channel and all its messages, read-only: what
+    a check running in another process compares the host's appeals with (the cluster soak)."""
+    portal = sandbox_of(request).portal
+    messages: dict[int, list[dict[str, Any]]] = {}
+    for message in portal.messages.values():  # one pass: thousands of dialogs stay cheap
+        messages.setdefault(message.session_id, []).append(
+            {"id": message.id, "author_id": message.author_id, "text": message.text}
+        )
+    return JSONResponse(
+        [
+            {
+                "session_id": session.id,
+                "chat_id": session.chat_id,
+                "line_id": session.line_id,
+                "connector": portal.chats[session.chat_id].connector,
+                "status": int(session.status),
+                "closed": session.closed,
+                "messages": messages.get(session.id, []),
+            }
+            for session in portal.sessions.values()
+        ]
+    )

@@ -63,6 +63,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/sandbox/api/deliveries", api.deliveries),
         Route("/sandbox/api/offline-events", api.offline_events),
         Route("/sandbox/api/chats", api.chats, methods=[GET, POST]),
+        Route("/sandbox/api/dialogs", api.dialogs),
         Route("/sandbox/api/chats/bulk", api.chats_bulk, methods=[POST]),
         Route("/sandbox/api/chats/{chat_id:int}", api.chat),
         Route("/sandbox/api/chats/{chat_id:int}/messages", api.chat_messages, methods=[POST]),

@@ -1,4 +1,6 @@
-"""``python -m hooks.host --db PATH --host 127.0.0.1 --port N [--public-url URL] [--demo]``."""
+"""``python -m hooks.host --db PATH|URL --host 127.0.0.1 --port N [--public-url URL] [--demo]``:
+the web process (with a local worker unless ``--worker none``); ``python -m hooks.host worker
+--db URL [--concurrency N]``: a worker alone (``hooks.host.worker``)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,13 @@ from pathlib import Path
 from typing import cast
 
 import uvicorn
-from cryptography.fernet import Fernet
-from pydantic import SecretStr
 
+from hooks.host import worker
 from hooks.host.app import create_app
 from hooks.host.catalog import CatalogFileError, load_catalog_file
-from hooks.host.host_key import ENV, HostKeyError, demo_key
+from hooks.host.database import DatabaseUnavailable, open_repository
+from hooks.host.host_key import ENV, HostKeyError, resolve_host_key
 from hooks.host.ratelimit import Rate
-from hooks.host.sqlite import MEMORY, open_repository, sqlite_path
 from hooks.host.state import HostConfig
 from hooks.models import Language
 
@@ -36,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m hooks.host", description="The reference analytics host."
     )
-    parser.add_argument("--db", required=True, help="SQLite file (or sqlite:///path)")
+    parser.add_argument(
+        "--db", required=True, help="SQLite file (or sqlite:///path), or a postgresql:// URL"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--public-url", help="the address browsers and Bitrix24 reach this host at")
@@ -48,10 +51,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--worker",
-        choices=["process", "inline"],
+        choices=["process", "inline", "none"],
         default="process",
-        help="run drains and periodic work in a worker process of their own (default), so that"
-        " they never hold up a webhook's answer, or on the web process's loop",
+        help="who runs the jobs: a local worker process the host restarts whenever it exits"
+        " (default), this process's own loop, or none (workers started apart with"
+        " 'python -m hooks.host worker')",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="jobs the local worker runs at once"
     )
     parser.add_argument("--catalog", type=Path, help="load the account catalog from this JSON file")
     parser.add_argument(
@@ -79,27 +86,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def host_key(db: str, *, demo: bool) -> SecretStr | None:
-    """``ANALYTICS_HOST_KEY``; in demo mode without it, the key kept beside the database (made
-    on first start)."""
-    if value := os.environ.get(ENV):
-        return SecretStr(value)
-    if not demo:
-        return None  # opening the database says what is missing
-    path = sqlite_path(db)
-    if path == MEMORY:
-        print("Demo mode: the secrets are encrypted with a key made for this run", flush=True)
-        return SecretStr(Fernet.generate_key().decode())
-    key_file = Path(f"{path}.key")
-    key, made = demo_key(key_file)
-    print(
-        f"Demo mode: the secrets are encrypted with the key {'made now in' if made else 'in'}"
-        f" {key_file}; set {ENV} instead outside demos",
-        flush=True,
-    )
-    return key
-
-
 async def check_database(config: HostConfig) -> None:
     """Open the database once before serving, so a missing or wrong key stops the start with
     one clear line instead of a failed startup deep in the server's log."""
@@ -108,6 +94,9 @@ async def check_database(config: HostConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        return worker.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -127,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             catalog_path=args.catalog,
             schedule_seconds=args.schedule_seconds,
             worker=args.worker,
-            host_key=host_key(args.db, demo=args.demo),
+            concurrency=args.concurrency,
+            host_key=resolve_host_key(args.db, demo=args.demo),
             **{name: getattr(args, name) for name in RATE_LIMITS if hasattr(args, name)},
         )
         asyncio.run(check_database(config))
-    except HostKeyError as exc:
+    except (HostKeyError, DatabaseUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

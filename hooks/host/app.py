@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -19,15 +20,14 @@ from hooks.errors import HookError, RetryLater
 from hooks.host import api, pages
 from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
 from hooks.host.csrf import CsrfMiddleware
-from hooks.host.inbox import receive_webhook, start_jobs
-from hooks.host.inprocess_jobs import InProcessJobQueue
-from hooks.host.jobs import JobQueue
+from hooks.host.database import open_repository
+from hooks.host.inbox import LOCKED_JOBS, receive_webhook
+from hooks.host.jobs import open_job_queue
 from hooks.host.plugins import PluginHost, get_plugin_manager
 from hooks.host.ratelimit import RateLimited, retry_after_header
 from hooks.host.redact import install_log_redaction
-from hooks.host.sqlite import open_repository
 from hooks.host.state import Host, HostConfig
-from hooks.host.worker import WorkerProcessQueue
+from hooks.host.worker import LocalWorker, serve_jobs
 
 log = logging.getLogger("hooks.host")
 HERE = Path(__file__).parent
@@ -58,22 +58,31 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
             await repo.replace_catalog(load_catalog_file(config.catalog_path))
         elif config.seed_demo_catalog and not (await repo.get_catalog()).employees:
             await repo.replace_catalog(DEMO_CATALOG)
-        queue: JobQueue = (
-            WorkerProcessQueue(config) if config.worker == "process" else InProcessJobQueue()
-        )
+        queue = await open_job_queue(config.db, locked=LOCKED_JOBS)
+        local_worker = LocalWorker(config) if config.worker == "process" else None
+        stop_jobs = asyncio.Event()
         async with httpx.AsyncClient(transport=config.http_transport, timeout=30.0) as http:
             host = Host(config, repo, plugins or get_plugin_manager(), queue, http)
             for failure in host.plugins.failures:
                 log.error("plugin %s is not available: %s", failure.name, failure.error)
             app.state.host = host
-            if config.worker == "process":
-                await queue.start()  # the worker registers the jobs and asks for waiting work
-            else:
-                await start_jobs(host)
+            app.state.local_worker = local_worker
+            inline = (
+                asyncio.create_task(serve_jobs(host, stop_jobs), name="inline worker")
+                if config.worker == "inline"
+                else None
+            )
+            if local_worker is not None:
+                await local_worker.start()
             try:
                 yield
             finally:
-                await queue.stop()
+                stop_jobs.set()
+                if inline is not None:
+                    await inline
+                if local_worker is not None:
+                    await local_worker.stop()
+                await queue.close()
                 await repo.close()
 
     routes = [

@@ -50,3 +50,28 @@ def demo_key(key_file: Path) -> tuple[SecretStr, bool]:
     with os.fdopen(fd, "w", encoding="ascii") as file:
         file.write(key + "\n")
     return SecretStr(key), True
+
+
+def resolve_host_key(db: str, *, demo: bool) -> SecretStr | None:
+    """``ANALYTICS_HOST_KEY``; in demo mode without it, the key kept beside the SQLite database
+    (made on first start). ``None`` when there is none: opening the database says so."""
+    from hooks.host.database import MEMORY, is_postgres, sqlite_path
+
+    if value := os.environ.get(ENV):
+        return SecretStr(value)
+    if not demo:
+        return None
+    if is_postgres(db):
+        raise HostKeyError(f"--demo keeps its key beside a SQLite file: with PostgreSQL set {ENV}")
+    path = sqlite_path(db)
+    if path == MEMORY:
+        print("Demo mode: the secrets are encrypted with a key made for this run", flush=True)
+        return SecretStr(Fernet.generate_key().decode())
+    key_file = Path(f"{path}.key")
+    key, made = demo_key(key_file)
+    print(
+        f"Demo mode: the secrets are encrypted with the key {'made now in' if made else 'in'}"
+        f" {key_file}; set {ENV} instead outside demos",
+        flush=True,
+    )
+    return key

@@ -10,25 +10,29 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hooks.errors import HookError, NotFound, RetryLater
-from hooks.host.repository import InboxItem
+from hooks.host.repository import InboxItem, InboxOutcome, Repository
 from hooks.host.state import Host, hook_request, read_capped_body
-from hooks.models import Integration
+from hooks.models import Appeal, Integration, StoredAppeal
 from hooks.services import HostServices
 
 log = logging.getLogger("hooks.host.inbox")
 
+# The host's jobs (``hooks.host.jobs``). A drain and the periodic work of an integration hold
+# its lock, so they never overlap; ``wake`` (key ``<id>@<unix second>``) asks for a drain when
+# a retried delivery falls due, without holding the lock meanwhile; ``tick`` is the scheduler.
 DRAIN = "drain"
+SCHEDULE = "schedule"
+WAKE = "wake"
 TICK = "tick"
-SCHEDULE_NOW = "schedule-now"
-JOB_NAMES = frozenset({DRAIN, TICK, SCHEDULE_NOW})
+LOCKED_JOBS = frozenset({DRAIN, SCHEDULE})
 DRAIN_BATCH = 50
 MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS = 2.0
@@ -61,24 +65,54 @@ async def receive_webhook(request: Request) -> JSONResponse:
         integration.id, req, dedupe_key=verdict.dedupe_key, ignored=ignored
     )
     if item.status == "pending":
-        await host.queue.enqueue(DRAIN, str(integration.id))
+        try:
+            await host.queue.enqueue(DRAIN, str(integration.id))
+        except Exception:  # stored is what the answer promises: the scheduler's tick finds it
+            log.exception("could not ask for the drain of integration %s", integration.id)
     return JSONResponse({"accepted": ignored is None, "inbox_id": item.id, "status": item.status})
 
 
 async def drain(host: Host, key: str) -> None:
-    """Process the integration's due deliveries, then its periodic work when that is due.
-
-    Both run in this one job, keyed by the integration, so they never overlap for it.
-    """
+    """Process up to ``DRAIN_BATCH`` due deliveries of the integration concurrently, then write
+    their appeals and outcomes in one transaction: a drain that dies before it is done again,
+    whole. Ask for the next drain when more are due, and a wake-up for the earliest retry."""
     integration = await host.repo.get_integration(int(key))
     if integration is None:
         return
-    await _drain_inbox(host, integration, key)
-    if host.schedule_due(integration.id):
-        await run_schedule(host, integration.id)
+    items = await host.repo.due_inbox_items(
+        integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH
+    )
+    sink = DrainAppeals(host.repo)
+    services = await host.services(appeals=sink)
+    outcomes = await asyncio.gather(
+        *(_process(host, services, integration, item) for item in items)
+    )
+    await host.repo.finish_drain(outcomes, sink.appeals)
+    if len(items) == DRAIN_BATCH:
+        await host.queue.enqueue(DRAIN, key)
+        return
+    next_at = await host.repo.next_inbox_attempt(integration.id)
+    if next_at is not None:
+        await wake_at(host, integration.id, next_at)
 
 
-async def run_schedule(host: Host, integration_id: int) -> None:
+async def wake_at(host: Host, integration_id: int, at: datetime) -> None:
+    """A drain of the integration at ``at`` (to the next second), asked for then."""
+    delay = (at - datetime.now(UTC)).total_seconds()
+    if delay <= 0:
+        await host.queue.enqueue(DRAIN, str(integration_id))
+        return
+    second = math.ceil(at.timestamp())
+    await host.queue.enqueue(WAKE, f"{integration_id}@{second}", delay=delay)
+
+
+async def wake(host: Host, key: str) -> None:
+    await host.queue.enqueue(DRAIN, key.partition("@")[0])
+
+
+async def schedule(host: Host, key: str) -> None:
+    """The integration's periodic work (binding its handlers, catching up on lost events)."""
+    integration_id = int(key)
     integration = await host.repo.get_integration(integration_id)
     if integration is None:
         return
@@ -101,68 +135,92 @@ async def run_schedule(host: Host, integration_id: int) -> None:
             )
 
 
-async def schedule_now(host: Host, key: str) -> None:
-    """An integration was just connected: its periodic work (binding its handlers, catching up)
-    runs in its next drain instead of within the interval. A job of its own, because the drain
-    and its schedule live where jobs run, which may be another process."""
-    host.last_scheduled.pop(int(key), None)
-    await host.queue.enqueue(DRAIN, key)
+async def tick(host: Host, key: str) -> None:
+    """The scheduler, once per period however many workers run: every integration's periodic
+    work, and a drain for each with pending deliveries (one whose drain request was lost with
+    a power cut or a crash between storing a webhook and asking for its drain)."""
+    period = host.config.schedule_seconds
+    if period <= 0:
+        return
+    if await host.repo.claim_period(TICK, period_seconds=period * 0.9, now=datetime.now(UTC)):
+        for integration in await host.repo.list_integrations():
+            await host.queue.enqueue(SCHEDULE, str(integration.id))
+        for integration_id in await host.repo.pending_integrations():
+            await host.queue.enqueue(DRAIN, str(integration_id))
+    await host.queue.enqueue(TICK, key, delay=period)
 
 
-async def start_jobs(host: Host) -> None:
-    """Register the host's jobs on its queue, start it, and ask for the work already waiting:
-    the drains of integrations with pending deliveries, and the scheduler."""
+def register_jobs(host: Host) -> None:
+    """What a worker runs for each of the host's jobs."""
     host.queue.register(DRAIN, partial(drain, host))
+    host.queue.register(SCHEDULE, partial(schedule, host))
+    host.queue.register(WAKE, partial(wake, host))
     host.queue.register(TICK, partial(tick, host))
-    host.queue.register(SCHEDULE_NOW, partial(schedule_now, host))
-    await host.queue.start()
-    for integration_id in await host.repo.pending_integrations():
-        await host.queue.enqueue(DRAIN, str(integration_id))
+
+
+async def start_scheduler(host: Host) -> None:
+    """Make sure the scheduler's tick is asked for (a worker does this when it starts)."""
     if host.config.schedule_seconds > 0:
         await host.queue.enqueue(TICK, "all")
 
 
-async def tick(host: Host, key: str) -> None:
-    """The scheduler: ask for every integration's job, then come back after the interval."""
-    for integration in await host.repo.list_integrations():
-        await host.queue.enqueue(DRAIN, str(integration.id))
-    await host.queue.enqueue(TICK, key, delay=host.config.schedule_seconds)
+class DrainAppeals:
+    """The appeal sink of a drain: it keeps the appeals the drain's hooks write, so that they
+    are written with the items' outcomes in one transaction; reads see them first."""
 
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self._kept: dict[str, Appeal] = {}
 
-async def _drain_inbox(host: Host, integration: Integration, key: str) -> None:
-    items = await host.repo.due_inbox_items(
-        integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH
-    )
-    services = await host.services(for_inbox=True)
-    await asyncio.gather(*(_process(host, services, integration, item) for item in items))
-    if len(items) == DRAIN_BATCH:
-        await host.queue.enqueue(DRAIN, key)
-        return
-    next_at = await host.repo.next_inbox_attempt(integration.id)
-    if next_at is not None:
-        delay = max((next_at - datetime.now(UTC)).total_seconds(), 0.0)
-        await host.queue.enqueue(DRAIN, key, delay=delay)
+    @property
+    def appeals(self) -> list[Appeal]:
+        return list(self._kept.values())
+
+    async def upsert(self, appeal: Appeal) -> StoredAppeal:
+        self._kept[appeal.key] = appeal
+        stored = await self._repo.get_appeal(appeal.key)
+        now = datetime.now(UTC)
+        return StoredAppeal(
+            appeal=appeal,
+            first_seen_at=stored.first_seen_at if stored is not None else now,
+            updated_at=now,
+        )
+
+    async def get(self, key: str) -> Appeal | None:
+        if key in self._kept:
+            return self._kept[key]
+        stored = await self._repo.get_appeal(key)
+        return stored.appeal if stored is not None else None
 
 
 async def _process(
     host: Host, services: HostServices, integration: Integration, item: InboxItem
-) -> None:
+) -> InboxOutcome:
     try:
         outcome = await host.plugins.webhook(integration, request=item.request, host=services)
     except RetryLater as exc:
         if item.attempts + 1 >= MAX_ATTEMPTS:
-            await host.repo.fail_inbox_item(
-                item.id, error=f"gave up after {MAX_ATTEMPTS} attempts: {exc.message}"
+            return InboxOutcome(
+                item_id=item.id,
+                status="failed",
+                error=f"gave up after {MAX_ATTEMPTS} attempts: {exc.message}",
             )
-        else:
-            delay = retry_delay(item.attempts + 1, exc.retry_after)
-            next_at = datetime.now(UTC) + timedelta(seconds=delay)
-            await host.repo.retry_inbox_item(item.id, error=exc.message, next_attempt_at=next_at)
+        delay = retry_delay(item.attempts + 1, exc.retry_after)
+        return InboxOutcome(
+            item_id=item.id,
+            status="retry",
+            error=exc.message,
+            next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay),
+        )
     except HookError as exc:
-        await host.repo.fail_inbox_item(item.id, error=f"{exc.code}: {exc.message}")
+        return InboxOutcome(item_id=item.id, status="failed", error=f"{exc.code}: {exc.message}")
     except Exception as exc:  # a plugin bug: park the item, keep draining the others
         log.exception("inbox item %s of integration %s failed", item.id, integration.id)
-        await host.repo.fail_inbox_item(item.id, error=f"internal error: {type(exc).__name__}")
-    else:
-        status: Literal["done", "ignored"] = "done" if outcome.result == "processed" else "ignored"
-        await host.repo.finish_inbox_item(item.id, status, outcome.model_dump(mode="json"))
+        return InboxOutcome(
+            item_id=item.id, status="failed", error=f"internal error: {type(exc).__name__}"
+        )
+    return InboxOutcome(
+        item_id=item.id,
+        status="done" if outcome.result == "processed" else "ignored",
+        outcome=outcome.model_dump(mode="json"),
+    )

@@ -1,32 +1,89 @@
-"""The host's work seam: background work is asked for through ``JobQueue`` only.
+"""The host's work seam: background work is asked for and run through ``JobQueue`` only.
 
-The in-process implementation runs jobs on the event loop; a PostgreSQL queue can replace it.
-A job is a name and a key (``drain``, integration id): asking again for a job that is waiting
-or running coalesces, so one integration never has two drains at once.
+Jobs live in the database, never only in a process: SQLite's ``jobs`` table
+(``hooks.host.sqlite_jobs``) or procrastinate on PostgreSQL (``hooks.host.pg_jobs``), chosen by
+the database URL (``open_job_queue``). Any process may ask for a job; any number of workers,
+on any machine that reaches the database, take them.
+
+A job is a name and a key. Two rules, the same on both backends, make the whole model:
+
+- **one waiting job per (name, key)**: asking for a job that is already waiting coalesces with
+  it (so a thousand webhooks of one portal make one waiting drain);
+- **one running job per lock**: jobs of a *locked* name hold the lock of their key's
+  integration (``integration:<id>``), shared by every locked name, so an integration's drain
+  and its periodic work never overlap, on any worker.
+
+A job that raises is asked for again after ``FAILED_JOB_DELAY``; a worker that dies while
+running one leaves it to be recovered (its heartbeat stops) and run again by another worker.
+What a job does is keyed (appeal key, inbox item id), so running it twice is harmless.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+log = logging.getLogger("hooks.host.jobs")
+
 JobHandler = Callable[[str], Awaitable[None]]
+FAILED_JOB_DELAY = 10.0
+
+
+def lock_of(key: str) -> str:
+    """The lock a locked job holds: its integration's (a key is ``<id>`` or ``<id>@…``)."""
+    return "integration:" + key.partition("@")[0]
 
 
 class JobQueue(Protocol):
-    def register(self, name: str, handler: JobHandler) -> None: ...
-
     async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
-        """Run ``handler(key)`` once after ``delay`` seconds. While the same job is waiting it
-        coalesces to the earlier run time; while it is running it runs once more afterwards."""
+        """Ask for ``(name, key)`` to run once, ``delay`` seconds from now (or with the job of
+        that name and key already waiting)."""
         ...
 
-    async def start(self) -> None: ...
+    def register(self, name: str, handler: JobHandler) -> None:
+        """What a worker runs for jobs of ``name`` (only workers need handlers)."""
+        ...
 
-    async def stop(self) -> None:
-        """Stop taking jobs and wait for running ones to finish (or be cancelled)."""
+    async def run_worker(self, stop: asyncio.Event, *, concurrency: int = 8) -> None:
+        """Take and run jobs, up to ``concurrency`` at once, until ``stop`` is set; then let
+        the running ones finish."""
         ...
 
     async def idle(self) -> None:
-        """Wait until no job is waiting to run now or running (delayed jobs don't count)."""
+        """Wait until no job is running or waiting to run now (later ones don't count)."""
         ...
+
+    async def close(self) -> None: ...
+
+
+async def run_handler(
+    queue: JobQueue,
+    handlers: Mapping[str, JobHandler],
+    name: str,
+    key: str,
+    *,
+    failed_delay: float = FAILED_JOB_DELAY,
+) -> None:
+    """Run one job; one that fails is logged and asked for again ``failed_delay`` seconds
+    later, never lost, and never takes the worker (or the other jobs) down with it."""
+    try:
+        await handlers[name](key)
+    except Exception:
+        log.exception("job %s(%s) failed; it runs again in %s s", name, key, failed_delay)
+        await queue.enqueue(name, key, delay=failed_delay)
+
+
+async def open_job_queue(url: str, *, locked: frozenset[str]) -> JobQueue:
+    """The job queue of the database ``url`` names; ``locked``: the job names that hold their
+    integration's lock."""
+    from hooks.host.database import is_postgres, sqlite_path
+
+    if is_postgres(url):
+        from hooks.host.pg_jobs import ProcrastinateJobQueue
+
+        return await ProcrastinateJobQueue.open(url, locked=locked)
+    from hooks.host.sqlite_jobs import SqliteJobQueue
+
+    return SqliteJobQueue.open(sqlite_path(url), locked=locked)

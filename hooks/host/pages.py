@@ -16,7 +16,7 @@ from hooks.host.csrf import FIELD as CSRF_FIELD
 from hooks.host.csrf import csrf_field
 from hooks.host.forms import form_name, nest_form
 from hooks.host.i18n import localized, t
-from hooks.host.inbox import DRAIN, SCHEDULE_NOW
+from hooks.host.inbox import DRAIN, SCHEDULE
 from hooks.host.oauth_state import accept_state, sign_state
 from hooks.host.state import Host
 from hooks.models import Catalog, FormField, LocalizedText, SettingsView, StoredAppeal
@@ -181,7 +181,7 @@ async def oauth_callback(request: Request) -> Response:
         connection=outcome.connection,
     )
     # The plugin's periodic work (binding its handlers, catching up) starts now, not in a minute.
-    await host.queue.enqueue(SCHEDULE_NOW, str(integration.id))
+    await host.queue.enqueue(SCHEDULE, str(integration.id))
     return RedirectResponse(f"/integrations/{integration.id}/settings?connected=1", status_code=303)
 
 

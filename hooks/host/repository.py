@@ -1,12 +1,13 @@
 """The host's data seam: every read and write of host data goes through ``Repository``.
 
-The embedded implementation is SQLite (``hooks.host.sqlite``); a PostgreSQL one can replace
-it without touching the rest, which is why no SQL lives outside the implementation.
+Two implementations, chosen by the database URL (``hooks.host.database.open_repository``):
+SQLite, the embedded default (``hooks.host.sqlite``), and PostgreSQL for several processes on
+several machines (``hooks.host.postgres``). No SQL lives outside them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -39,6 +40,21 @@ class InboxItem(ContractModel):
     outcome: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class InboxOutcome(ContractModel):
+    """What became of one inbox item in a drain; written with the drain's appeals at once.
+
+    ``done``/``ignored``: finished, with the plugin's ``outcome``. ``retry``: an attempt is
+    counted and the item stays pending until ``next_attempt_at``. ``failed``: an attempt is
+    counted and the item is parked for a person. ``error`` goes with the last two.
+    """
+
+    item_id: int
+    status: Literal["done", "ignored", "retry", "failed"]
+    outcome: dict[str, Any] | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 class Repository(Protocol):
@@ -84,10 +100,8 @@ class Repository(Protocol):
     async def get_binding(self, integration_id: int, external_id: str) -> SessionBinding | None: ...
 
     # appeals
-    async def upsert_appeal(self, appeal: Appeal, *, redoable: bool = False) -> StoredAppeal:
-        """``redoable``: the write is made again if it is lost (a drain's, whose inbox item
-        stays pending until its outcome is written after it), so it may skip waiting for the
-        disk; the next write that does wait takes it along."""
+    async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:
+        """Insert, or replace every field of the appeal with this key; ``first_seen_at`` stays."""
         ...
 
     async def get_appeal(self, key: str) -> StoredAppeal | None: ...
@@ -126,20 +140,12 @@ class Repository(Protocol):
         """Integrations with pending items (to resume their drains after a restart)."""
         ...
 
-    # An item's outcome is redoable (if lost, the item is pending and is processed again), so
-    # these three may skip waiting for the disk.
-    async def finish_inbox_item(
-        self, item_id: int, status: Literal["done", "ignored"], outcome: Mapping[str, Any]
-    ) -> None: ...
-
-    async def retry_inbox_item(
-        self, item_id: int, *, error: str, next_attempt_at: datetime
+    async def finish_drain(
+        self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
     ) -> None:
-        """Count an attempt and keep the item pending until ``next_attempt_at``."""
-        ...
-
-    async def fail_inbox_item(self, item_id: int, *, error: str) -> None:
-        """Count an attempt and park the item as failed."""
+        """One transaction: upsert ``appeals`` (as ``upsert_appeal``, the last of one key wins)
+        and write every outcome. Nothing is written if any part fails (``NotFound`` for an
+        unknown item or integration), so a drain is either wholly recorded or done again."""
         ...
 
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
@@ -150,6 +156,23 @@ class Repository(Protocol):
         self, *, status: InboxStatus | None = None, limit: int = 100
     ) -> list[InboxItem]:
         """Newest first."""
+        ...
+
+    async def claim_period(self, name: str, *, period_seconds: float, now: datetime) -> bool:
+        """Atomically: ``True`` (and remember ``now``) if ``name`` was last claimed
+        ``period_seconds`` or more before ``now`` or never; else ``False``. However many
+        workers ask, one claim per period wins (the periodic scheduler's guard)."""
+        ...
+
+    # rate limits shared by the host's processes (``hooks.services.RateLimits``)
+    async def take_rate(
+        self, key: str, *, rate: float, now: float, count: float = 1.0, at_least: float = 0.0
+    ) -> float:
+        """Atomically, however many processes ask at once: drain the leaky bucket ``key`` (empty
+        if new) by ``rate`` per second from its last update to ``now`` (Unix seconds; never
+        below 0, and a ``now`` before the last update, from a clock behind another machine's,
+        drains nothing), add ``count``, raise it to ``at_least``, and return the new level.
+        Counting a request: ``count=1``; the remote refused us: ``count=0, at_least=burst``."""
         ...
 
     # host secrets

@@ -16,21 +16,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets as secrets_module
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 
 from hooks.errors import Conflict, NotFound
+from hooks.host.database import MEMORY
 from hooks.host.host_key import ENV, HostKeyError, cipher
 from hooks.host.migrations import apply_migrations
-from hooks.host.repository import InboxItem, InboxStatus, Repository
+from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
 from hooks.models import (
     Appeal,
     Catalog,
@@ -40,8 +42,6 @@ from hooks.models import (
     StoredAppeal,
     VisitorSession,
 )
-
-MEMORY = ":memory:"
 
 _INTEGRATION_COLUMNS = (
     "id, plugin, name, settings, secrets, connection, webhook_token, version,"
@@ -54,35 +54,6 @@ _INBOX_COLUMNS = (
 _HOST_SECRET_KEY = "secret_key"
 _KEY_CHECK = "key_check"
 _KEY_CHECK_VALUE = b"the host key of this database"
-
-
-async def open_repository(url: str, *, key: SecretStr | None) -> Repository:
-    """Open the repository a database URL names: the host's one storage setting, with the key
-    that encrypts its secrets (``HostKeyError`` if it is missing or not this database's).
-
-    Accepted: a plain path, ``:memory:``, and ``sqlite:///relative/path.db`` or
-    ``sqlite:////absolute/path.db`` (SQLAlchemy's convention: the path starts after the third
-    slash). PostgreSQL URLs are recognised and refused until that implementation exists.
-    """
-    return await SqliteRepository.open(sqlite_path(url), key=key)
-
-
-def sqlite_path(url: str) -> str:
-    """The file (or ``:memory:``) a database URL names."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return url
-    # Error messages name the scheme only: the rest of a URL may hold a password.
-    scheme = scheme.lower()
-    if scheme == "sqlite":
-        if rest == "":
-            return MEMORY
-        if not rest.startswith("/"):
-            raise ValueError("a SQLite URL has no host: write sqlite:///path/to/file.db")
-        return rest[1:] or MEMORY
-    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
-        raise ValueError("PostgreSQL is not implemented yet: use a SQLite path or a sqlite:/// URL")
-    raise ValueError(f"unsupported database URL scheme {scheme!r}: use a SQLite path")
 
 
 class SqliteRepository:
@@ -107,9 +78,10 @@ class SqliteRepository:
             # WAL lets readers (a CLI, a second host process) work while the host writes;
             # NORMAL keeps commits durable across a process crash without an fsync per commit.
             db.execute("PRAGMA journal_mode=WAL")
-            # FULL: an inbox row must survive a power cut, not only a crash, once it is answered
-            # (writes that are made again if lost relax it: ``_write``).
+            # FULL: an inbox row must survive a power cut, not only a crash, once it is answered.
             db.execute("PRAGMA synchronous=FULL")
+            # Web process and workers share the file: wait for the other's write lock.
+            db.execute("PRAGMA busy_timeout=10000")
             db.execute("PRAGMA foreign_keys=ON")
             apply_migrations(db)
             repository = cls(db, fernet)
@@ -123,29 +95,17 @@ class SqliteRepository:
         self._db.close()
 
     @contextmanager
-    def _write(self, *, redoable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; IMMEDIATE takes the lock up front so reads inside it are
-        consistent with the write even when another process shares the file.
-
-        A ``redoable`` one commits without waiting for the disk (``synchronous=NORMAL``): it
-        still survives a crash of the process, and a power cut loses at most the WAL's tail,
-        which the next waiting commit (any webhook's) writes through. Not waiting also keeps
-        the write lock short, so a webhook's answer does not queue behind a drain's commits.
-        """
-        if redoable:
-            self._db.execute("PRAGMA synchronous=NORMAL")
+        consistent with the write even when another process shares the file."""
+        self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # a failed COMMIT leaves it open too
-                    self._db.execute("ROLLBACK")
-                raise
-        finally:
-            if redoable:
-                self._db.execute("PRAGMA synchronous=FULL")
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # a failed COMMIT leaves it open too
+                self._db.execute("ROLLBACK")
+            raise
 
     def _adopt_key(self) -> None:
         """Check the key against the database; a database without a key yet (new, or written
@@ -371,31 +331,34 @@ class SqliteRepository:
 
     # --- appeals -----------------------------------------------------------------------
 
-    async def upsert_appeal(self, appeal: Appeal, *, redoable: bool = False) -> StoredAppeal:
+    async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:
         """Insert, or replace every field of the appeal with this key; ``first_seen_at`` stays."""
+        with self._write() as db, _integration_must_exist(appeal.integration_id):
+            return self._upsert_appeal(db, appeal)
+
+    def _upsert_appeal(self, db: sqlite3.Connection, appeal: Appeal) -> StoredAppeal:
         now = _db_time(_now())
-        with self._write(redoable=redoable) as db, _integration_must_exist(appeal.integration_id):
-            row = db.execute(
-                """
-                INSERT INTO appeals
-                    (key, integration_id, created_at, record, first_seen_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (key) DO UPDATE SET
-                    integration_id = excluded.integration_id,
-                    created_at = excluded.created_at,
-                    record = excluded.record,
-                    updated_at = excluded.updated_at
-                RETURNING record, first_seen_at, updated_at
-                """,
-                (
-                    appeal.key,
-                    appeal.integration_id,
-                    _db_time(appeal.created_at),
-                    appeal.model_dump_json(),
-                    now,
-                    now,
-                ),
-            ).fetchall()[0]
+        row = db.execute(
+            """
+            INSERT INTO appeals
+                (key, integration_id, created_at, record, first_seen_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key) DO UPDATE SET
+                integration_id = excluded.integration_id,
+                created_at = excluded.created_at,
+                record = excluded.record,
+                updated_at = excluded.updated_at
+            RETURNING record, first_seen_at, updated_at
+            """,
+            (
+                appeal.key,
+                appeal.integration_id,
+                _db_time(appeal.created_at),
+                appeal.model_dump_json(),
+                now,
+                now,
+            ),
+        ).fetchall()[0]
         return _stored_appeal(row)
 
     async def get_appeal(self, key: str) -> StoredAppeal | None:
@@ -501,42 +464,23 @@ class SqliteRepository:
         ).fetchall()
         return [int(row["integration_id"]) for row in rows]
 
-    async def finish_inbox_item(
-        self, item_id: int, status: Literal["done", "ignored"], outcome: Mapping[str, Any]
+    async def finish_drain(
+        self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
     ) -> None:
-        """Record the outcome. Not counted in ``attempts``, which counts failed attempts."""
-        self._update_inbox_item(
-            item_id,
-            "status = ?, outcome = ?",
-            (status, json.dumps(dict(outcome))),
-        )
-
-    async def retry_inbox_item(
-        self, item_id: int, *, error: str, next_attempt_at: datetime
-    ) -> None:
-        """Count an attempt and keep the item pending until ``next_attempt_at``."""
-        self._update_inbox_item(
-            item_id,
-            "status = 'pending', attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
-            (error, _db_time(next_attempt_at)),
-        )
-
-    async def fail_inbox_item(self, item_id: int, *, error: str) -> None:
-        """Count an attempt and park the item as failed."""
-        self._update_inbox_item(
-            item_id,
-            "status = 'failed', attempts = attempts + 1, last_error = ?",
-            (error,),
-        )
-
-    def _update_inbox_item(self, item_id: int, assignments: str, values: tuple[Any, ...]) -> None:
-        with self._write(redoable=True) as db:
-            cursor = db.execute(
-                f"UPDATE webhook_inbox SET {assignments}, updated_at = ? WHERE id = ?",
-                (*values, _db_time(_now()), item_id),
-            )
-            if cursor.rowcount == 0:
-                raise NotFound(f"inbox item {item_id} not found")
+        """Appeals and outcomes in one transaction; see the Protocol."""
+        now = _db_time(_now())
+        with self._write() as db:
+            for appeal in appeals:
+                with _integration_must_exist(appeal.integration_id):
+                    self._upsert_appeal(db, appeal)
+            for outcome in outcomes:
+                assignments, values = _outcome_assignments(outcome)
+                cursor = db.execute(
+                    f"UPDATE webhook_inbox SET {assignments}, updated_at = ? WHERE id = ?",
+                    (*values, now, outcome.item_id),
+                )
+                if cursor.rowcount == 0:
+                    raise NotFound(f"inbox item {outcome.item_id} not found")
 
     def _inbox_item(self, row: sqlite3.Row) -> InboxItem:
         # The body is kept apart from the JSON (raw bytes need not be UTF-8), and encrypted: a
@@ -583,6 +527,30 @@ class SqliteRepository:
         ).fetchall()
         return [self._inbox_item(row) for row in rows]
 
+    async def claim_period(self, name: str, *, period_seconds: float, now: datetime) -> bool:
+        before = _db_time(now - timedelta(seconds=period_seconds))
+        with self._write() as db:
+            cursor = db.execute(
+                """
+                INSERT INTO periodic_claims (name, claimed_at) VALUES (?, ?)
+                ON CONFLICT (name) DO UPDATE SET claimed_at = excluded.claimed_at
+                WHERE periodic_claims.claimed_at <= ?
+                """,
+                (name, _db_time(now), before),
+            )
+        return cursor.rowcount == 1
+
+    # --- rate limits -------------------------------------------------------------------
+
+    async def take_rate(
+        self, key: str, *, rate: float, now: float, count: float = 1.0, at_least: float = 0.0
+    ) -> float:
+        """One upsert under the write lock; every expression of its ``SET`` reads the row as it
+        was, so another process's count between read and write is impossible."""
+        with self._write() as db:
+            row = db.execute(_TAKE_RATE, _rate_params(key, rate, now, count, at_least)).fetchone()
+        return float(row["level"])
+
     # --- host secrets ------------------------------------------------------------------
 
     async def host_secret_key(self) -> bytes:
@@ -612,6 +580,36 @@ class SqliteRepository:
         return cursor.rowcount == 1
 
 
+# The bucket drains by ``rate`` per second since its last update, never below zero and never by
+# a negative time (a clock behind the one that wrote last drains nothing, and the later update
+# time is kept); then ``count`` is added and the level raised to ``at_least``.
+_TAKE_RATE = """
+    INSERT INTO rate_buckets (key, level, updated_at)
+    VALUES (:key, max(:count, :at_least), :now)
+    ON CONFLICT (key) DO UPDATE SET
+        level = max(
+            max(
+                0.0,
+                rate_buckets.level
+                - max(0.0, excluded.updated_at - rate_buckets.updated_at) * :rate
+            ) + :count,
+            :at_least
+        ),
+        updated_at = max(rate_buckets.updated_at, excluded.updated_at)
+    RETURNING level
+"""
+
+
+def _rate_params(
+    key: str, rate: float, now: float, count: float, at_least: float
+) -> dict[str, Any]:
+    values = {"rate": rate, "now": now, "count": count, "at_least": at_least}
+    for name, value in values.items():
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"take_rate needs a finite, non-negative {name}, not {value!r}")
+    return {"key": key, **{name: float(value) for name, value in values.items()}}
+
+
 # --- (de)serialisation ---------------------------------------------------------------------
 
 
@@ -633,6 +631,20 @@ def _py_time(stored: str) -> datetime:
 def _json_object(stored: str) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(stored)
     return value
+
+
+def _outcome_assignments(outcome: InboxOutcome) -> tuple[str, tuple[Any, ...]]:
+    """The ``SET`` clause and its values that record one drain outcome of an inbox item."""
+    if outcome.status in ("done", "ignored"):
+        return "status = ?, outcome = ?", (outcome.status, json.dumps(outcome.outcome or {}))
+    if outcome.status == "retry":
+        if outcome.next_attempt_at is None:
+            raise ValueError("a retry outcome needs next_attempt_at")
+        return (
+            "status = 'pending', attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
+            (outcome.error, _db_time(outcome.next_attempt_at)),
+        )
+    return "status = 'failed', attempts = attempts + 1, last_error = ?", (outcome.error,)
 
 
 def _binding(row: sqlite3.Row) -> SessionBinding:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from hooks.host.jobs import JobQueue
 from hooks.host.plugins import PluginHost
 from hooks.host.ratelimit import SESSION_RATE, VISIT_RATE, Rate, RateLimiter
 from hooks.host.repository import Repository
+from hooks.host.urls import PublicUrls
 from hooks.models import (
     Appeal,
     HookRequest,
@@ -27,7 +28,7 @@ from hooks.models import (
     StoredAppeal,
     VisitorSession,
 )
-from hooks.services import HostServices
+from hooks.services import AppealSink, HostServices
 
 # Headers that carry a browser's or a proxy's credentials: never stored or handed to plugins.
 PRIVATE_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
@@ -42,9 +43,12 @@ class HostConfig:
     seed_demo_catalog: bool = True
     http_transport: httpx.AsyncBaseTransport | None = None
     schedule_seconds: float = 60.0  # 0: no periodic work
-    # Where jobs (drains, periodic work) run: on this process's loop, or in a worker process
-    # of their own so that they never delay a webhook's answer (``hooks.host.worker``).
-    worker: Literal["inline", "process"] = "inline"
+    # Who runs the jobs (drains, periodic work), which live in the database: a worker on this
+    # process's loop (``inline``), a local worker process the host starts and restarts
+    # (``process``: jobs never delay a webhook's answer), or only workers started apart
+    # (``none``: ``python -m hooks.host worker``), on this machine or others.
+    worker: Literal["inline", "process", "none"] = "inline"
+    concurrency: int = 8  # jobs one worker runs at once (different integrations in parallel)
     webhook_max_bytes: int = 64 * 1024
     session_max_bytes: int = 4 * 1024
     # Encrypts the secrets at rest; ``python -m hooks.host`` fills it from ANALYTICS_HOST_KEY.
@@ -69,12 +73,11 @@ class _Sessions:
 
 
 class _Appeals:
-    def __init__(self, repo: Repository, *, redoable: bool) -> None:
+    def __init__(self, repo: Repository) -> None:
         self._repo = repo
-        self._redoable = redoable
 
     async def upsert(self, appeal: Appeal) -> StoredAppeal:
-        return await self._repo.upsert_appeal(appeal, redoable=self._redoable)
+        return await self._repo.upsert_appeal(appeal)
 
     async def get(self, key: str) -> Appeal | None:
         stored = await self._repo.get_appeal(key)
@@ -106,6 +109,21 @@ class _Integrations:
         )
 
 
+class _RateLimits:
+    """Leaky buckets in the host's database, shared by the web processes and every worker;
+    times are this machine's wall clock (as the others', kept in step by NTP)."""
+
+    def __init__(self, repo: Repository, clock: Callable[[], float] = time.time) -> None:
+        self._repo = repo
+        self._clock = clock
+
+    async def take(self, key: str, *, rate: float, burst: float) -> float:
+        return await self._repo.take_rate(key, rate=rate, now=self._clock())
+
+    async def fill(self, key: str, *, rate: float, burst: float) -> None:
+        await self._repo.take_rate(key, rate=rate, now=self._clock(), count=0.0, at_least=burst)
+
+
 @dataclass
 class Host:
     config: HostConfig
@@ -113,7 +131,6 @@ class Host:
     plugins: PluginHost
     queue: JobQueue
     http: httpx.AsyncClient
-    last_scheduled: dict[int, float] = field(default_factory=dict)
     session_limiter: RateLimiter = field(init=False)
     visit_limiter: RateLimiter = field(init=False)
 
@@ -121,27 +138,17 @@ class Host:
         self.session_limiter = RateLimiter(self.config.session_rate)
         self.visit_limiter = RateLimiter(self.config.visit_rate)
 
-    def schedule_due(self, integration_id: int) -> bool:
-        """Whether the integration's periodic work is due; if so, it counts as started now."""
-        if self.config.schedule_seconds <= 0:
-            return False
-        now = time.monotonic()
-        last = self.last_scheduled.get(integration_id)
-        if last is not None and now - last < self.config.schedule_seconds:
-            return False
-        self.last_scheduled[integration_id] = now
-        return True
-
-    async def services(self, *, for_inbox: bool = False) -> HostServices:
-        """The services lent to a hook. ``for_inbox``: a drain processing inbox items, whose
-        appeals are made again from the item if a power cut loses them (``upsert_appeal``)."""
+    async def services(self, *, appeals: AppealSink | None = None) -> HostServices:
+        """The services lent to a hook; ``appeals`` replaces the sink (a drain keeps its
+        appeals to write them with its items' outcomes)."""
         return HostServices(
-            public_url=self.config.public_url,
+            urls=PublicUrls(self.config.public_url),
             language=self.config.language,
             http=self.http,
             sessions=_Sessions(self.repo),
-            appeals=_Appeals(self.repo, redoable=for_inbox),
+            appeals=appeals or _Appeals(self.repo),
             integrations=_Integrations(self.repo),
+            rate_limits=_RateLimits(self.repo),
             catalog=await self.repo.get_catalog(),
         )
 

@@ -1,19 +1,10 @@
-"""The worker process: the host's background jobs run apart from the process serving HTTP.
+"""Workers: the processes that run the host's jobs, which live in the database.
 
-Bitrix24 waits for each webhook's answer, and the answer should take milliseconds. A drain, when
-a batch answer arrives, parses, builds and writes a dozen appeals in a row; on the web process's
-event loop every acknowledgement due meanwhile waits for that. So ``python -m hooks.host`` runs
-its jobs in a second process (``--worker process``, its default): the web process hands each
-``enqueue`` over a socket pair, and the worker runs it on its own ``InProcessJobQueue`` with the
-same handlers. The work itself is in the database (the inbox); a worker that dies loses no work,
-and the one started in its place finds it there.
-
-One JSON object per line. The worker's first line in is its configuration (it holds the host
-key, so it never goes on a command line or into the environment). Then, web → worker:
-``{"op": "enqueue", "name", "key", "delay"}``, ``{"op": "idle", "id"}``, ``{"op": "stop"}``;
-worker → web: ``{"op": "ready"}`` once it runs jobs, ``{"op": "idle", "id"}`` when idle. When
-the web process is gone (end of input), the worker stops at once: a new host may already run
-its own worker, and two drains of one portal should not overlap for longer than they must.
+``python -m hooks.host worker --db URL [--concurrency N]`` runs one alone, on any machine that
+reaches the database; any number may run. ``python -m hooks.host`` starts one local worker
+beside its web process by default (``LocalWorker``) and starts it again whenever it exits, for
+whatever reason: the jobs it held are in the database, and the new worker (or another one)
+takes them. Web processes and workers share nothing but the database.
 """
 
 from __future__ import annotations
@@ -21,268 +12,219 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
+import os
 import signal
-import socket
 import subprocess
 import sys
-from typing import Any, Literal
+from typing import cast
 
 import httpx
 from pydantic import SecretStr
 
-from hooks.host.inbox import JOB_NAMES, start_jobs
-from hooks.host.inprocess_jobs import InProcessJobQueue
-from hooks.host.jobs import JobHandler
+from hooks.host.database import open_repository
+from hooks.host.host_key import ENV, HostKeyError, resolve_host_key
+from hooks.host.inbox import DRAIN, LOCKED_JOBS, register_jobs, start_scheduler
+from hooks.host.jobs import open_job_queue
 from hooks.host.plugins import get_plugin_manager
 from hooks.host.redact import install_log_redaction
-from hooks.host.sqlite import open_repository
 from hooks.host.state import Host, HostConfig
+from hooks.models import Language
 
 log = logging.getLogger("hooks.host.worker")
 
 RESTART_DELAY_SECONDS = 1.0
+PARENT_CHECK_SECONDS = 1.0
 
 
-def _line(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+async def serve_jobs(host: Host, stop: asyncio.Event) -> None:
+    """Run the host's jobs with ``host``'s queue until ``stop`` is set. A starting worker asks
+    for the scheduler and for the drains of deliveries already waiting."""
+    register_jobs(host)
+    await start_scheduler(host)
+    for integration_id in await host.repo.pending_integrations():
+        await host.queue.enqueue(DRAIN, str(integration_id))
+    await host.queue.run_worker(stop, concurrency=host.config.concurrency)
 
 
-class WorkerProcessQueue:
-    """``hooks.host.jobs.JobQueue`` whose jobs run in a worker process it starts and watches.
+async def run_worker(config: HostConfig, stop: asyncio.Event) -> None:
+    """A worker process's life: open the database, run jobs; when the database goes away (a
+    restart of PostgreSQL), open it again and go on."""
+    while not stop.is_set():
+        try:
+            repo = await open_repository(config.db, key=config.host_key)
+            try:
+                queue = await open_job_queue(config.db, locked=LOCKED_JOBS)
+                try:
+                    async with httpx.AsyncClient(timeout=30.0) as http:
+                        host = Host(config, repo, get_plugin_manager(), queue, http)
+                        await serve_jobs(host, stop)
+                finally:
+                    await queue.close()
+            finally:
+                await repo.close()
+        except (HostKeyError, ValueError):  # no retry mends a wrong key or URL
+            raise
+        except Exception:
+            if stop.is_set():
+                return
+            log.exception("the worker lost its database; starting again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RESTART_DELAY_SECONDS)
 
-    Handlers are the worker's own (``hooks.host.inbox.start_jobs``), so ``register`` is refused
-    here. A worker that exits while the queue runs is logged and started again.
-    """
 
-    def __init__(
-        self, config: HostConfig, *, start_timeout: float = 30.0, stop_timeout: float = 15.0
-    ) -> None:
+class LocalWorker:
+    """One worker process beside the web process, started again whenever it exits."""
+
+    def __init__(self, config: HostConfig) -> None:
         if config.http_transport is not None:
             raise ValueError("a worker process cannot use an in-process HTTP transport")
         self._config = config
-        self._start_timeout = start_timeout
-        self._stop_timeout = stop_timeout
-        self._state: Literal["new", "started", "stopped"] = "new"
         self._process: asyncio.subprocess.Process | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._waiting: list[bytes] = []  # for a worker not running yet
-        self._idle_waiters: dict[int, asyncio.Future[None]] = {}
-        self._next_idle_id = 0
-        self._supervisor: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def pid(self) -> int | None:
-        """The running worker's process id (for the benchmark's CPU and memory figures)."""
+        """The running worker's process id (the benchmark reads its CPU and memory)."""
         return self._process.pid if self._process is not None else None
 
-    def register(self, name: str, handler: JobHandler) -> None:
-        raise TypeError("jobs of a worker process run the worker's own handlers")
-
-    async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
-        if name not in JOB_NAMES:
-            raise LookupError(f"no handler registered for job {name!r}")
-        self._send(_line({"op": "enqueue", "name": name, "key": key, "delay": max(delay, 0.0)}))
-
-    def _send(self, message: bytes) -> None:
-        """To the worker; before it runs (first start, or between two workers) kept for it.
-        After ``stop()`` dropped: the work is in the database for the next start."""
-        if self._state == "stopped":
-            return
-        if self._writer is None:
-            self._waiting.append(message)
-        else:
-            self._writer.write(message)
-
     async def start(self) -> None:
-        if self._state == "stopped":
-            raise RuntimeError("a stopped job queue cannot be started again")
-        if self._state == "started":
-            return
-        reader = await self._spawn()
-        self._state = "started"
-        self._supervisor = asyncio.create_task(self._supervise(reader), name="worker supervisor")
+        await self._spawn()
+        self._watch = asyncio.create_task(self._restart_when_gone(), name="local worker")
 
-    async def stop(self) -> None:
+    async def stop(self, *, timeout: float = 15.0) -> None:
         """Ask the worker to finish its running jobs and exit; kill it if it takes too long."""
-        self._state = "stopped"
-        if self._supervisor is not None:
-            self._supervisor.cancel()
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-        process, writer = self._process, self._writer
-        if process is None or writer is None:  # never started, or between two workers
-            self._fail_idle_waiters("the job queue stopped")
+                await self._watch
+        process = self._process
+        if process is None or process.returncode is not None:
             return
-        with contextlib.suppress(ConnectionError):
-            writer.write(_line({"op": "stop"}))
-            await writer.drain()
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), self._stop_timeout)
+            await asyncio.wait_for(process.wait(), timeout)
         except TimeoutError:
-            log.error("the worker process did not stop in %s s: killing it", self._stop_timeout)
+            log.error("the worker process did not stop in %s s: killing it", timeout)
             process.kill()
             await process.wait()
-        writer.close()
-        self._fail_idle_waiters("the job queue stopped")
 
-    async def idle(self) -> None:
-        """Wait until the worker has no job running or due now."""
-        if self._state == "stopped":
-            return
-        self._next_idle_id += 1
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._idle_waiters[self._next_idle_id] = waiter
-        self._send(_line({"op": "idle", "id": self._next_idle_id}))
-        await waiter
+    async def _spawn(self) -> None:
+        config = self._config
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hooks.host",
+            "worker",
+            "--db",
+            config.db,
+            "--public-url",
+            config.public_url,
+            "--lang",
+            config.language,
+            "--schedule-seconds",
+            str(config.schedule_seconds),
+            "--concurrency",
+            str(config.concurrency),
+            "--parent-pid",
+            str(os.getpid()),
+            "--key-from-stdin",
+            stdin=subprocess.PIPE,
+        )
+        assert self._process.stdin is not None
+        # The key goes through a pipe: never on a command line, where anyone may read it.
+        key = config.host_key.get_secret_value() if config.host_key is not None else ""
+        self._process.stdin.write(key.encode() + b"\n")
+        await self._process.stdin.drain()
+        self._process.stdin.close()
+        log.info("worker process %s runs the host's jobs", self._process.pid)
 
-    async def _spawn(self) -> asyncio.StreamReader:
-        """Start a worker, hand it its configuration and what was asked for meanwhile."""
-        ours, theirs = socket.socketpair()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hooks.host.worker",
-                "--fd",
-                str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        try:
-            writer.write(_line(_config_message(self._config)))
-            ready = await asyncio.wait_for(reader.readline(), self._start_timeout)
-            if json.loads(ready or b"{}").get("op") != "ready":
-                raise RuntimeError("the worker process did not start (its log says why)")
-        except BaseException:  # also a timeout, or the host stopping meanwhile
-            process.kill()
-            await process.wait()
-            writer.close()
-            raise
-        log.info("worker process %s runs the host's jobs", process.pid)
-        self._process, self._writer = process, writer
-        for message in self._waiting:
-            writer.write(message)
-        self._waiting.clear()
-        return reader
-
-    async def _supervise(self, reader: asyncio.StreamReader) -> None:
+    async def _restart_when_gone(self) -> None:
         while True:
-            while line := await reader.readline():
-                reply = json.loads(line)
-                waiter = self._idle_waiters.pop(int(reply.get("id", 0)), None)
-                if reply.get("op") == "idle" and waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-            assert self._process is not None and self._writer is not None
+            assert self._process is not None
             code = await self._process.wait()
-            self._fail_idle_waiters("the worker process exited")
-            self._writer.close()
-            self._writer = None
+            if self._stopping:
+                return
             log.error("the worker process exited with code %s; starting another", code)
-            reader = await self._respawn()
-
-    async def _respawn(self) -> asyncio.StreamReader:
-        while True:
             await asyncio.sleep(RESTART_DELAY_SECONDS)
             try:
-                return await self._spawn()
-            except (OSError, RuntimeError) as exc:
+                await self._spawn()
+            except OSError as exc:
                 log.error("could not start a worker process: %s", exc)
 
-    def _fail_idle_waiters(self, why: str) -> None:
-        for waiter in self._idle_waiters.values():
-            if not waiter.done():
-                waiter.set_exception(RuntimeError(why))
-        self._idle_waiters.clear()
 
-
-def _config_message(config: HostConfig) -> dict[str, Any]:
-    key = config.host_key.get_secret_value() if config.host_key is not None else None
-    return {
-        "db": config.db,
-        "public_url": config.public_url,
-        "language": config.language,
-        "schedule_seconds": config.schedule_seconds,
-        "host_key": key,
-    }
-
-
-def _config_from(message: dict[str, Any]) -> HostConfig:
-    key = message.get("host_key")
-    return HostConfig(
-        db=str(message["db"]),
-        public_url=str(message["public_url"]),
-        language=message["language"],
-        schedule_seconds=float(message["schedule_seconds"]),
-        host_key=SecretStr(key) if isinstance(key, str) else None,
-        seed_demo_catalog=False,
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m hooks.host worker",
+        description="A worker: runs the host's jobs (drains, periodic work) from the database.",
     )
+    parser.add_argument("--db", required=True, help="SQLite file or postgresql:// URL")
+    parser.add_argument("--concurrency", type=int, default=8, help="jobs run at once")
+    parser.add_argument("--public-url", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--lang", choices=["ru", "en"], default=os.environ.get("ANALYTICS_HOST_LANG", "ru")
+    )
+    parser.add_argument("--schedule-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--demo", action="store_true", help=f"without ${ENV}, the key kept beside the database"
+    )
+    # Set by the web process that starts its local worker.
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--key-from-stdin", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
 
 
-async def serve(sock: socket.socket) -> None:
-    """The worker: read the configuration, run jobs as asked until told to stop."""
-    reader, writer = await asyncio.open_unix_connection(sock=sock)
-    first = await reader.readline()
-    if not first:
-        return  # the web process went away before it said anything
-    config = _config_from(json.loads(first))
-    repo = await open_repository(config.db, key=config.host_key)
-    queue = InProcessJobQueue()
-    grace: float | None = None  # the queue's own, when the web process asks us to stop
+async def _until_parent_gone(parent: int, stop: asyncio.Event) -> None:
+    """A local worker whose web process is gone stops: the next web process starts its own."""
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+    log.warning("the web process is gone: the worker stops")
+    stop.set()
+
+
+async def _main(config: HostConfig, parent: int | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if parent is None:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    watch = None if parent is None else asyncio.create_task(_until_parent_gone(parent, stop))
     try:
-        async with httpx.AsyncClient(timeout=30.0) as http:
-            host = Host(config, repo, get_plugin_manager(), queue, http)
-            await start_jobs(host)
-            writer.write(_line({"op": "ready"}))
-            idle_replies: set[asyncio.Task[None]] = set()
-            while line := await reader.readline():
-                message = json.loads(line)
-                op = message.get("op")
-                if op == "stop":
-                    break
-                if op == "enqueue":
-                    name, key = str(message["name"]), str(message["key"])
-                    await queue.enqueue(name, key, delay=float(message["delay"]))
-                elif op == "idle":
-                    task = asyncio.create_task(_reply_when_idle(queue, writer, message["id"]))
-                    idle_replies.add(task)
-                    task.add_done_callback(idle_replies.discard)
-            else:
-                log.warning("the web process is gone: the worker stops now")
-                grace = 0.0
-            await queue.stop(grace=grace)
+        await run_worker(config, stop)
     finally:
-        await repo.close()
-        writer.close()
-
-
-async def _reply_when_idle(
-    queue: InProcessJobQueue, writer: asyncio.StreamWriter, id_: Any
-) -> None:
-    await queue.idle()
-    writer.write(_line({"op": "idle", "id": id_}))
+        if watch is not None:
+            watch.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hooks.host.worker",
-        description="The host's job worker; started by the host, not by hand.",
-    )
-    parser.add_argument("--fd", type=int, required=True, help="the socket to the web process")
-    args = parser.parse_args(argv)
-    # Ctrl-C in a terminal reaches the whole process group: the web process stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    args = parse_args(argv)
+    if args.parent_pid is not None:
+        # Ctrl-C in a terminal reaches the whole process group: the web process stops us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [worker]: %(message)s"
     )
     install_log_redaction()
-    asyncio.run(serve(socket.socket(fileno=args.fd)))
+    try:
+        if args.key_from_stdin:
+            line = sys.stdin.readline().strip()
+            key = SecretStr(line) if line else None
+        else:
+            key = resolve_host_key(args.db, demo=args.demo)
+        config = HostConfig(
+            db=args.db,
+            public_url=args.public_url,
+            language=cast(Language, args.lang),
+            schedule_seconds=args.schedule_seconds,
+            concurrency=args.concurrency,
+            host_key=key,
+            seed_demo_catalog=False,
+        )
+        asyncio.run(_main(config, args.parent_pid))
+    except (HostKeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

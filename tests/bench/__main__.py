@@ -1,4 +1,5 @@
-"""``python -m tests.bench [--chats N] [--limit standard|enterprise|off] [--compare-growth]``."""
+"""``python -m tests.bench [--chats N] [--limit standard|enterprise|off] [--compare-growth]``;
+``python -m tests.bench --multi-portal [--portals P] [--chats-per-portal C] [--seed S]``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from tests.bench.core import run_bench
+from tests.bench.core import Report, run_bench
+from tests.bench.multi_portal import (
+    CHATS_PER_PORTAL,
+    PORTALS,
+    MultiPortalReport,
+    format_multi_report,
+    run_multi_portal,
+)
 from tests.bench.report import format_report
 
 
@@ -32,18 +40,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-peers", action="store_true", help="skip fast_bitrix24 and b24pysdk")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args(argv)
-    if args.chats < 1:
-        parser.error("--chats must be at least 1")
-    report = asyncio.run(
-        run_bench(
-            args.chats,
-            args.limit,
-            compare_growth=args.compare_growth,
-            peers=not args.no_peers,
-        )
+    multi = parser.add_argument_group(
+        "multi-portal",
+        "many sandbox portals at once through the host on PostgreSQL, with 1 then 2 workers",
     )
-    print(format_report(report))
+    multi.add_argument(
+        "--multi-portal", action="store_true", help="run this bench instead of the burst above"
+    )
+    multi.add_argument("--portals", type=int, default=PORTALS, help=f"sandbox portals ({PORTALS})")
+    multi.add_argument(
+        "--chats-per-portal",
+        type=int,
+        default=CHATS_PER_PORTAL,
+        help=f"chats each portal starts ({CHATS_PER_PORTAL})",
+    )
+    multi.add_argument("--seed", type=int, default=1, help="the chats' seed (1), same in both runs")
+    args = parser.parse_args(argv)
+    if min(args.chats, args.portals, args.chats_per_portal) < 1:
+        parser.error("--chats, --portals and --chats-per-portal must be at least 1")
+    report: Report | MultiPortalReport
+    if args.multi_portal:
+        report = asyncio.run(
+            run_multi_portal(args.portals, args.chats_per_portal, args.limit, args.seed)
+        )
+        print(format_multi_report(report))
+    else:
+        report = asyncio.run(
+            run_bench(
+                args.chats,
+                args.limit,
+                compare_growth=args.compare_growth,
+                peers=not args.no_peers,
+            )
+        )
+        print(format_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(report), indent=2, default=str) + "\n")
     return 0

@@ -14,6 +14,7 @@ import asyncio
 import sqlite3
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from tests.bench.systems import System
+from tests.bench.systems import Endpoints, System
 
 # Mixed channels: the site's live chat and the messengers clients connect most.
 MIX = ["livechat", "telegrambot", "whatsappbyedna", "vkgroup", "viber", "avito", "facebook"]
@@ -121,7 +122,7 @@ def _ok(answer: httpx.Response, *statuses: int) -> httpx.Response:
     return answer
 
 
-async def set_up(client: httpx.AsyncClient, system: System, limit: str) -> Setup:
+async def set_up(client: httpx.AsyncClient, system: Endpoints, limit: str) -> Setup:
     """An integration as a client makes it, connected with OAuth; plus a token for the peers."""
     host, portal = system.host_url, system.portal_url
     callback = f"{host}/oauth2/callback"
@@ -220,11 +221,16 @@ def sandbox_bucket_wait(
     return max(0.0, level / rate - (time.time() - last)) + 0.5
 
 
-class _Db:
-    """Read-only look at the host's SQLite file (WAL: reading never blocks the host)."""
+class HostDb:
+    """A read-only look at the host's database: its SQLite file (WAL: reading never blocks
+    the host) or, opened by the caller, a PostgreSQL connection in autocommit."""
 
-    def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    def __init__(self, db: Any) -> None:
+        self.db = db  # a DB-API connection with ``execute`` (sqlite3, psycopg)
+
+    @classmethod
+    def sqlite(cls, path: Path) -> HostDb:
+        return cls(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
 
     def close(self) -> None:
         self.db.close()
@@ -249,15 +255,47 @@ class _Db:
         return sum(1 for (seen,) in rows if _epoch(seen) <= moment)
 
 
-def _epoch(stored: str) -> float:
-    """The repository keeps aware ISO times (UTC, microseconds)."""
+def _epoch(stored: str | datetime) -> float:
+    """SQLite keeps aware ISO times (UTC, microseconds); PostgreSQL hands back datetimes."""
+    if isinstance(stored, datetime):
+        return stored.timestamp()
     return datetime.fromisoformat(stored).timestamp()
 
 
-async def start_chats(client: httpx.AsyncClient, portal: str, chats: int) -> list[int]:
+async def wait_for_appeals(
+    reader: HostDb,
+    expected: int,
+    on_poll: Callable[[int, dict[str, int]], None] | None = None,
+    *,
+    timeout: float | None = None,
+) -> None:
+    """Until ``expected`` appeals are written and nothing waits in the inbox, or until no new
+    appeal came for ``STALL_SECONDS`` or ``timeout`` seconds have passed (the caller then
+    reports fewer appeals than chats)."""
+    began = best_at = time.monotonic()
+    best = -1
+    while True:
+        appeals, inbox = reader.progress()
+        if on_poll is not None:
+            on_poll(appeals, inbox)
+        if appeals >= expected and not inbox.get("pending"):
+            return
+        now = time.monotonic()
+        if appeals > best:
+            best, best_at = appeals, now
+        elif now - best_at > STALL_SECONDS:
+            return
+        if timeout is not None and now - began > timeout:
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def start_chats(
+    client: httpx.AsyncClient, portal: str, chats: int, *, seed: int = 1
+) -> list[int]:
     """All the chats at once; the lead ids they made, in order."""
     lead_ids: list[int] = []
-    for body in bulk_chats_body(chats, seed=1):
+    for body in bulk_chats_body(chats, seed=seed):
         started = _ok(await client.post(f"{portal}/sandbox/api/chats/bulk", json=body), 201)
         lead_ids += [c["lead_id"] for c in started.json()["chats"] if c["lead_id"]]
     return lead_ids
@@ -274,18 +312,9 @@ async def run_burst(
     cpu_before = system.host_cpu_seconds()
     sandbox_cpu_before = system.sandbox_cpu_seconds()
     lead_ids = await start_chats(client, system.portal_url, chats)
-    reader = _Db(db)
+    reader = HostDb.sqlite(db)
     try:
-        best, best_at = -1, time.monotonic()
-        while True:
-            appeals, inbox = reader.progress()
-            if appeals >= len(lead_ids) and not inbox.get("pending"):
-                break
-            if appeals > best:
-                best, best_at = appeals, time.monotonic()
-            elif time.monotonic() - best_at > STALL_SECONDS:
-                break  # reported as fewer appeals than chats
-            await asyncio.sleep(POLL_SECONDS)
+        await wait_for_appeals(reader, len(lead_ids))
         cpu = system.host_cpu_seconds() - cpu_before
         sandbox_cpu = system.sandbox_cpu_seconds() - sandbox_cpu_before
         first, last, written = reader.times()

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hooks.host.inbox import DRAIN_BATCH
+from hooks.host.inbox import DRAIN_BATCH, DrainAppeals
 from tests.bench.burst import bulk_chats_body
 from tests.bench.systems import oauth_server_allowed
 from tests.stack import PORTAL_URL, running_stack
@@ -90,7 +90,7 @@ async def _plugin_cpu(chats: int, workdir: Path) -> CpuFigures:
             if item.integration_id == integration_id
         ]
         items.sort(key=lambda item: item.id)
-        services = await host.services(for_inbox=True)  # as the drain's
+        services = await host.services(appeals=DrainAppeals(host.repo))  # as the drain.s
 
         async def drain_again() -> float:
             before = time.process_time()

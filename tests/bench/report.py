@@ -73,6 +73,15 @@ def targets(report: Report) -> list[Target]:
     return found
 
 
+def target_lines(found: list[Target]) -> list[str]:
+    """One line per target: name, wanted, measured, met / MISSED / — (not measured)."""
+    lines = []
+    for t in found:
+        verdict = {True: "met", False: "MISSED", None: "—"}[t.met]
+        lines.append(f"  {t.name:<40}{t.wanted:<14}{t.measured:<34}{verdict}")
+    return lines
+
+
 def _ratio(ours: float, theirs: float) -> str:
     return "n/a" if theirs <= 0 or math.isnan(theirs) else f"{ours / theirs:.2f}"
 
@@ -153,9 +162,6 @@ def format_report(report: Report) -> str:
                 f" {g.appeals} appeals, drain {g.drain_s:.1f} s,"
                 f" {g.rest_requests} REST requests, sandbox CPU {_num(g.sandbox_cpu_s)} s"
             )
-    lines += ["", "Targets"]
-    for t in targets(report):
-        verdict = {True: "met", False: "MISSED", None: "—"}[t.met]
-        lines.append(f"  {t.name:<40}{t.wanted:<14}{t.measured:<34}{verdict}")
+    lines += ["", "Targets", *target_lines(targets(report))]
     lines.append(f"\n(the bench took {report.seconds:.0f} s)")
     return "\n".join(lines)

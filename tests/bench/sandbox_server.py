@@ -80,10 +80,11 @@ async def _send_json(send: Send, value: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def logged_sandbox(public_url: str, limit: str, redirect_uri: str) -> RestLog:
-    """The sandbox app as the bench runs it: the given public URL, rate limit and redirect."""
+def logged_sandbox(public_url: str, limit: str, redirect_uri: str, **identity: Any) -> RestLog:
+    """The sandbox app as the bench runs it: the given public URL, rate limit and redirect
+    (``identity``: other ``SandboxConfig`` fields, such as a portal's own ``member_id``)."""
     config = SandboxConfig(
-        public_url=public_url, redirect_uri=redirect_uri, rate_limit=LIMITS[limit]
+        public_url=public_url, redirect_uri=redirect_uri, rate_limit=LIMITS[limit], **identity
     )
     return RestLog(create_sandbox_app(config))
 

@@ -36,11 +36,13 @@ OAUTH_SERVERS_ENV = "B24_OAUTH_SERVERS"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class System(Protocol):
+class Endpoints(Protocol):
     host_url: str  # the host itself (pages, API, OAuth callback)
     webhook_base: str  # where the sandbox delivers events: the timing relay in front of the host
     portal_url: str
 
+
+class System(Endpoints, Protocol):
     async def rest_log(self) -> list[tuple[float, str, int]]:
         """Every REST request the sandbox answered: wall time, method, HTTP status."""
         ...
@@ -82,7 +84,7 @@ async def fetch_rest_log(
     return [(float(t), str(m), int(s)) for t, m, s in answer.json()]
 
 
-async def _wait_until_up(url: str, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+async def wait_until_up(url: str, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=1.0) as client:
         while time.monotonic() < deadline:
@@ -104,12 +106,13 @@ def _proc_status(pid: int, field: str) -> float:
     raise LookupError(field)
 
 
-def _proc_cpu(pid: int) -> float:
-    """utime + stime of ``/proc/<pid>/stat``, in seconds."""
+def proc_cpu(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of ``/proc/<pid>/stat``, in seconds; ``reaped`` adds the CPU of the
+    children it has waited for (cutime + cstime: PostgreSQL's finished backends)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of the line
-    return ticks / os.sysconf("SC_CLK_TCK")
+    used = fields[11:15] if reaped else fields[11:13]  # fields 14-17 of the line
+    return sum(int(ticks) for ticks in used) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass
@@ -126,11 +129,10 @@ class ServerProcesses:
         return await fetch_rest_log(self.client, self.portal_url)
 
     def ack_latencies(self) -> list[float]:
-        lines = self.relay_log.read_text(encoding="ascii").split()
-        return [float(line) for line in lines]
+        return read_latencies(self.relay_log)
 
     def host_cpu_seconds(self) -> float:
-        return sum(_proc_cpu(pid) for pid in self._host_pids())
+        return sum(proc_cpu(pid) for pid in self._host_pids())
 
     def host_peak_rss_mb(self) -> float:
         return sum(_proc_status(pid, "VmHWM") for pid in self._host_pids())
@@ -140,7 +142,35 @@ class ServerProcesses:
         return [self.host_pid, *child_pids(self.host_pid)]
 
     def sandbox_cpu_seconds(self) -> float:
-        return _proc_cpu(self.sandbox_pid)
+        return proc_cpu(self.sandbox_pid)
+
+
+def bench_env(oauth_servers: list[str]) -> dict[str, str]:
+    """The environment of the bench's processes: the sandbox portals allowed as OAuth servers,
+    a fresh host key, and this checkout importable."""
+    env = {**os.environ, OAUTH_SERVERS_ENV: ",".join(oauth_servers), HOST_KEY_ENV: new_host_key()}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def relay_command(port: int, upstream: int, out: Path) -> list[str]:
+    """The timing relay (``tests.bench.relay``) on ``port`` in front of ``upstream``."""
+    return [
+        sys.executable,
+        *("-m", "tests.bench.relay", "--port", str(port)),
+        *("--upstream", str(upstream), "--out", str(out)),
+    ]
+
+
+def read_latencies(out: Path) -> list[float]:
+    """The relay's log so far: seconds, one per delivery."""
+    return [float(line) for line in out.read_text(encoding="ascii").split()]
+
+
+async def relay_up(out: Path) -> None:
+    """The relay creates its log once it listens."""
+    while not out.exists():
+        await asyncio.sleep(0.05)
 
 
 def _host_command(db: Path, port: int) -> list[str]:
@@ -158,8 +188,7 @@ async def server_processes(workdir: Path, limit: str) -> AsyncIterator[ServerPro
     host_port, portal_port, relay_port = free_port(), free_port(), free_port()
     host_url = f"http://127.0.0.1:{host_port}"
     portal_url = f"http://127.0.0.1:{portal_port}"
-    env = {**os.environ, OAUTH_SERVERS_ENV: portal_url, HOST_KEY_ENV: new_host_key()}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = bench_env([portal_url])
     relay_log = workdir / "ack-latencies.txt"
     commands = {
         "sandbox": [
@@ -168,11 +197,7 @@ async def server_processes(workdir: Path, limit: str) -> AsyncIterator[ServerPro
             *("--rate-limit", limit, "--redirect-uri", f"{host_url}/oauth2/callback"),
         ],
         "host": _host_command(workdir / "host.sqlite3", host_port),
-        "relay": [
-            sys.executable,
-            *("-m", "tests.bench.relay", "--port", str(relay_port)),
-            *("--upstream", str(host_port), "--out", str(relay_log)),
-        ],
+        "relay": relay_command(relay_port, host_port, relay_log),
     }
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -181,10 +206,9 @@ async def server_processes(workdir: Path, limit: str) -> AsyncIterator[ServerPro
                 processes[name] = subprocess.Popen(
                     command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
                 )
-        await _wait_until_up(f"{portal_url}/sandbox/api/portal", processes["sandbox"], 30)
-        await _wait_until_up(f"{host_url}/api/catalog", processes["host"], 30)
-        while not relay_log.exists():
-            await asyncio.sleep(0.05)
+        await wait_until_up(f"{portal_url}/sandbox/api/portal", processes["sandbox"], 30)
+        await wait_until_up(f"{host_url}/api/catalog", processes["host"], 30)
+        await relay_up(relay_log)
         async with httpx.AsyncClient(timeout=120.0) as client:
             yield ServerProcesses(
                 host_url,
@@ -231,7 +255,7 @@ class InProcessServers:
 
 
 @contextlib.asynccontextmanager
-async def _served(app: Any, port: int) -> AsyncIterator[None]:
+async def served(app: Any, port: int) -> AsyncIterator[None]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
     )
@@ -265,7 +289,7 @@ async def in_process_servers(workdir: Path, limit: str) -> AsyncIterator[InProce
     host = create_app(HostConfig(db=str(workdir / "host.sqlite3"), public_url=host_url, **options))
     relay = Relay(host_port)
     with oauth_server_allowed(portal_url):
-        async with _served(sandbox, portal_port), _served(host, host_port):
+        async with served(sandbox, portal_port), served(host, host_port):
             relay_port = await relay.start()
             try:
                 yield InProcessServers(

@@ -11,6 +11,10 @@ checks the appeals against the portal's own records:
 * every attribution is the one the settings give its channel (or the visitor's session).
 
 ``python -m tests.soak --chats 1000 --drop 0.2 --rest-errors 0.1``
+
+``--cluster`` runs the same chats and checks against the scaled-out host instead, every part a
+real process (PostgreSQL, the sandbox, the web process, workers), killing and restarting them
+under load (``tests.soak.cluster``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 
 from b24_openlines_plugin.sandbox.chaos import FaultSettings
 from b24_openlines_plugin.sandbox.portal import Portal
-from tests.stack import PORTAL_URL, Stack, running_stack
+from tests.stack import PORTAL_URL, running_stack
 
 MAPPED = {"telegrambot": 4, "vkgroup": 3}  # channel → source; the rest take the default (6)
 MIX = ["livechat", "telegrambot", "whatsappbyedna", "vkgroup", "viber", "avito"]
@@ -48,6 +52,10 @@ class Report:
     restarts: int = 0
     seconds: float = 0.0
     injected: dict[str, int] = field(default_factory=dict)
+    # The cluster soak's own figures: processes killed and restarted, and where it looked.
+    cluster: list[str] = field(default_factory=list)
+    # Which dialogs failed which check (session ids), to say precisely what went wrong.
+    failed: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -67,11 +75,21 @@ class Report:
             f"complete transcripts     {self.appeals - self.incomplete}/{self.appeals}",
             f"correctly attributed     {self.appeals - self.misattributed}/{self.appeals}",
             f"faults injected          {faults}",
-            f"host restarts survived   {self.restarts}",
+            *(self.cluster or [f"host restarts survived   {self.restarts}"]),
             f"catch-up rounds          {self.catch_up_rounds}  ({self.mode})",
             f"wall time                {self.seconds:.1f} s",
+            *(
+                f"{name:<25}{len(ids)}: sessions {_some(ids)}"
+                for name, ids in self.failed.items()
+                if ids
+            ),
             f"RESULT                   {'PASS' if self.ok else 'FAIL'}",
         ]
+
+
+def _some(ids: list[int], shown: int = 20) -> str:
+    more = f" … (+{len(ids) - shown})" if len(ids) > shown else ""
+    return ", ".join(map(str, sorted(ids)[:shown])) + more
 
 
 def expected_source(connector: str) -> int:
@@ -92,22 +110,53 @@ def dialog_truth(portal: Portal) -> dict[int, tuple[str, list[str]]]:
     return truth
 
 
-def check(stack: Stack, appeals: list[dict[str, Any]], report: Report) -> None:
-    truth = dialog_truth(stack.sandbox.portal)
+def check(
+    truth: dict[int, tuple[str, list[str]]], appeals: list[dict[str, Any]], report: Report
+) -> None:
+    """The appeals against the portal's dialogs (``dialog_truth``): the report's figures."""
     report.dialogs = len(truth)
     report.appeals = len(appeals)
     keys = Counter(a["key"] for a in appeals)
     report.duplicates = sum(n - 1 for n in keys.values())
     by_session = {int(a["key"].rsplit(":", 1)[1]): a for a in appeals}
-    report.missing = len(set(truth) - set(by_session))
-    report.incomplete = report.misattributed = 0
+    missing = sorted(set(truth) - set(by_session))
+    incomplete: list[int] = []
+    misattributed: list[int] = []
     for session_id, appeal in by_session.items():
         connector, texts = truth.get(session_id, ("?", []))
         if any(text not in appeal["text"] for text in texts):
-            report.incomplete += 1
+            incomplete.append(session_id)
         attribution = appeal["attribution"]
         if attribution["source_id"] != expected_source(connector) or appeal["channel"] != connector:
-            report.misattributed += 1
+            misattributed.append(session_id)
+    report.missing, report.incomplete = len(missing), len(incomplete)
+    report.misattributed = len(misattributed)
+    report.failed = {
+        "duplicated": sorted(int(k.rsplit(":", 1)[1]) for k, n in keys.items() if n > 1),
+        "missing": missing,
+        "incomplete": incomplete,
+        "misattributed": misattributed,
+    }
+
+
+def fault_knobs(args: argparse.Namespace) -> FaultSettings:
+    """The sandbox's soak knobs from the command line (the same in both modes)."""
+    return FaultSettings(
+        seed=args.seed,
+        webhook_drop_rate=args.drop,
+        webhook_duplicate_rate=args.duplicate,
+        webhook_reorder=5,
+        rest_error_rate=args.rest_errors,
+        operating_block_seconds=1.0,
+        rest_timeout_rate=args.timeouts,
+        rest_timeout_seconds=1.0,
+        expire_tokens_every=args.expire_every,
+    )
+
+
+def bulk_body(args: argparse.Namespace) -> dict[str, Any]:
+    """``POST /sandbox/api/chats/bulk``: the chats of a run."""
+    return {"count": args.chats, "mix": MIX, "lines": [1], "close": True, "seed": args.seed}
 
 
 async def soak(args: argparse.Namespace, db: Path) -> Report:
@@ -120,29 +169,11 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
         answer = await stack.connect(integration["id"])
         assert answer.status_code == 303, answer.text
         await stack.catch_up(integration["id"])  # binds the handlers, sets the cursor
-        knobs = FaultSettings(
-            seed=args.seed,
-            webhook_drop_rate=args.drop,
-            webhook_duplicate_rate=args.duplicate,
-            webhook_reorder=5,
-            rest_error_rate=args.rest_errors,
-            operating_block_seconds=1.0,
-            rest_timeout_rate=args.timeouts,
-            rest_timeout_seconds=1.0,
-            expire_tokens_every=args.expire_every,
-        )
-        set_faults = await stack.browser.post(f"{PORTAL_URL}/sandbox/api/faults", json=vars(knobs))
+        knobs = vars(fault_knobs(args))
+        set_faults = await stack.browser.post(f"{PORTAL_URL}/sandbox/api/faults", json=knobs)
         assert set_faults.status_code == 200, set_faults.text
         bulk = await stack.browser.post(
-            f"{PORTAL_URL}/sandbox/api/chats/bulk",
-            json={
-                "count": args.chats,
-                "mix": MIX,
-                "lines": [1],
-                "close": True,
-                "seed": args.seed,
-            },
-            timeout=120,
+            f"{PORTAL_URL}/sandbox/api/chats/bulk", json=bulk_body(args), timeout=120
         )
         assert bulk.status_code == 201, bulk.text
         report.chats = bulk.json()["count"]
@@ -158,7 +189,8 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
         for round_ in range(1, args.rounds + 1):
             report.catch_up_rounds = round_
             await stack.catch_up(integration["id"])
-            check(stack, await stack.all_appeals(), report)
+            truth = dialog_truth(stack.sandbox.portal)
+            check(truth, await stack.all_appeals(), report)
             print(
                 f"  round {round_}: {report.appeals}/{report.dialogs} appeals, "
                 f"{report.incomplete} incomplete",
@@ -186,8 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeouts", type=float, default=0.005, help="share of REST calls hanging")
     parser.add_argument("--expire-every", type=int, default=150, help="tokens expire every N calls")
-    parser.add_argument("--rounds", type=int, default=30, help="catch-up rounds at most")
-    parser.add_argument("--no-restart", dest="restart", action="store_false")
+    parser.add_argument(
+        "--rounds", type=int, help="catch-up rounds at most (default 30; --cluster: 60)"
+    )
+    parser.add_argument(
+        "--no-restart",
+        dest="restart",
+        action="store_false",
+        help="no host restart (--cluster: neither the web process's nor PostgreSQL's)",
+    )
     parser.add_argument(
         "--no-offline",
         dest="offline",
@@ -195,7 +234,43 @@ def main(argv: list[str] | None = None) -> int:
         help="a plan without offline events: the catch-up walks the activities instead",
     )
     parser.add_argument("--seed", type=int, default=20261125)
+    cluster = parser.add_argument_group("cluster mode")
+    cluster.add_argument(
+        "--cluster",
+        action="store_true",
+        help="PostgreSQL, the sandbox, the web process and workers as real processes, killed"
+        " and restarted under load",
+    )
+    cluster.add_argument("--workers", type=int, default=3)
+    cluster.add_argument(
+        "--kill-every", type=float, default=20.0, help="SIGKILL a random worker every N s (0: no)"
+    )
+    cluster.add_argument(
+        "--chaos-seconds",
+        type=float,
+        default=65.0,
+        help="how long after the chats start processes are killed; the catch-up comes after",
+    )
+    cluster.add_argument(
+        "--schedule-seconds", type=float, default=5.0, help="the workers' catch-up period"
+    )
+    cluster.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="the cluster on a SQLite file instead of PostgreSQL (no PostgreSQL crash)",
+    )
+    cluster.add_argument(
+        "--logs", type=Path, default=Path("var/soak-cluster"), help="the processes' logs"
+    )
     args = parser.parse_args(argv)
+    if args.cluster:
+        from tests.soak.cluster import soak_cluster
+
+        args.rounds = 60 if args.rounds is None else args.rounds
+        report = soak_cluster(args)
+        print("\n".join(report.lines()))
+        return 0 if report.ok else 1
+    args.rounds = 30 if args.rounds is None else args.rounds
     os.environ["B24_OAUTH_SERVERS"] = PORTAL_URL
     with tempfile.TemporaryDirectory() as folder:
         report = asyncio.run(soak(args, Path(folder) / "soak.sqlite3"))

@@ -1,0 +1,156 @@
+"""The ``JobQueue`` on PostgreSQL: procrastinate holds the jobs, any number of workers run them.
+
+The model of ``hooks.host.jobs`` maps onto procrastinate's two locks: a job's
+``queueing_lock`` is ``<name>:<key>`` (one waiting job per name and key; a second defer raises
+``AlreadyEnqueued``, which is the coalescing), and a locked job's ``lock`` is its integration's
+(one running job per integration, cluster-wide).
+
+Two procrastinate pitfalls shape what is *not* used (``shared/design/SCALE-OUT.md``):
+procrastinate's own retry on a task with a queueing lock can wedge a job in ``doing`` while it
+holds the lock (its issues #1446, #1543), so a job that fails is deferred anew with a delay
+(``hooks.host.jobs.run_handler``); and a job scheduled for later blocks every job with the same
+lock (#1599), so the host defers locked jobs for *now* only and waits with unlocked ones (the
+inbox's ``wake``). Stalled jobs (a worker killed while running them: its heartbeat stops) are
+marked failed and deferred anew by whichever worker sees them first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import procrastinate
+from procrastinate import exceptions as procrastinate_errors
+from procrastinate.jobs import Status
+
+from hooks.host.jobs import FAILED_JOB_DELAY, JobHandler, lock_of, run_handler
+
+log = logging.getLogger("hooks.host.jobs")
+
+TASK_ARG = "key"
+
+
+class ProcrastinateJobQueue:
+    """``hooks.host.jobs.JobQueue`` on procrastinate. Create with ``open``."""
+
+    def __init__(
+        self,
+        app: procrastinate.App,
+        *,
+        locked: frozenset[str],
+        heartbeat: float = 2.0,
+        stalled_after: float = 10.0,
+        failed_delay: float = FAILED_JOB_DELAY,
+        poll: float = 1.0,
+    ) -> None:
+        self._app = app
+        self._locked = locked
+        self._heartbeat = heartbeat
+        self._stalled_after = stalled_after
+        self._failed_delay = failed_delay
+        self._poll = poll
+        self._handlers: dict[str, JobHandler] = {}
+
+    @classmethod
+    async def open(
+        cls, url: str, *, locked: frozenset[str], **options: Any
+    ) -> ProcrastinateJobQueue:
+        """Connect to the database ``url`` names, whose schema the repository's migrations made
+        (procrastinate's own schema is one of them)."""
+        # procrastinate's pool checks a connection when it is taken, so a restart of
+        # PostgreSQL costs no failed defer.
+        connector = procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=10)
+        app = procrastinate.App(connector=connector)
+        await app.open_async()
+        return cls(app, locked=locked, **options)
+
+    async def close(self) -> None:
+        await self._app.close_async()
+
+    def register(self, name: str, handler: JobHandler) -> None:
+        if name in self._handlers:
+            raise ValueError(f"a handler for job {name!r} is already registered")
+        self._handlers[name] = handler
+
+        async def run(key: str) -> None:
+            try:
+                await run_handler(self, self._handlers, name, key, failed_delay=self._failed_delay)
+            except asyncio.CancelledError:  # the worker is stopping: the job waits again
+                await self.enqueue(name, key)
+                raise
+
+        # No ``retry=``: see the module's docstring.
+        self._app.task(name=name)(run)
+
+    async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
+        """See ``JobQueue.enqueue``; a waiting job keeps its own time."""
+        options: dict[str, Any] = {"queueing_lock": f"{name}:{key}"}
+        if name in self._locked:
+            options["lock"] = lock_of(key)
+        if delay > 0:
+            options["schedule_in"] = {"seconds": delay}
+        with contextlib.suppress(procrastinate_errors.AlreadyEnqueued):
+            await self._app.configure_task(name, **options).defer_async(**{TASK_ARG: key})
+
+    async def idle(self) -> None:
+        while True:
+            row = await self._app.connector.execute_query_one_async(
+                """
+                SELECT count(*) AS busy FROM procrastinate_jobs
+                WHERE status = 'doing'
+                   OR (status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now()))
+                """
+            )
+            if not row["busy"]:
+                return
+            await asyncio.sleep(0.05)
+
+    async def run_worker(
+        self, stop: asyncio.Event, *, concurrency: int = 8, grace: float = 10.0
+    ) -> None:
+        """procrastinate's worker until ``stop`` is set, beside the recovery of stalled jobs."""
+        worker = asyncio.create_task(
+            self._app.run_worker_async(
+                concurrency=concurrency,
+                install_signal_handlers=False,
+                update_heartbeat_interval=self._heartbeat,
+                stalled_worker_timeout=self._stalled_after,
+                shutdown_graceful_timeout=grace,
+                fetch_job_polling_interval=self._poll,
+                delete_jobs="successful",
+            ),
+            name="procrastinate worker",
+        )
+        recovery = asyncio.create_task(self._recover_stalled(), name="stalled jobs")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({worker, stopping}, return_when="FIRST_COMPLETED")
+        finally:
+            stopping.cancel()
+            recovery.cancel()
+            worker.cancel()  # procrastinate stops gracefully on cancellation
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            with contextlib.suppress(asyncio.CancelledError):
+                await recovery
+
+    async def _recover_stalled(self) -> None:
+        """Jobs of workers whose heartbeat stopped: failed, and deferred anew (not retried:
+        a retry could collide with a waiting job's queueing lock, #1446)."""
+        manager = self._app.job_manager
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                stalled = await manager.get_stalled_jobs(
+                    seconds_since_heartbeat=self._stalled_after
+                )
+                for job in stalled:
+                    key = str(job.task_kwargs.get(TASK_ARG, ""))
+                    log.warning("job %s(%s) of a stopped worker runs again", job.task_name, key)
+                    with contextlib.suppress(procrastinate_errors.ProcrastinateException):
+                        await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+                    await self.enqueue(job.task_name, key)
+            except Exception:  # the database is away: try again on the next beat
+                log.exception("could not recover stalled jobs")

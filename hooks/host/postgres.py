@@ -1,0 +1,815 @@
+"""The ``Repository`` on PostgreSQL: any number of host processes and workers, on any machines.
+
+It behaves as the SQLite one (``hooks.host.sqlite``) does, method for method, with the same
+errors; the contract tests run against both. The differences are the engine's: connections come
+from a pool (``psycopg_pool``, the driver procrastinate uses too), a write that must be atomic
+is one statement or one explicit transaction, and the races that SQLite's single writer rules
+out are settled by the database (row locks, ``ON CONFLICT``, an advisory lock for migrations).
+Each method has committed its writes when it returns, since the host acknowledges a webhook as
+soon as ``add_inbox_item`` does.
+
+Secrets (the integrations', the host's signing key and the webhook bodies) are stored
+encrypted with the host key (``hooks.host.host_key``), and the database remembers a value
+encrypted with it, so that opening it with another key fails at once.
+
+The database URL may hold a password: no error message here ever includes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets as secrets_module
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from cryptography.fernet import Fernet, InvalidToken
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.abc import Params
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, TupleRow, dict_row
+from psycopg.types.string import TextLoader
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import SecretStr
+
+from hooks.errors import Conflict, NotFound
+from hooks.host.database import DatabaseUnavailable
+from hooks.host.host_key import ENV, HostKeyError, cipher
+from hooks.host.migrations import apply_postgres_migrations
+from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
+from hooks.models import (
+    Appeal,
+    Catalog,
+    HookRequest,
+    Integration,
+    SessionBinding,
+    StoredAppeal,
+    VisitorSession,
+)
+
+_INTEGRATION_COLUMNS = (
+    "id, plugin, name, settings, secrets, connection, webhook_token, version,"
+    " created_at, updated_at"
+)
+_INBOX_COLUMNS = (
+    "id, integration_id, status, request, body, attempts, next_attempt_at, last_error, outcome,"
+    " created_at, updated_at"
+)
+_BINDING_COLUMNS = "integration_id, external_id, session_id, created_at"
+_HOST_SECRET_KEY = "secret_key"
+_KEY_CHECK = "key_check"
+_KEY_CHECK_VALUE = b"the host key of this database"
+_CONNECT_TIMEOUT = "10"  # seconds, unless the URL says otherwise
+_APPLICATION_NAME = "hooks.host"
+
+_UPSERT_APPEAL = """
+    INSERT INTO appeals (key, integration_id, created_at, record, first_seen_at, updated_at)
+    VALUES (%(key)s, %(integration_id)s, %(created_at)s, %(record)s, %(now)s, %(now)s)
+    ON CONFLICT (key) DO UPDATE SET
+        integration_id = excluded.integration_id,
+        created_at = excluded.created_at,
+        record = excluded.record,
+        updated_at = excluded.updated_at
+"""
+# Every outcome of a drain in one statement shape, so that a drain's outcomes go in one batch:
+# ``finished`` (done/ignored) sets the outcome; the others count an attempt and set the error,
+# and a retry moves ``next_attempt_at`` (see ``InboxOutcome``).
+_WRITE_OUTCOME = """
+    UPDATE webhook_inbox SET
+        status = %(status)s::text,
+        outcome = CASE WHEN %(finished)s::boolean THEN %(outcome)s::json ELSE outcome END,
+        attempts = attempts + %(attempt)s::integer,
+        last_error = CASE WHEN %(finished)s::boolean THEN last_error ELSE %(error)s::text END,
+        next_attempt_at = COALESCE(%(next_attempt_at)s::timestamptz, next_attempt_at),
+        updated_at = %(now)s
+    WHERE id = %(id)s
+"""
+
+# The bucket drains by ``rate`` per second since its last update, never below zero and never by
+# a negative time (a clock behind the one that wrote last drains nothing, and the later update
+# time is kept); then ``count`` is added and the level raised to ``at_least``.
+_TAKE_RATE = """
+    INSERT INTO rate_buckets AS bucket (key, level, updated_at)
+    VALUES (%(key)s, GREATEST(%(count)s, %(at_least)s), %(now)s)
+    ON CONFLICT (key) DO UPDATE SET
+        level = GREATEST(
+            GREATEST(
+                0,
+                bucket.level - GREATEST(0, excluded.updated_at - bucket.updated_at) * %(rate)s
+            ) + %(count)s,
+            %(at_least)s
+        ),
+        updated_at = GREATEST(bucket.updated_at, excluded.updated_at)
+    RETURNING level
+"""
+
+Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
+
+
+class PostgresRepository:
+    """``hooks.host.repository.Repository`` on a PostgreSQL connection pool. Create with
+    ``open``; ``close`` when done."""
+
+    def __init__(self, pool: Pool, fernet: Fernet) -> None:
+        self._pool = pool
+        self._fernet = fernet
+        self._secret_key: bytes | None = None
+
+    @classmethod
+    async def open(
+        cls, url: str, *, key: SecretStr | None, min_size: int = 1, max_size: int = 10
+    ) -> PostgresRepository:
+        """Connect to the database ``url`` names (``postgresql://user:password@host/dbname``),
+        bring its schema up to date and check that ``key`` is the one its secrets are
+        encrypted with. ``HostKeyError`` for a missing or wrong key, ``DatabaseUnavailable``
+        when the server cannot be reached."""
+        fernet = cipher(key)
+        kwargs = _connect_kwargs(url)
+        # One connection of its own first: it fails at once, with the server's reason, when
+        # the database cannot be reached (a pool would retry until its timeout), and it brings
+        # the schema and the key in order before any other work.
+        try:
+            conn = await AsyncConnection.connect(url, **kwargs)
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(
+                f"cannot connect to PostgreSQL: {_scrub(str(error), url)}"
+            ) from None
+        try:
+            _read_json_as_text(conn)
+            await apply_postgres_migrations(conn)
+            await _adopt_key(conn, fernet)
+        finally:
+            await conn.close()
+        pool: Pool = AsyncConnectionPool(
+            url,
+            kwargs=kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            configure=_configure,
+            # A connection is checked before it is lent: after a restart of the server the
+            # pool's old connections are replaced instead of failing one request each.
+            check=AsyncConnectionPool.check_connection,
+            name="hooks.host",
+        )
+        try:
+            await pool.open(wait=True, timeout=float(kwargs.get("connect_timeout", 10)) + 5)
+        except PoolTimeout:
+            await pool.close()
+            raise DatabaseUnavailable(
+                "cannot connect to PostgreSQL: the connection pool did not fill in time"
+            ) from None
+        return cls(pool, fernet)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    # --- connections ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        async with self._pool.connection() as conn, conn.transaction():
+            yield conn.cursor(row_factory=dict_row)
+
+    async def _fetch_all(self, query: str, params: Params | None = None) -> list[DictRow]:
+        async with self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(query, params)
+            return await cursor.fetchall()
+
+    async def _fetch_one(self, query: str, params: Params | None = None) -> DictRow | None:
+        rows = await self._fetch_all(query, params)
+        return rows[0] if rows else None
+
+    async def _rowcount(self, query: str, params: Params | None = None) -> int:
+        """One statement in a transaction of its own; how many rows it wrote."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(query, params)
+            return cursor.rowcount
+
+    def _decrypt(self, token: bytes, what: str) -> bytes:
+        return _decrypt(self._fernet, token, what)
+
+    # --- integrations --------------------------------------------------------------------
+
+    async def create_integration(self, plugin: str, name: str) -> Integration:
+        now = _now()
+        row = await self._fetch_one(
+            f"""
+            INSERT INTO integrations
+                (plugin, name, settings, secrets, connection, webhook_token, version,
+                 created_at, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s)
+            RETURNING {_INTEGRATION_COLUMNS}
+            """,
+            (
+                plugin,
+                name,
+                json.dumps({}),
+                self._dump_secrets({}),
+                json.dumps({}),
+                secrets_module.token_urlsafe(32),
+                now,
+                now,
+            ),
+        )
+        assert row is not None  # RETURNING of an INSERT that cannot conflict
+        return self._integration(row)
+
+    async def get_integration(self, integration_id: int) -> Integration | None:
+        row = await self._fetch_one(
+            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = %s", (integration_id,)
+        )
+        return None if row is None else self._integration(row)
+
+    async def list_integrations(self) -> list[Integration]:
+        rows = await self._fetch_all(f"SELECT {_INTEGRATION_COLUMNS} FROM integrations ORDER BY id")
+        return [self._integration(row) for row in rows]
+
+    async def update_integration(
+        self,
+        integration_id: int,
+        *,
+        expected_version: int,
+        settings: Mapping[str, Any] | None = None,
+        secrets: Mapping[str, SecretStr | None] | None = None,
+        connection: Mapping[str, Any] | None = None,
+    ) -> Integration:
+        """Compare-and-swap on ``version``; see the Protocol for the merge rules."""
+        async with self._transaction() as cursor:
+            # FOR UPDATE: the row cannot move on between this read and the write below.
+            await cursor.execute(
+                f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = %s FOR UPDATE",
+                (integration_id,),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise NotFound(f"integration {integration_id} not found")
+            current = self._integration(row)
+            new_settings = current.settings if settings is None else dict(settings)
+            new_secrets = dict(current.secrets)
+            for key, value in (secrets or {}).items():
+                if value is None:
+                    new_secrets.pop(key, None)
+                else:
+                    new_secrets[key] = value
+            new_connection = {**current.connection, **(connection or {})}
+            await cursor.execute(
+                f"""
+                UPDATE integrations
+                SET settings = %s, secrets = %s, connection = %s, version = version + 1,
+                    updated_at = %s
+                WHERE id = %s AND version = %s
+                RETURNING {_INTEGRATION_COLUMNS}
+                """,
+                (
+                    json.dumps(new_settings),
+                    self._dump_secrets(new_secrets),
+                    json.dumps(new_connection),
+                    _now(),
+                    integration_id,
+                    expected_version,
+                ),
+            )
+            updated = await cursor.fetchone()
+            if updated is None:
+                raise Conflict(
+                    f"integration {integration_id} is at version {current.version},"
+                    f" not {expected_version}: reload and try again"
+                )
+        return self._integration(updated)
+
+    def _dump_secrets(self, values: Mapping[str, SecretStr]) -> str:
+        plain = json.dumps({key: value.get_secret_value() for key, value in values.items()})
+        return self._fernet.encrypt(plain.encode()).decode()
+
+    def _load_secrets(self, stored: str, integration_id: int) -> dict[str, SecretStr]:
+        plain: dict[str, str] = json.loads(
+            self._decrypt(stored.encode(), f"The secrets of integration {integration_id}")
+        )
+        return {key: SecretStr(value) for key, value in plain.items()}
+
+    def _integration(self, row: DictRow) -> Integration:
+        return Integration(
+            id=row["id"],
+            plugin=row["plugin"],
+            name=row["name"],
+            settings=_json_object(row["settings"]),
+            secrets=self._load_secrets(row["secrets"], row["id"]),
+            connection=_json_object(row["connection"]),
+            webhook_token=SecretStr(row["webhook_token"]),
+            version=row["version"],
+            created_at=_py_time(row["created_at"]),
+            updated_at=_py_time(row["updated_at"]),
+        )
+
+    # --- the account catalog -------------------------------------------------------------
+
+    async def get_catalog(self) -> Catalog:
+        row = await self._fetch_one("SELECT data FROM catalog WHERE id = 1")
+        return Catalog() if row is None else Catalog.model_validate_json(row["data"])
+
+    async def replace_catalog(self, catalog: Catalog) -> None:
+        await self._rowcount(
+            """
+            INSERT INTO catalog (id, data, updated_at) VALUES (1, %s, %s)
+            ON CONFLICT (id) DO UPDATE
+            SET data = excluded.data, updated_at = excluded.updated_at
+            """,
+            (catalog.model_dump_json(), _now()),
+        )
+
+    # --- visitor sessions and bindings ---------------------------------------------------
+
+    async def add_visitor_session(self, session: VisitorSession) -> None:
+        """Keep the first record of a session id: a visit's origin does not change later."""
+        await self._rowcount(
+            """
+            INSERT INTO visitor_sessions (id, data, created_at) VALUES (%s, %s, %s)
+            ON CONFLICT (id) DO NOTHING
+            """,
+            (session.id, session.model_dump_json(), _db_time(session.created_at)),
+        )
+
+    async def get_visitor_session(self, session_id: str) -> VisitorSession | None:
+        row = await self._fetch_one(
+            "SELECT data FROM visitor_sessions WHERE id = %s", (session_id,)
+        )
+        return None if row is None else VisitorSession.model_validate_json(row["data"])
+
+    async def bind_session(
+        self, integration_id: int, external_id: str, session_id: str
+    ) -> SessionBinding:
+        """Idempotent: the first binding of ``external_id`` wins and is returned again."""
+        with _integration_must_exist(integration_id):
+            row = await self._fetch_one(
+                f"""
+                INSERT INTO session_bindings (integration_id, external_id, session_id, created_at)
+                VALUES (%s, %s, %s, %s)
+                ON CONFLICT (integration_id, external_id) DO NOTHING
+                RETURNING {_BINDING_COLUMNS}
+                """,
+                (integration_id, external_id, session_id, _now()),
+            )
+        if row is None:
+            # Bound before (by anyone: ON CONFLICT waited for that commit): the first stays.
+            row = await self._select_binding(integration_id, external_id)
+        assert row is not None  # inserted, or there before; bindings are never deleted
+        return _binding(row)
+
+    async def get_binding(self, integration_id: int, external_id: str) -> SessionBinding | None:
+        row = await self._select_binding(integration_id, external_id)
+        return None if row is None else _binding(row)
+
+    async def _select_binding(self, integration_id: int, external_id: str) -> DictRow | None:
+        return await self._fetch_one(
+            f"""
+            SELECT {_BINDING_COLUMNS} FROM session_bindings
+            WHERE integration_id = %s AND external_id = %s
+            """,
+            (integration_id, external_id),
+        )
+
+    # --- appeals -------------------------------------------------------------------------
+
+    async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:
+        """Insert, or replace every field of the appeal with this key; ``first_seen_at`` stays."""
+        with _integration_must_exist(appeal.integration_id):
+            row = await self._fetch_one(
+                f"{_UPSERT_APPEAL} RETURNING record, first_seen_at, updated_at",
+                _appeal_params(appeal, _now()),
+            )
+        assert row is not None  # an upsert always returns its row
+        return _stored_appeal(row)
+
+    async def get_appeal(self, key: str) -> StoredAppeal | None:
+        row = await self._fetch_one(
+            "SELECT record, first_seen_at, updated_at FROM appeals WHERE key = %s", (key,)
+        )
+        return None if row is None else _stored_appeal(row)
+
+    async def list_appeals(
+        self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredAppeal]:
+        """Newest first by the appeal's ``created_at``, then by key (byte order, as SQLite's)
+        so that pages are stable."""
+        where = "" if integration_id is None else "WHERE integration_id = %(integration_id)s"
+        rows = await self._fetch_all(
+            f"""
+            SELECT record, first_seen_at, updated_at FROM appeals {where}
+            ORDER BY created_at DESC, key DESC LIMIT %(limit)s OFFSET %(offset)s
+            """,
+            {"integration_id": integration_id, "limit": limit, "offset": offset},
+        )
+        return [_stored_appeal(row) for row in rows]
+
+    # --- the webhook inbox ---------------------------------------------------------------
+
+    async def add_inbox_item(
+        self,
+        integration_id: int,
+        request: HookRequest,
+        *,
+        dedupe_key: str | None = None,
+        ignored: str | None = None,
+    ) -> InboxItem:
+        """Persist a delivery as pending (or as ignored, with the reason), due from when it was
+        received. A delivery with the same dedupe key (by default: the same body) for the same
+        integration is a redelivery: the existing item comes back unchanged."""
+        digest = hashlib.sha256(dedupe_key.encode() if dedupe_key else request.body).hexdigest()
+        status = "pending" if ignored is None else "ignored"
+        outcome = None if ignored is None else json.dumps({"result": "ignored", "reason": ignored})
+        now = _now()
+        # Committed when the statement ends (the connection is in autocommit mode): the caller
+        # may acknowledge the delivery as soon as this returns.
+        with _integration_must_exist(integration_id):
+            row = await self._fetch_one(
+                f"""
+                INSERT INTO webhook_inbox
+                    (integration_id, body_sha256, request, body, status, outcome, attempts,
+                     next_attempt_at, created_at, updated_at)
+                VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s)
+                ON CONFLICT (integration_id, body_sha256) DO NOTHING
+                RETURNING {_INBOX_COLUMNS}
+                """,
+                (
+                    integration_id,
+                    digest,
+                    request.model_dump_json(exclude={"body"}),
+                    self._fernet.encrypt(request.body),
+                    status,
+                    outcome,
+                    _db_time(request.received_at),
+                    now,
+                    now,
+                ),
+            )
+        if row is None:  # a redelivery: ON CONFLICT waited for the first one's commit
+            row = await self._fetch_one(
+                f"""
+                SELECT {_INBOX_COLUMNS} FROM webhook_inbox
+                WHERE integration_id = %s AND body_sha256 = %s
+                """,
+                (integration_id, digest),
+            )
+        assert row is not None  # inserted, or there before; inbox items are never deleted
+        return self._inbox_item(row)
+
+    async def due_inbox_items(
+        self, integration_id: int, *, now: datetime, limit: int = 50
+    ) -> list[InboxItem]:
+        """Pending items whose ``next_attempt_at`` has come, oldest first."""
+        rows = await self._fetch_all(
+            f"""
+            SELECT {_INBOX_COLUMNS} FROM webhook_inbox
+            WHERE integration_id = %s AND status = 'pending' AND next_attempt_at <= %s
+            ORDER BY id LIMIT %s
+            """,
+            (integration_id, _db_time(now), limit),
+        )
+        return [self._inbox_item(row) for row in rows]
+
+    async def next_inbox_attempt(self, integration_id: int) -> datetime | None:
+        """When the integration's earliest pending item is due, if it has one."""
+        row = await self._fetch_one(
+            """
+            SELECT MIN(next_attempt_at) AS due FROM webhook_inbox
+            WHERE integration_id = %s AND status = 'pending'
+            """,
+            (integration_id,),
+        )
+        return None if row is None or row["due"] is None else _py_time(row["due"])
+
+    async def pending_integrations(self) -> list[int]:
+        """Integrations with pending items, due or not (their drains reschedule themselves)."""
+        rows = await self._fetch_all(
+            """
+            SELECT DISTINCT integration_id FROM webhook_inbox WHERE status = 'pending'
+            ORDER BY integration_id
+            """
+        )
+        return [int(row["integration_id"]) for row in rows]
+
+    async def finish_drain(
+        self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
+    ) -> None:
+        """Appeals and outcomes in one transaction; see the Protocol. Every unknown item or
+        integration is found before anything is written, so the error names it; the writes then
+        go in two batches (``executemany``), not one round trip per row."""
+        now = _now()
+        outcome_params = [_outcome_params(outcome, now) for outcome in outcomes]
+        appeal_params = [_appeal_params(appeal, now) for appeal in appeals]
+        async with self._transaction() as cursor:
+            if appeals:
+                wanted = [appeal.integration_id for appeal in appeals]
+                await cursor.execute(
+                    "SELECT id FROM integrations WHERE id = ANY(%s)", (sorted(set(wanted)),)
+                )
+                known = {row["id"] for row in await cursor.fetchall()}
+                for integration_id in wanted:
+                    if integration_id not in known:
+                        raise NotFound(f"integration {integration_id} not found")
+                with _integration_must_exist(wanted[0]):
+                    await cursor.executemany(_UPSERT_APPEAL, appeal_params)
+            if outcomes:
+                wanted = [outcome.item_id for outcome in outcomes]
+                await cursor.execute(
+                    "SELECT id FROM webhook_inbox WHERE id = ANY(%s)", (sorted(set(wanted)),)
+                )
+                known = {row["id"] for row in await cursor.fetchall()}
+                for item_id in wanted:
+                    if item_id not in known:
+                        raise NotFound(f"inbox item {item_id} not found")
+                await cursor.executemany(_WRITE_OUTCOME, outcome_params)
+
+    def _inbox_item(self, row: DictRow) -> InboxItem:
+        # The body is kept apart from the JSON (raw bytes need not be UTF-8), and encrypted: a
+        # webhook's body carries its credentials (Bitrix24's auth[application_token]).
+        body = self._decrypt(bytes(row["body"]), f"The body of inbox item {row['id']}")
+        request = HookRequest.model_validate_json(row["request"]).model_copy(update={"body": body})
+        return InboxItem(
+            id=row["id"],
+            integration_id=row["integration_id"],
+            status=row["status"],
+            request=request,
+            attempts=row["attempts"],
+            next_attempt_at=_py_time(row["next_attempt_at"]),
+            last_error=row["last_error"],
+            outcome=None if row["outcome"] is None else _json_object(row["outcome"]),
+            created_at=_py_time(row["created_at"]),
+            updated_at=_py_time(row["updated_at"]),
+        )
+
+    async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
+        """A person asked to retry a failed item: make it pending and due now. Anything but a
+        failed item is left alone (``None``). ``attempts`` starts again from zero (a fresh retry
+        budget); ``last_error`` stays."""
+        row = await self._fetch_one(
+            f"""
+            UPDATE webhook_inbox
+            SET status = 'pending', attempts = 0, next_attempt_at = %s, updated_at = %s
+            WHERE id = %s AND status = 'failed'
+            RETURNING {_INBOX_COLUMNS}
+            """,
+            (_db_time(now), _now(), item_id),
+        )
+        return None if row is None else self._inbox_item(row)
+
+    async def list_inbox(
+        self, *, status: InboxStatus | None = None, limit: int = 100
+    ) -> list[InboxItem]:
+        """Newest first."""
+        where = "" if status is None else "WHERE status = %(status)s"
+        rows = await self._fetch_all(
+            f"SELECT {_INBOX_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT %(limit)s",
+            {"status": status, "limit": limit},
+        )
+        return [self._inbox_item(row) for row in rows]
+
+    async def claim_period(self, name: str, *, period_seconds: float, now: datetime) -> bool:
+        """One statement: ``ON CONFLICT DO UPDATE`` locks the row and checks the ``WHERE``
+        against its latest version, so of concurrent claims exactly one writes."""
+        written = await self._rowcount(
+            """
+            INSERT INTO periodic_claims (name, claimed_at) VALUES (%s, %s)
+            ON CONFLICT (name) DO UPDATE SET claimed_at = excluded.claimed_at
+            WHERE periodic_claims.claimed_at <= %s
+            """,
+            (name, _db_time(now), now - timedelta(seconds=period_seconds)),
+        )
+        return written == 1
+
+    # --- rate limits ---------------------------------------------------------------------
+
+    async def take_rate(
+        self, key: str, *, rate: float, now: float, count: float = 1.0, at_least: float = 0.0
+    ) -> float:
+        """One statement: ``ON CONFLICT DO UPDATE`` locks the row (a concurrent first insert
+        waits for the other's commit, then updates) and computes from its latest version, so
+        no count is lost however many processes take at once."""
+        row = await self._fetch_one(_TAKE_RATE, _rate_params(key, rate, now, count, at_least))
+        assert row is not None  # RETURNING of an upsert
+        return float(row["level"])
+
+    # --- host secrets --------------------------------------------------------------------
+
+    async def host_secret_key(self) -> bytes:
+        """32 random bytes made on first use and kept, so signed OAuth ``state`` values stay
+        valid across restarts (and are the same in every process)."""
+        if self._secret_key is None:
+            await self._rowcount(
+                "INSERT INTO host_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (_HOST_SECRET_KEY, self._fernet.encrypt(secrets_module.token_bytes(32))),
+            )
+            row = await self._fetch_one(
+                "SELECT value FROM host_meta WHERE key = %s", (_HOST_SECRET_KEY,)
+            )
+            assert row is not None  # inserted now or before, never deleted
+            self._secret_key = self._decrypt(bytes(row["value"]), "The host's signing key")
+        return self._secret_key
+
+    async def use_nonce(self, nonce: str, *, expires_at: datetime, now: datetime) -> bool:
+        async with self._transaction() as cursor:
+            await cursor.execute("DELETE FROM used_nonces WHERE expires_at < %s", (_db_time(now),))
+            await cursor.execute(
+                """
+                INSERT INTO used_nonces (nonce, expires_at) VALUES (%s, %s)
+                ON CONFLICT (nonce) DO NOTHING
+                """,
+                (nonce, _db_time(expires_at)),
+            )
+            return cursor.rowcount == 1
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+def _connect_kwargs(url: str) -> dict[str, Any]:
+    """The connection options besides the URL: autocommit (a transaction is always explicit),
+    and a connect timeout and application name unless the URL sets them."""
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.Error as error:
+        raise DatabaseUnavailable(
+            f"the PostgreSQL URL is not valid: {_scrub(str(error), url)}"
+        ) from None
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if "connect_timeout" not in given:
+        kwargs["connect_timeout"] = _CONNECT_TIMEOUT
+    if "application_name" not in given:
+        kwargs["application_name"] = _APPLICATION_NAME
+    return kwargs
+
+
+def _scrub(message: str, url: str) -> str:
+    """``message`` without the URL or its password, in case the driver quoted them."""
+    secrets_in_url = [url]
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        secrets_in_url += [password, unquote(password)]
+    for secret in sorted(secrets_in_url, key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message.strip()
+
+
+async def _configure(conn: AsyncConnection[TupleRow]) -> None:
+    _read_json_as_text(conn)
+
+
+def _read_json_as_text(conn: AsyncConnection[TupleRow]) -> None:
+    """``json`` columns come back as their text, which pydantic parses (as with SQLite)."""
+    conn.adapters.register_loader("json", TextLoader)
+
+
+async def _adopt_key(conn: AsyncConnection[TupleRow], fernet: Fernet) -> None:
+    """Check the key against the database; a database without a key yet takes this one (and
+    whatever it holds in the clear is encrypted with it), as ``SqliteRepository`` does."""
+    cursor = conn.cursor(row_factory=dict_row)
+    async with conn.transaction():
+        check = await _meta(cursor, _KEY_CHECK)
+        if check is None:
+            # The first opener adopts; a concurrent one waits here and then finds the check.
+            await cursor.execute("LOCK TABLE host_meta IN SHARE ROW EXCLUSIVE MODE")
+            check = await _meta(cursor, _KEY_CHECK)
+        if check is not None:
+            _decrypt(fernet, check, "The database")
+            return
+        await cursor.execute("SELECT id, secrets FROM integrations FOR UPDATE")
+        for plain in await cursor.fetchall():
+            await cursor.execute(
+                "UPDATE integrations SET secrets = %s WHERE id = %s",
+                (fernet.encrypt(plain["secrets"].encode()).decode(), plain["id"]),
+            )
+        await cursor.execute("SELECT id, body FROM webhook_inbox FOR UPDATE")
+        for plain in await cursor.fetchall():
+            await cursor.execute(
+                "UPDATE webhook_inbox SET body = %s WHERE id = %s",
+                (fernet.encrypt(bytes(plain["body"])), plain["id"]),
+            )
+        signing_key = await _meta(cursor, _HOST_SECRET_KEY)
+        if signing_key is not None:
+            await cursor.execute(
+                "UPDATE host_meta SET value = %s WHERE key = %s",
+                (fernet.encrypt(signing_key), _HOST_SECRET_KEY),
+            )
+        await cursor.execute(
+            "INSERT INTO host_meta (key, value) VALUES (%s, %s)",
+            (_KEY_CHECK, fernet.encrypt(_KEY_CHECK_VALUE)),
+        )
+
+
+async def _meta(cursor: AsyncCursor[DictRow], key: str) -> bytes | None:
+    await cursor.execute("SELECT value FROM host_meta WHERE key = %s", (key,))
+    row = await cursor.fetchone()
+    return None if row is None else bytes(row["value"])
+
+
+def _decrypt(fernet: Fernet, token: bytes, what: str) -> bytes:
+    try:
+        return fernet.decrypt(token)
+    except InvalidToken:
+        # ``from None``: InvalidToken says nothing more, and a traceback need not show it.
+        raise HostKeyError(
+            f"{what} cannot be decrypted with {ENV}: it is not the key it was encrypted with"
+        ) from None
+
+
+# --- (de)serialisation -----------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _db_time(value: datetime) -> datetime:
+    """An aware time, as ``timestamptz`` stores it; a naive one is refused (the server would
+    read it in its own time zone), as SQLite's repository does."""
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the repository needs aware times")
+    return value
+
+
+def _py_time(stored: datetime) -> datetime:
+    """In UTC, whatever the session's time zone (as the SQLite repository returns times)."""
+    return stored.astimezone(UTC)
+
+
+def _json_object(stored: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(stored)
+    return value
+
+
+def _rate_params(
+    key: str, rate: float, now: float, count: float, at_least: float
+) -> dict[str, Any]:
+    values = {"rate": rate, "now": now, "count": count, "at_least": at_least}
+    for name, value in values.items():
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"take_rate needs a finite, non-negative {name}, not {value!r}")
+    return {"key": key, **{name: float(value) for name, value in values.items()}}
+
+
+def _appeal_params(appeal: Appeal, now: datetime) -> dict[str, Any]:
+    return {
+        "key": appeal.key,
+        "integration_id": appeal.integration_id,
+        "created_at": _db_time(appeal.created_at),
+        "record": appeal.model_dump_json(),
+        "now": now,
+    }
+
+
+def _outcome_params(outcome: InboxOutcome, now: datetime) -> dict[str, Any]:
+    """The parameters of ``_WRITE_OUTCOME`` that record one drain outcome of an inbox item."""
+    finished = outcome.status in ("done", "ignored")
+    if outcome.status == "retry" and outcome.next_attempt_at is None:
+        raise ValueError("a retry outcome needs next_attempt_at")
+    return {
+        "id": outcome.item_id,
+        "status": "pending" if outcome.status == "retry" else outcome.status,
+        "finished": finished,
+        "outcome": json.dumps(outcome.outcome or {}) if finished else None,
+        "attempt": 0 if finished else 1,
+        "error": outcome.error,
+        "next_attempt_at": (
+            _db_time(outcome.next_attempt_at)
+            if outcome.status == "retry" and outcome.next_attempt_at is not None
+            else None
+        ),
+        "now": now,
+    }
+
+
+def _binding(row: DictRow) -> SessionBinding:
+    return SessionBinding(
+        integration_id=row["integration_id"],
+        external_id=row["external_id"],
+        session_id=row["session_id"],
+        created_at=_py_time(row["created_at"]),
+    )
+
+
+def _stored_appeal(row: DictRow) -> StoredAppeal:
+    return StoredAppeal(
+        appeal=Appeal.model_validate_json(row["record"]),
+        first_seen_at=_py_time(row["first_seen_at"]),
+        updated_at=_py_time(row["updated_at"]),
+    )
+
+
+@contextmanager
+def _integration_must_exist(integration_id: int) -> Iterator[None]:
+    """Turn the foreign-key failure of a write for an unknown integration into ``NotFound``."""
+    try:
+        yield
+    except psycopg.errors.ForeignKeyViolation as error:
+        raise NotFound(f"integration {integration_id} not found") from error

@@ -1,0 +1,537 @@
+"""``python -m tests.bench --multi-portal``: many portals at once, through 1 and then 2 workers.
+
+The scaled-out host (``tests.cluster``: PostgreSQL, the web process with ``--worker none``,
+workers that share only the database) takes a burst from ``--portals`` sandbox portals of
+``--chats-per-portal`` chats each, twice on fresh processes and a fresh database with the same
+chats: once with one worker, once with two. Each portal is a sandbox app of its own (its own
+address, ``member_id``, application and rate limit) and an integration of its own in the host
+(its own OAuth connection and outgoing webhook), so its drains run one at a time cluster-wide
+while different portals drain in parallel. Fifty sandbox processes would not fit two cores
+beside the host, so one process serves every portal app on its own port in one event loop
+(``python -m tests.bench.multi_portal --ports P1,P2,…``), each app in the bench's request log.
+
+The figures are the single-portal bench's, read the same way (``docs/benchmarks.md``): appeals
+per second from the database, acknowledgement latency from the timing relay, REST requests and
+``QUERY_LIMIT_EXCEEDED`` refusals from the portals' logs; plus the CPU each part used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from tests.bench.burst import (
+    HostDb,
+    Setup,
+    effective_limit,
+    floor_seconds,
+    percentile,
+    sandbox_bucket_wait,
+    set_up,
+    start_chats,
+    wait_for_appeals,
+)
+from tests.bench.core import say
+from tests.bench.report import MAX_ACK_P99_MS, Target, _num, target_lines
+from tests.bench.sandbox_server import LIMITS, logged_sandbox
+from tests.bench.systems import (
+    ROOT,
+    bench_env,
+    fetch_rest_log,
+    free_port,
+    proc_cpu,
+    read_latencies,
+    relay_command,
+    relay_up,
+    served,
+    wait_until_up,
+)
+from tests.cluster import Cluster, ClusterConfig, Part
+from tests.servers import child_pids
+
+PORTALS = 50
+CHATS_PER_PORTAL = 40
+WORKER_COUNTS = (1, 2)
+MIN_SCALING = 1.6  # appeals per second, 2 workers / 1 worker
+SETUP_AT_ONCE = 5  # integrations set up concurrently
+PROGRESS_SECONDS = 3.0
+TIMEOUT_SECONDS = 600.0  # one burst at the most, however slowly appeals still trickle in
+LOGS = ROOT / "var" / "bench-multi-portal"
+
+
+@dataclass
+class RunFigures:
+    workers: int
+    chats: int
+    appeals: int
+    inbox: dict[str, int]
+    portals_complete: int  # portals whose every chat has its appeal
+    delivery_span_s: float  # first webhook stored → last one
+    drain_s: float  # first webhook stored → last appeal first written
+    appeals_per_s: float
+    acks: int
+    ack_p50_ms: float
+    ack_p99_ms: float
+    ack_max_ms: float
+    rest_requests: int
+    limit_refusals: int  # 503 QUERY_LIMIT_EXCEEDED, all portals together
+    requests_per_appeal: float
+    busiest_portal_requests: int
+    busiest_portal_floor_s: float  # the rate limit's floor for the busiest portal alone
+    cpu_window_s: float  # from the chats' start to the last appeal seen
+    cpu_s: dict[str, float] = field(default_factory=dict)  # per part, during that window
+
+    @property
+    def cpu_share(self) -> float:
+        """The parts' CPU over what the machine's cores could give in the window."""
+        return sum(self.cpu_s.values()) / (self.cpu_window_s * (os.cpu_count() or 1))
+
+
+@dataclass
+class MultiPortalReport:
+    portals: int
+    chats_per_portal: int
+    limit: str
+    seed: int
+    runs: list[RunFigures]
+    commit: str = ""
+    python: str = platform.python_version()
+    cores: int = os.cpu_count() or 1
+    seconds: float = 0.0
+
+    @property
+    def scaling(self) -> float | None:
+        """Appeals per second with the most workers over those with the fewest."""
+        if len(self.runs) < 2 or not self.runs[0].appeals_per_s:
+            return None
+        return self.runs[-1].appeals_per_s / self.runs[0].appeals_per_s
+
+
+# --- the portals: one process, one event loop, an app per port ------------------------------
+
+
+def portal_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def portal_identity(number: int) -> dict[str, str]:
+    """Portal ``number``'s own ``member_id`` and application, as distinct as real portals'
+    (the appeal key holds the ``member_id``: two portals sharing one would share appeals)."""
+
+    def digest(kind: str) -> str:
+        return hashlib.sha256(f"bench-portal-{number}-{kind}".encode()).hexdigest()
+
+    return {
+        "member_id": digest("member")[:32],
+        "client_id": f"local.{digest('app')[:14]}.{number:08d}",
+        "client_secret": digest("secret")[:50],
+        "application_token": digest("token")[:32],
+    }
+
+
+async def serve_portals(ports: list[int], limit: str) -> None:
+    """Every portal's app on its port in this loop, until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        for number, port in enumerate(ports, 1):
+            app = logged_sandbox(portal_url(port), limit, "", **portal_identity(number))
+            await stack.enter_async_context(served(app, port))
+        # After every server has started: uvicorn takes the signals for each as it starts.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"{len(ports)} sandbox portals up", flush=True)
+        await stop.wait()
+
+
+class _BenchCluster(Cluster):
+    """``tests.cluster``'s cluster with every portal in one sandbox process, all of them
+    allowed as OAuth servers, periodic work off (as in the single-portal bench), and the host
+    reached at the timing relay's address: its public URL is the relay's, so every delivery,
+    the outgoing webhooks' and those of the handlers the plugin binds itself, is timed."""
+
+    def __init__(
+        self, config: ClusterConfig, ports: list[int], limit: str, relay_port: int
+    ) -> None:
+        super().__init__(config)
+        self.ports = ports
+        self.limit = limit
+        self.relay_port = relay_port
+        self.env: dict[str, str] = {}
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.relay_port}"
+
+    def _sandbox_command(self) -> list[str]:
+        ports = ",".join(map(str, self.ports))
+        command = [sys.executable, "-m", "tests.bench.multi_portal", "--ports", ports]
+        return [*command, "--rate-limit", self.limit]
+
+    def _environment(self) -> dict[str, str]:
+        self.env = {**super()._environment(), **bench_env(list(map(portal_url, self.ports)))}
+        return self.env
+
+    def postmaster_pid(self) -> int:
+        return int((self.pg.data / "postmaster.pid").read_text().split()[0])
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Portal:
+    host_url: str
+    webhook_base: str
+    portal_url: str
+
+
+def _cpu(cluster: _BenchCluster, relay: Part) -> dict[str, float]:
+    """CPU seconds so far of each part; PostgreSQL's are its server's with every backend's."""
+    postmaster = cluster.postmaster_pid()
+    backends = 0.0
+    for pid in child_pids(postmaster):
+        with contextlib.suppress(OSError):  # a backend that ended meanwhile is in cutime
+            backends += proc_cpu(pid)
+    assert cluster.web is not None and cluster.sandbox is not None
+    return {
+        "web process": proc_cpu(cluster.web.pid or 0),
+        "workers": sum(proc_cpu(worker.pid or 0) for worker in cluster.workers),
+        "PostgreSQL": proc_cpu(postmaster, reaped=True) + backends,
+        "sandbox portals (one process)": proc_cpu(cluster.sandbox.pid or 0),
+        "timing relay": proc_cpu(relay.pid or 0),
+        "bench (polling)": time.process_time(),
+    }
+
+
+async def _until_workers_ready(db: psycopg.Connection, workers: int) -> None:
+    """Every worker has registered with procrastinate and no job is waiting or running."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        (ready,) = db.execute("SELECT count(*) FROM procrastinate_workers").fetchone() or (0,)
+        (busy,) = db.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+        ).fetchone() or (0,)
+        if ready >= workers and not busy:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{workers} workers were not ready and idle within 60 s")
+
+
+async def _set_up_portals(
+    client: httpx.AsyncClient, portals: list[_Portal], limit: str
+) -> list[Setup]:
+    at_once = asyncio.Semaphore(SETUP_AT_ONCE)
+
+    async def one(portal: _Portal) -> Setup:
+        async with at_once:
+            return await set_up(client, portal, limit)
+
+    return list(await asyncio.gather(*map(one, portals)))
+
+
+def _progress_printer(
+    progress: Callable[[str], None], expected: int, started: float
+) -> Callable[[int, dict[str, int]], None]:
+    last = [0.0]
+
+    def on_poll(appeals: int, inbox: dict[str, int]) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_SECONDS or appeals >= expected:
+            last[0] = now
+            waiting = dict(sorted(inbox.items()))
+            progress(f"{appeals}/{expected} appeals, inbox {waiting}, {now - started:.0f} s")
+
+    return on_poll
+
+
+async def run_once(
+    workers: int,
+    portals: int,
+    chats_per_portal: int,
+    limit: str,
+    seed: int,
+    progress: Callable[[str], None] = say,
+) -> RunFigures:
+    """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers; one burst."""
+    label = _workers(workers)
+    logs = LOGS / f"{workers}-workers"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    ports = [free_port() for _ in range(portals)]
+    config = ClusterConfig(
+        directory=logs,
+        pg_dir=None,  # a throwaway server: a fresh database for every run
+        pg_port=0,
+        durable=True,  # fsync on, as a server that keeps data runs
+        web_port=0,
+        sandbox_port=ports[0],
+        workers=workers,
+        schedule_seconds=0,
+        log_dir=logs,
+    )
+    relay_port, relay_log = free_port(), logs / "ack-latencies.txt"
+    cluster = _BenchCluster(config, ports, limit, relay_port)
+    relay_cmd = relay_command(relay_port, cluster.web_port, relay_log)
+    relay = Part("relay", relay_cmd, logs / "relay.log")
+    progress(f"{label}: PostgreSQL, {portals} portals, the web process and {label} (logs {logs})")
+    try:
+        relay.start(bench_env([]))  # first: the cluster waits for the web process through it
+        await relay_up(relay_log)
+        await asyncio.to_thread(cluster.start)
+        for port in ports:
+            await wait_until_up(f"{portal_url(port)}/sandbox/api/portal", None, 60)
+        endpoints = [_Portal(cluster.web_url, cluster.web_url, portal_url(port)) for port in ports]
+        with psycopg.connect(cluster.db_url, autocommit=True) as db:
+            async with httpx.AsyncClient(timeout=120.0) as client:
+                progress(f"{label}: {portals} integrations set up (settings, webhook, OAuth)")
+                await _set_up_portals(client, endpoints, limit)
+                await _until_workers_ready(db, workers)
+                run = _Burst(
+                    client, db, cluster, relay, relay_log, endpoints, limit,
+                    lambda text: progress(f"{label}: {text}"),
+                )  # fmt: skip
+                return await run.figures(chats_per_portal, seed)
+    finally:
+        relay.stop()
+        await asyncio.to_thread(cluster.stop)
+
+
+@dataclass
+class _Burst:
+    """One burst against a running cluster whose portals are set up."""
+
+    client: httpx.AsyncClient
+    db: psycopg.Connection
+    cluster: _BenchCluster
+    relay: Part
+    relay_log: Path
+    portals: list[_Portal]
+    limit: str
+    progress: Callable[[str], None]
+
+    async def rest_logs(self) -> list[list[tuple[float, str, int]]]:
+        return [await fetch_rest_log(self.client, p.portal_url) for p in self.portals]
+
+    async def figures(self, chats_per_portal: int, seed: int) -> RunFigures:
+        rate_burst = effective_limit(self.limit)
+        wait = max(sandbox_bucket_wait(log, rate_burst) for log in await self.rest_logs())
+        self.progress(f"waiting {wait:.1f} s for the portals' buckets to empty")
+        await asyncio.sleep(wait)
+        logged_before = list(map(len, await self.rest_logs()))
+        acks_before = len(read_latencies(self.relay_log))
+        cpu_before = _cpu(self.cluster, self.relay)
+        started = time.monotonic()
+        self.progress(f"burst: {chats_per_portal} chats on each of {len(self.portals)} portals")
+        lead_ids = await asyncio.gather(
+            *(
+                start_chats(self.client, p.portal_url, chats_per_portal, seed=seed * 1000 + number)
+                for number, p in enumerate(self.portals, 1)
+            )
+        )
+        expected = sum(map(len, lead_ids))
+        reader = HostDb(self.db)
+        on_poll = _progress_printer(self.progress, expected, started)
+        await wait_for_appeals(reader, expected, on_poll, timeout=TIMEOUT_SECONDS)
+        cpu_window = time.monotonic() - started
+        cpu_after = _cpu(self.cluster, self.relay)
+        appeals, inbox = reader.progress()
+        first, last, written = reader.times()
+        per_portal = self.db.execute(
+            "SELECT integration_id, count(*) FROM appeals GROUP BY integration_id"
+        ).fetchall()
+        rest = [
+            log[before:] for log, before in zip(await self.rest_logs(), logged_before, strict=True)
+        ]
+        acks = read_latencies(self.relay_log)[acks_before:]
+        refused = [sum(1 for _, _, status in log if status == 503) for log in rest]
+        busiest = max(range(len(rest)), key=lambda i: len(rest[i]))
+        drain = written - first
+        return RunFigures(
+            workers=len(self.cluster.workers),
+            chats=expected,
+            appeals=appeals,
+            inbox=inbox,
+            portals_complete=sum(1 for _, n in per_portal if n >= chats_per_portal),
+            delivery_span_s=last - first,
+            drain_s=drain,
+            appeals_per_s=appeals / drain if drain > 0 else float("inf"),
+            acks=len(acks),
+            ack_p50_ms=percentile(acks, 0.50) * 1000,
+            ack_p99_ms=percentile(acks, 0.99) * 1000,
+            ack_max_ms=max(acks, default=float("nan")) * 1000,
+            rest_requests=sum(map(len, rest)),
+            limit_refusals=sum(refused),
+            requests_per_appeal=sum(map(len, rest)) / max(appeals, 1),
+            busiest_portal_requests=len(rest[busiest]),
+            busiest_portal_floor_s=floor_seconds(len(rest[busiest]) - refused[busiest], rate_burst),
+            cpu_window_s=cpu_window,
+            cpu_s={part: cpu_after[part] - cpu_before[part] for part in cpu_before},
+        )
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+    )
+    return done.stdout.strip() or "unknown"
+
+
+async def run_multi_portal(
+    portals: int = PORTALS,
+    chats_per_portal: int = CHATS_PER_PORTAL,
+    limit: str = "standard",
+    seed: int = 1,
+    *,
+    worker_counts: tuple[int, ...] = WORKER_COUNTS,
+    progress: Callable[[str], None] = say,
+) -> MultiPortalReport:
+    began = time.perf_counter()
+    report = MultiPortalReport(portals, chats_per_portal, limit, seed, [], commit=_commit())
+    for workers in worker_counts:
+        run = await run_once(workers, portals, chats_per_portal, limit, seed, progress)
+        progress(
+            f"{_workers(workers)}: {run.appeals} appeals in {run.drain_s:.2f} s,"
+            f" {run.appeals_per_s:.1f}/s, ack p99 {run.ack_p99_ms:.1f} ms,"
+            f" {run.limit_refusals} refused"
+        )
+        report.runs.append(run)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def multi_targets(report: MultiPortalReport) -> list[Target]:
+    found = []
+    scaling = report.scaling
+    if scaling is not None:
+        first, last = report.runs[0], report.runs[-1]
+        found.append(
+            Target(
+                f"appeals/s, {last.workers} workers / {first.workers}",
+                f">= {MIN_SCALING:g}",
+                f"{scaling:.2f} ({last.appeals_per_s:.1f} / {first.appeals_per_s:.1f})",
+                scaling >= MIN_SCALING,
+            )
+        )
+    for run in report.runs:
+        found.append(
+            Target(
+                f"webhook ack p99, {_workers(run.workers)}",
+                f"< {MAX_ACK_P99_MS:g} ms",
+                f"{_num(run.ack_p99_ms)} ms",
+                run.ack_p99_ms < MAX_ACK_P99_MS,
+            )
+        )
+    refused = [run.limit_refusals for run in report.runs]
+    found.append(
+        Target(
+            "QUERY_LIMIT_EXCEEDED, all portals",
+            "0",
+            " / ".join(map(str, refused)),
+            not any(refused),
+        )
+    )
+    found.append(
+        Target(
+            "every chat an appeal",
+            "all",
+            " / ".join(f"{run.appeals} of {run.chats}" for run in report.runs),
+            all(run.appeals == run.chats for run in report.runs),
+        )
+    )
+    return found
+
+
+def _cpu_cell(part: str, run: RunFigures) -> str:
+    return f"{run.cpu_s.get(part, 0.0):.1f}"
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker{'s' if count > 1 else ''}"
+
+
+def format_multi_report(report: MultiPortalReport) -> str:
+    rate, burst = effective_limit(report.limit)
+    runs = report.runs
+    total = report.portals * report.chats_per_portal
+
+    def row(name: str, cell: Callable[[RunFigures], str]) -> str:
+        return f"  {name:<42}" + "".join(f"{cell(run):<26}" for run in runs).rstrip()
+
+    lines = [
+        f"b24-openlines multi-portal benchmark (processes, PostgreSQL), {report.portals} portals"
+        f" x {report.chats_per_portal} chats, each portal's limit {report.limit}"
+        f" ({rate:g}/s, burst {burst}), seed {report.seed}",
+        f"commit {report.commit}, Python {report.python}, {report.cores} cores",
+        "",
+        f"A burst of {total} chats, each run on fresh processes and a fresh database",
+        row("", lambda r: _workers(r.workers)),
+        row("appeals", lambda r: f"{r.appeals} of {r.chats}"),
+        row("inbox", lambda r: " ".join(f"{k} {v}" for k, v in sorted(r.inbox.items()))),
+        row("portals with every appeal", lambda r: f"{r.portals_complete} of {report.portals}"),
+        row("first webhook in → last appeal written", lambda r: f"{r.drain_s:.2f} s"),
+        row("appeals per second", lambda r: f"{r.appeals_per_s:.1f}"),
+        row("webhooks stored in (first → last)", lambda r: f"{r.delivery_span_s:.2f} s"),
+        row(
+            "webhook ack p50 / p99 / max",
+            lambda r: f"{_num(r.ack_p50_ms, 2)} / {_num(r.ack_p99_ms)} / {_num(r.ack_max_ms)} ms",
+        ),
+        row("deliveries timed / webhooks stored", lambda r: f"{r.acks} / {sum(r.inbox.values())}"),
+        row("REST requests (refused, 503)", lambda r: f"{r.rest_requests} ({r.limit_refusals})"),
+        row("REST requests per appeal", lambda r: f"{r.requests_per_appeal:.3f}"),
+        row(
+            "busiest portal: requests, its floor",
+            lambda r: f"{r.busiest_portal_requests}, {r.busiest_portal_floor_s:.1f} s",
+        ),
+        "",
+        row("CPU seconds in the burst's window", lambda r: f"{r.cpu_window_s:.1f} s window"),
+    ]
+    for part in runs[0].cpu_s if runs else []:
+        lines.append(row(f"  {part}", partial(_cpu_cell, part)))
+    lines += [
+        row(
+            f"  all parts / ({report.cores} cores x window)",
+            lambda r: f"{sum(r.cpu_s.values()):.1f} ({r.cpu_share:.0%})",
+        ),
+        row(
+            "  CPU ms per appeal (all parts)",
+            lambda r: f"{sum(r.cpu_s.values()) * 1000 / max(r.appeals, 1):.2f}",
+        ),
+        "",
+        "Targets",
+        *target_lines(multi_targets(report)),
+        f"\n(the bench took {report.seconds:.0f} s)",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``--ports P1,P2,… [--rate-limit L]``: the portals' process (see ``serve_portals``)."""
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.multi_portal")
+    parser.add_argument("--ports", required=True, help="comma-separated: a portal on each")
+    parser.add_argument("--rate-limit", choices=sorted(LIMITS), default="standard")
+    args = parser.parse_args(argv)
+    asyncio.run(serve_portals([int(port) for port in args.ports.split(",")], args.rate_limit))
+
+
+if __name__ == "__main__":
+    main()
