@@ -104,18 +104,23 @@ class Servers:
         raise AssertionError(f"{len(appeals)} appeals after {timeout} s, expected {count}")
 
 
-def _start_host(db: Path, host_url: str, quiet: dict[str, Any]) -> subprocess.Popen[bytes]:
-    # --demo: the host keeps its key beside the database, as ``make run`` does.
+def _start_host(db: Path | str, host_url: str, quiet: dict[str, Any]) -> subprocess.Popen[bytes]:
     port = host_url.rsplit(":", 1)[1]
-    command = [sys.executable, "-m", "hooks.host", "--demo", "--db", str(db), "--port", port]
+    command = [sys.executable, "-m", "hooks.host", "--db", str(db), "--port", port]
+    if "ANALYTICS_HOST_KEY" not in quiet["env"]:
+        command.append("--demo")  # the key beside the database, as ``make run`` keeps it
     return subprocess.Popen(command, **quiet)
 
 
 @contextlib.contextmanager
-def running_servers(db: Path) -> Iterator[Servers]:
+def running_servers(db: Path | str, *, host_key: str | None = None) -> Iterator[Servers]:
+    """The host on ``db`` (a SQLite file, with its demo key; or a URL, with ``host_key``) and
+    the sandbox, as real processes."""
     host_url, portal_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "B24_OAUTH_SERVERS": portal_url}
     env.pop("ANALYTICS_HOST_KEY", None)
+    if host_key is not None:
+        env["ANALYTICS_HOST_KEY"] = host_key
     quiet: dict[str, Any] = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     sandbox = subprocess.Popen(
         [

@@ -10,15 +10,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HOST_KEY
 from tests.servers import Servers, child_pids, running_servers
 
 CHATS = 30
 BURST = 300
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    with running_servers(tmp_path / "host.sqlite3") as running:
+@pytest.fixture(params=["sqlite", "postgres"])
+def servers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Servers]:
+    if request.param == "sqlite":
+        with running_servers(tmp_path / "host.sqlite3") as running:
+            yield running
+        return
+    url = request.getfixturevalue("postgres_url")
+    with running_servers(url, host_key=HOST_KEY.get_secret_value()) as running:
         yield running
 
 

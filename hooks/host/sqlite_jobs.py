@@ -38,6 +38,14 @@ _WAIT = """
     ON CONFLICT (name, key) WHERE status = 'todo'
     DO UPDATE SET scheduled_at = MIN(scheduled_at, excluded.scheduled_at)
 """
+# The next job to run: due, and its lock (if it has one) held by no running job.
+_NEXT = """
+    SELECT id, name, key FROM jobs AS waiting
+    WHERE status = 'todo' AND scheduled_at <= ?
+      AND (lock IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jobs AS busy WHERE busy.status = 'doing' AND busy.lock = waiting.lock))
+    ORDER BY scheduled_at, id LIMIT 1
+"""
 
 
 class SqliteJobQueue:
@@ -151,23 +159,19 @@ class SqliteJobQueue:
                 await beating
 
     def _take(self) -> tuple[int, str, str] | None:
-        """The next due job whose lock is free, now ours; ``None`` when there is none."""
+        """The next due job whose lock is free, now ours; ``None`` when there is none.
+
+        A plain read looks first: the write lock (which the web process's webhook commits
+        need too) is taken only when there is a job to take or stalled ones to look for.
+        """
         now = time.time()
+        recover = now - self._last_recovery >= self._heartbeat and self._any_stalled(now)
+        if not recover and self._db.execute(_NEXT, (now,)).fetchone() is None:
+            return None
         with self._write() as db:
-            if now - self._last_recovery >= self._heartbeat:
-                self._last_recovery = now
+            if recover:
                 self._recover_stalled(db, now)
-            row = db.execute(
-                """
-                SELECT id, name, key FROM jobs AS waiting
-                WHERE status = 'todo' AND scheduled_at <= ?
-                  AND (lock IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM jobs AS busy
-                      WHERE busy.status = 'doing' AND busy.lock = waiting.lock))
-                ORDER BY scheduled_at, id LIMIT 1
-                """,
-                (now,),
-            ).fetchone()
+            row = db.execute(_NEXT, (now,)).fetchone()
             if row is None:
                 return None
             db.execute(
@@ -175,6 +179,14 @@ class SqliteJobQueue:
                 (self.worker_name, now, row["id"]),
             )
         return int(row["id"]), str(row["name"]), str(row["key"])
+
+    def _any_stalled(self, now: float) -> bool:
+        self._last_recovery = now
+        row = self._db.execute(
+            "SELECT 1 FROM jobs WHERE status = 'doing' AND heartbeat_at < ? LIMIT 1",
+            (now - self._stalled_after,),
+        ).fetchone()
+        return row is not None
 
     def _recover_stalled(self, db: sqlite3.Connection, now: float) -> None:
         """Jobs of workers whose heartbeat stopped wait again, to run on a live worker."""
@@ -219,6 +231,12 @@ class SqliteJobQueue:
         """Keep this worker's running jobs marked alive."""
         while True:
             await asyncio.sleep(self._heartbeat)
+            mine = self._db.execute(
+                "SELECT 1 FROM jobs WHERE status = 'doing' AND worker = ? LIMIT 1",
+                (self.worker_name,),
+            ).fetchone()
+            if mine is None:
+                continue
             with self._write() as db:
                 db.execute(
                     "UPDATE jobs SET heartbeat_at = ? WHERE status = 'doing' AND worker = ?",
