@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from hooks.host.database import open_repository
-from hooks.host.jobs import JobQueue, open_job_queue
+from hooks.host.jobs import JobQueue, WorkerTimings, open_job_queue
 from hooks.host.pg_jobs import ProcrastinateJobQueue
 from hooks.host.sqlite_jobs import SqliteJobQueue
 from tests.conftest import HOST_KEY
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 HANG = 20.0  # only guards against a hang
 LOCKED = frozenset({"drain", "schedule"})
-FAST = {"heartbeat": 0.2, "stalled_after": 1.0, "failed_delay": 0.3, "poll": 0.05}
+FAST = WorkerTimings(poll=0.05, heartbeat=0.2, stalled_after=1.0, failed_delay=0.3)
 
 OpenQueue = Callable[[], Awaitable[JobQueue]]
 
@@ -43,9 +43,9 @@ async def open_queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     async def open_one() -> JobQueue:
         queue: JobQueue
         if request.param == "sqlite":
-            queue = SqliteJobQueue.open(url, locked=LOCKED, **FAST)
+            queue = SqliteJobQueue.open(url, locked=LOCKED, timings=FAST)
         else:
-            queue = await ProcrastinateJobQueue.open(url, locked=LOCKED, **FAST)
+            queue = await ProcrastinateJobQueue.open(url, locked=LOCKED, timings=FAST)
         opened.append(queue)
         return queue
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 log = logging.getLogger("hooks.host.jobs")
@@ -58,21 +59,45 @@ class JobQueue(Protocol):
     async def close(self) -> None: ...
 
 
-async def run_handler(
-    queue: JobQueue,
-    handlers: Mapping[str, JobHandler],
-    name: str,
-    key: str,
-    *,
-    failed_delay: float = FAILED_JOB_DELAY,
-) -> None:
-    """Run one job; one that fails is logged and asked for again ``failed_delay`` seconds
-    later, never lost, and never takes the worker (or the other jobs) down with it."""
-    try:
-        await handlers[name](key)
-    except Exception:
-        log.exception("job %s(%s) failed; it runs again in %s s", name, key, failed_delay)
-        await queue.enqueue(name, key, delay=failed_delay)
+@dataclass(frozen=True)
+class WorkerTimings:
+    """How often a worker looks for jobs and proves it is alive, when a silent one's jobs are
+    taken back, and how long a failed job waits (tests shorten them all)."""
+
+    poll: float = 0.05
+    heartbeat: float = 1.0
+    stalled_after: float = 10.0
+    failed_delay: float = FAILED_JOB_DELAY
+
+
+class QueueBase:
+    """What both queues share: which names are locked, the handlers, and running one job."""
+
+    def __init__(self, *, locked: frozenset[str], timings: WorkerTimings) -> None:
+        self._locked = locked
+        self._timings = timings
+        self._handlers: dict[str, JobHandler] = {}
+
+    def register(self, name: str, handler: JobHandler) -> None:
+        if name in self._handlers:
+            raise ValueError(f"a handler for job {name!r} is already registered")
+        self._handlers[name] = handler
+
+    def _lock(self, name: str, key: str) -> str | None:
+        return lock_of(key) if name in self._locked else None
+
+    async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
+        raise NotImplementedError
+
+    async def _run_handler(self, name: str, key: str) -> None:
+        """Run one job; one that fails is logged and asked for again ``failed_delay`` seconds
+        later, never lost, and never takes the worker (or the other jobs) down with it."""
+        delay = self._timings.failed_delay
+        try:
+            await self._handlers[name](key)
+        except Exception:
+            log.exception("job %s(%s) failed; it runs again in %s s", name, key, delay)
+            await self.enqueue(name, key, delay=delay)
 
 
 async def open_job_queue(url: str, *, locked: frozenset[str]) -> JobQueue:

@@ -8,7 +8,7 @@ The model of ``hooks.host.jobs`` maps onto procrastinate's two locks: a job's
 Two procrastinate pitfalls shape what is *not* used (``shared/design/SCALE-OUT.md``):
 procrastinate's own retry on a task with a queueing lock can wedge a job in ``doing`` while it
 holds the lock (its issues #1446, #1543), so a job that fails is deferred anew with a delay
-(``hooks.host.jobs.run_handler``); and a job scheduled for later blocks every job with the same
+(``hooks.host.jobs.QueueBase``); and a job scheduled for later blocks every job with the same
 lock (#1599), so the host defers locked jobs for *now* only and waits with unlocked ones (the
 inbox's ``wake``). Stalled jobs (a worker killed while running them: its heartbeat stops) are
 marked failed and deferred anew by whichever worker sees them first.
@@ -25,58 +25,45 @@ import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
 
-from hooks.host.jobs import FAILED_JOB_DELAY, JobHandler, lock_of, run_handler
+from hooks.host.jobs import JobHandler, QueueBase, WorkerTimings
 
 log = logging.getLogger("hooks.host.jobs")
 
 TASK_ARG = "key"
 
 
-class ProcrastinateJobQueue:
+class ProcrastinateJobQueue(QueueBase):
     """``hooks.host.jobs.JobQueue`` on procrastinate. Create with ``open``."""
 
     def __init__(
-        self,
-        app: procrastinate.App,
-        *,
-        locked: frozenset[str],
-        heartbeat: float = 2.0,
-        stalled_after: float = 10.0,
-        failed_delay: float = FAILED_JOB_DELAY,
-        poll: float = 1.0,
+        self, app: procrastinate.App, *, locked: frozenset[str], timings: WorkerTimings
     ) -> None:
+        super().__init__(locked=locked, timings=timings)
         self._app = app
-        self._locked = locked
-        self._heartbeat = heartbeat
-        self._stalled_after = stalled_after
-        self._failed_delay = failed_delay
-        self._poll = poll
-        self._handlers: dict[str, JobHandler] = {}
 
     @classmethod
     async def open(
-        cls, url: str, *, locked: frozenset[str], **options: Any
+        cls, url: str, *, locked: frozenset[str], timings: WorkerTimings | None = None
     ) -> ProcrastinateJobQueue:
         """Connect to the database ``url`` names, whose schema the repository's migrations made
         (procrastinate's own schema is one of them)."""
         # procrastinate's pool checks a connection when it is taken, so a restart of
-        # PostgreSQL costs no failed defer.
+        # PostgreSQL costs no failed defer. Workers hear of new jobs by LISTEN/NOTIFY; ``poll``
+        # is only their fallback.
         connector = procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=10)
         app = procrastinate.App(connector=connector)
         await app.open_async()
-        return cls(app, locked=locked, **options)
+        return cls(app, locked=locked, timings=timings or WorkerTimings(poll=1.0, heartbeat=2.0))
 
     async def close(self) -> None:
         await self._app.close_async()
 
     def register(self, name: str, handler: JobHandler) -> None:
-        if name in self._handlers:
-            raise ValueError(f"a handler for job {name!r} is already registered")
-        self._handlers[name] = handler
+        super().register(name, handler)
 
         async def run(key: str) -> None:
             try:
-                await run_handler(self, self._handlers, name, key, failed_delay=self._failed_delay)
+                await self._run_handler(name, key)
             except asyncio.CancelledError:  # the worker is stopping: the job waits again
                 await self.enqueue(name, key)
                 raise
@@ -87,8 +74,8 @@ class ProcrastinateJobQueue:
     async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
         """See ``JobQueue.enqueue``; a waiting job keeps its own time."""
         options: dict[str, Any] = {"queueing_lock": f"{name}:{key}"}
-        if name in self._locked:
-            options["lock"] = lock_of(key)
+        if (lock := self._lock(name, key)) is not None:
+            options["lock"] = lock
         if delay > 0:
             options["schedule_in"] = {"seconds": delay}
         with contextlib.suppress(procrastinate_errors.AlreadyEnqueued):
@@ -115,10 +102,10 @@ class ProcrastinateJobQueue:
             self._app.run_worker_async(
                 concurrency=concurrency,
                 install_signal_handlers=False,
-                update_heartbeat_interval=self._heartbeat,
-                stalled_worker_timeout=self._stalled_after,
+                update_heartbeat_interval=self._timings.heartbeat,
+                stalled_worker_timeout=self._timings.stalled_after,
                 shutdown_graceful_timeout=grace,
-                fetch_job_polling_interval=self._poll,
+                fetch_job_polling_interval=self._timings.poll,
                 delete_jobs="successful",
             ),
             name="procrastinate worker",
@@ -141,10 +128,10 @@ class ProcrastinateJobQueue:
         a retry could collide with a waiting job's queueing lock, #1446)."""
         manager = self._app.job_manager
         while True:
-            await asyncio.sleep(self._heartbeat)
+            await asyncio.sleep(self._timings.heartbeat)
             try:
                 stalled = await manager.get_stalled_jobs(
-                    seconds_since_heartbeat=self._stalled_after
+                    seconds_since_heartbeat=self._timings.stalled_after
                 )
                 for job in stalled:
                     key = str(job.task_kwargs.get(TASK_ARG, ""))

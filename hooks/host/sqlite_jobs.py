@@ -25,9 +25,8 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
-from hooks.host.jobs import FAILED_JOB_DELAY, JobHandler, lock_of, run_handler
+from hooks.host.jobs import QueueBase, WorkerTimings
 
 log = logging.getLogger("hooks.host.jobs")
 
@@ -48,32 +47,22 @@ _NEXT = """
 """
 
 
-class SqliteJobQueue:
+class SqliteJobQueue(QueueBase):
     """``hooks.host.jobs.JobQueue`` on the host's SQLite file. Create with ``open``."""
 
     def __init__(
-        self,
-        db: sqlite3.Connection,
-        *,
-        locked: frozenset[str],
-        poll: float = 0.05,
-        heartbeat: float = 1.0,
-        stalled_after: float = 10.0,
-        failed_delay: float = FAILED_JOB_DELAY,
+        self, db: sqlite3.Connection, *, locked: frozenset[str], timings: WorkerTimings
     ) -> None:
+        super().__init__(locked=locked, timings=timings)
         self._db = db
-        self._locked = locked
-        self._poll = poll
-        self._heartbeat = heartbeat
-        self._stalled_after = stalled_after
-        self._failed_delay = failed_delay
-        self._handlers: dict[str, JobHandler] = {}
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._last_recovery = 0.0
 
     @classmethod
-    def open(cls, path: str, *, locked: frozenset[str], **options: Any) -> SqliteJobQueue:
+    def open(
+        cls, path: str, *, locked: frozenset[str], timings: WorkerTimings | None = None
+    ) -> SqliteJobQueue:
         """Open the queue of the database at ``path``, whose schema the repository made."""
         if path == MEMORY:
             raise ValueError("an in-memory database cannot hold the host's jobs: give --db a file")
@@ -82,15 +71,10 @@ class SqliteJobQueue:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
-        return cls(db, locked=locked, **options)
+        return cls(db, locked=locked, timings=timings or WorkerTimings())
 
     async def close(self) -> None:
         self._db.close()
-
-    def register(self, name: str, handler: JobHandler) -> None:
-        if name in self._handlers:
-            raise ValueError(f"a handler for job {name!r} is already registered")
-        self._handlers[name] = handler
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -105,7 +89,7 @@ class SqliteJobQueue:
 
     async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
         """See ``JobQueue.enqueue``; a waiting job keeps the earlier of the two times."""
-        lock = lock_of(key) if name in self._locked else None
+        lock = self._lock(name, key)
         with self._write() as db:
             db.execute(_WAIT, (name, key, lock, time.time() + max(delay, 0.0)))
         self._wake.set()
@@ -121,7 +105,7 @@ class SqliteJobQueue:
             ).fetchone()
             if row is None:
                 return
-            await asyncio.sleep(self._poll)
+            await asyncio.sleep(self._timings.poll)
 
     async def run_worker(
         self, stop: asyncio.Event, *, concurrency: int = 8, grace: float = 10.0
@@ -143,7 +127,7 @@ class SqliteJobQueue:
                 self._wake.clear()
                 woken = asyncio.create_task(self._wake.wait())
                 await asyncio.wait(
-                    {woken, stopping}, timeout=self._poll, return_when="FIRST_COMPLETED"
+                    {woken, stopping}, timeout=self._timings.poll, return_when="FIRST_COMPLETED"
                 )
                 woken.cancel()
             if running:
@@ -165,7 +149,7 @@ class SqliteJobQueue:
         need too) is taken only when there is a job to take or stalled ones to look for.
         """
         now = time.time()
-        recover = now - self._last_recovery >= self._heartbeat and self._any_stalled(now)
+        recover = now - self._last_recovery >= self._timings.heartbeat and self._any_stalled(now)
         if not recover and self._db.execute(_NEXT, (now,)).fetchone() is None:
             return None
         with self._write() as db:
@@ -184,7 +168,7 @@ class SqliteJobQueue:
         self._last_recovery = now
         row = self._db.execute(
             "SELECT 1 FROM jobs WHERE status = 'doing' AND heartbeat_at < ? LIMIT 1",
-            (now - self._stalled_after,),
+            (now - self._timings.stalled_after,),
         ).fetchone()
         return row is not None
 
@@ -192,7 +176,7 @@ class SqliteJobQueue:
         """Jobs of workers whose heartbeat stopped wait again, to run on a live worker."""
         stalled = db.execute(
             "SELECT id, name, key, lock FROM jobs WHERE status = 'doing' AND heartbeat_at < ?",
-            (now - self._stalled_after,),
+            (now - self._timings.stalled_after,),
         ).fetchall()
         for row in stalled:
             log.warning("job %s(%s) of a stopped worker runs again", row["name"], row["key"])
@@ -210,7 +194,7 @@ class SqliteJobQueue:
             self._release(job_id)
             return
         try:
-            await run_handler(self, self._handlers, name, key, failed_delay=self._failed_delay)
+            await self._run_handler(name, key)
         except BaseException:  # cancelled: the worker is stopping; the job waits again
             self._release(job_id)
             raise
@@ -230,7 +214,7 @@ class SqliteJobQueue:
     async def _beat(self) -> None:
         """Keep this worker's running jobs marked alive."""
         while True:
-            await asyncio.sleep(self._heartbeat)
+            await asyncio.sleep(self._timings.heartbeat)
             mine = self._db.execute(
                 "SELECT 1 FROM jobs WHERE status = 'doing' AND worker = ? LIMIT 1",
                 (self.worker_name,),
