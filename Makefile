@@ -12,6 +12,7 @@ DB ?= var/host.sqlite3
 HOST_URL := http://127.0.0.1:$(HOST_PORT)
 SANDBOX_URL := http://127.0.0.1:$(SANDBOX_PORT)
 SOAK_ARGS ?=
+MULTI_PORTAL_ARGS ?=
 CLUSTER_ARGS ?=
 
 .PHONY: run test lint install clean bench soak soak-cluster cluster system-deps
@@ -56,9 +57,12 @@ test: $(STAMP) system-deps
 # make bench — a burst of 1,000 chats under Bitrix24's limit (2/s, burst 50), the same records
 # through fast_bitrix24 and b24pysdk, and peak memory at 1,000 vs 10,000 chats (docs/benchmarks.md);
 # make bench BENCH_ARGS="--limit enterprise" (5/s, burst 250), "--limit off", "--chats N".
+# Then 50 portals x 40 chats on PostgreSQL with 1 and 2 workers side by side
+# (MULTI_PORTAL_ARGS="--portals N --chats-per-portal N --seed N").
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[host,dev,bench]'
 	$(PY) -m tests.bench --compare-growth $(BENCH_ARGS)
+	$(PY) -m tests.bench --multi-portal $(MULTI_PORTAL_ARGS)
 
 # make soak — 1,000 chats through a faulty sandbox (20% of webhooks lost, 10% of REST calls
 # failing, tokens expiring, the host restarted), once with offline events and once without;

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from tests.postgres_server import PostgresServer, PostgresUnavailable
 from tests.servers import free_port
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("hooks", "b24_openlines_plugin", "tests")
 UP_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 PR_SET_PDEATHSIG = 1
@@ -58,6 +61,9 @@ class ClusterConfig:
     seed_crm: bool = True  # the sandbox's few leads and a deal that are not chats
     key_file: Path | None = None  # default: <directory>/cluster.key
     log_dir: Path | None = None  # default: <directory>/cluster-logs
+    # Run a copy of the code taken at start (in <directory>/code): a part restarted mid-run
+    # runs the same version as the others even while the work tree is being edited.
+    snapshot: bool = False
 
 
 def _die_with_parent() -> None:
@@ -73,6 +79,7 @@ class Part:
     name: str
     command: list[str]
     log_path: Path
+    cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -93,6 +100,7 @@ class Part:
         self.process = subprocess.Popen(
             self.command,
             env=env,
+            cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -140,6 +148,7 @@ class Cluster:
         self.web: Part | None = None
         self.workers: list[Part] = []
         self._env: dict[str, str] = {}
+        self._code: Path | None = None
 
     @property
     def web_url(self) -> str:
@@ -164,6 +173,8 @@ class Cluster:
                 self.pg.start()
             self.db_url = self._database()
             self._env = self._environment()
+            if self.config.snapshot:
+                self._code = self._copy_code()
             self.sandbox = self._part("sandbox", self._sandbox_command())
             self.sandbox.start(self._env)
             self.web = self._part("web", self._web_command())
@@ -241,6 +252,8 @@ class Cluster:
             rows.append(("Web process", f"{self.web_url}/  pid {self.web.pid}  (--worker none)"))
         for worker in self.workers:
             rows.append((worker.name.capitalize().replace("-", " "), f"pid {worker.pid}"))
+        if self._code is not None:
+            rows.append(("Code", f"{self._code} (a copy taken at start)"))
         rows.append(("Host key", f"{self.key_file} (${ENV})"))
         rows.append(("Logs", f"{self.log_dir}/"))
         return [f"{label:<16} {value}" for label, value in rows]
@@ -270,7 +283,19 @@ class Cluster:
         }
 
     def _part(self, name: str, command: list[str]) -> Part:
-        return Part(name, command, self.log_dir / f"{name}.log")
+        return Part(name, command, (self.log_dir / f"{name}.log").absolute(), cwd=self._code)
+
+    def _copy_code(self) -> Path:
+        """The packages as they are now; ``python -m`` from there imports them before the
+        editable install's (its finder comes after the path's)."""
+        code = (self.config.directory / "code").absolute()
+        shutil.rmtree(code, ignore_errors=True)
+        for package in PACKAGES:
+            shutil.copytree(
+                ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        self._env["PYTHONPATH"] = str(code)
+        return code
 
     def _sandbox_command(self) -> list[str]:
         command = [sys.executable, "-m", "tests.cluster", "sandbox", "--port"]

@@ -277,6 +277,10 @@ async def dialogs(request: Request) -> Response:
                 "connector": portal.chats[session.chat_id].connector,
                 "status": int(session.status),
                 "closed": session.closed,
+                # What its events name (FIELDS.ID), to trace a dialog through deliveries.
+                "lead_id": (session.crm.lead_id or None) if session.crm else None,
+                "deal_id": (session.crm.deal_id or None) if session.crm else None,
+                "activity_id": session.activity_id,
                 "messages": messages.get(session.id, []),
             }
             for session in portal.sessions.values()

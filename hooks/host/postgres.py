@@ -8,27 +8,21 @@ out are settled by the database (row locks, ``ON CONFLICT``, an advisory lock fo
 Each method has committed its writes when it returns, since the host acknowledges a webhook as
 soon as ``add_inbox_item`` does.
 
-Secrets (the integrations', the host's signing key and the webhook bodies) are stored
-encrypted with the host key (``hooks.host.host_key``), and the database remembers a value
-encrypted with it, so that opening it with another key fails at once.
+Rows become the contract's models, and secrets are encrypted at rest, as ``hooks.host.rows``
+says (the same for SQLite); here are the SQL and the ``timestamptz`` times.
 
 The database URL may hold a password: no error message here ever includes it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import secrets as secrets_module
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import psycopg
-from cryptography.fernet import Fernet, InvalidToken
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict
@@ -37,11 +31,12 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
 
-from hooks.errors import Conflict, NotFound
+from hooks.errors import NotFound
 from hooks.host.database import DatabaseUnavailable
-from hooks.host.host_key import ENV, HostKeyError, cipher
+from hooks.host.host_key import cipher
 from hooks.host.migrations import apply_postgres_migrations
 from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
+from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
     Appeal,
     Catalog,
@@ -52,18 +47,6 @@ from hooks.models import (
     VisitorSession,
 )
 
-_INTEGRATION_COLUMNS = (
-    "id, plugin, name, settings, secrets, connection, webhook_token, version,"
-    " created_at, updated_at"
-)
-_INBOX_COLUMNS = (
-    "id, integration_id, status, request, body, attempts, next_attempt_at, last_error, outcome,"
-    " created_at, updated_at"
-)
-_BINDING_COLUMNS = "integration_id, external_id, session_id, created_at"
-_HOST_SECRET_KEY = "secret_key"
-_KEY_CHECK = "key_check"
-_KEY_CHECK_VALUE = b"the host key of this database"
 _CONNECT_TIMEOUT = "10"  # seconds, unless the URL says otherwise
 _APPLICATION_NAME = "hooks.host"
 
@@ -76,9 +59,8 @@ _UPSERT_APPEAL = """
         record = excluded.record,
         updated_at = excluded.updated_at
 """
-# Every outcome of a drain in one statement shape, so that a drain's outcomes go in one batch:
-# ``finished`` (done/ignored) sets the outcome; the others count an attempt and set the error,
-# and a retry moves ``next_attempt_at`` (see ``InboxOutcome``).
+# Every outcome of a drain in one statement shape (see ``Rows.outcome_params``), so that a
+# drain's outcomes go in one batch.
 _WRITE_OUTCOME = """
     UPDATE webhook_inbox SET
         status = %(status)s::text,
@@ -115,9 +97,9 @@ class PostgresRepository:
     """``hooks.host.repository.Repository`` on a PostgreSQL connection pool. Create with
     ``open``; ``close`` when done."""
 
-    def __init__(self, pool: Pool, fernet: Fernet) -> None:
+    def __init__(self, pool: Pool, rows: Rows) -> None:
         self._pool = pool
-        self._fernet = fernet
+        self._rows = rows
         self._secret_key: bytes | None = None
 
     @classmethod
@@ -128,7 +110,7 @@ class PostgresRepository:
         bring its schema up to date and check that ``key`` is the one its secrets are
         encrypted with. ``HostKeyError`` for a missing or wrong key, ``DatabaseUnavailable``
         when the server cannot be reached."""
-        fernet = cipher(key)
+        rows = Rows(cipher(key), to_db=_db_time, from_db=_py_time, foreign_key_failure=_fk_failure)
         kwargs = _connect_kwargs(url)
         # One connection of its own first: it fails at once, with the server's reason, when
         # the database cannot be reached (a pool would retry until its timeout), and it brings
@@ -142,7 +124,7 @@ class PostgresRepository:
         try:
             _read_json_as_text(conn)
             await apply_postgres_migrations(conn)
-            await _adopt_key(conn, fernet)
+            await _adopt_key(conn, rows)
         finally:
             await conn.close()
         pool: Pool = AsyncConnectionPool(
@@ -164,7 +146,7 @@ class PostgresRepository:
             raise DatabaseUnavailable(
                 "cannot connect to PostgreSQL: the connection pool did not fill in time"
             ) from None
-        return cls(pool, fernet)
+        return cls(pool, rows)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -193,44 +175,34 @@ class PostgresRepository:
             cursor = await conn.execute(query, params)
             return cursor.rowcount
 
-    def _decrypt(self, token: bytes, what: str) -> bytes:
-        return _decrypt(self._fernet, token, what)
-
     # --- integrations --------------------------------------------------------------------
 
     async def create_integration(self, plugin: str, name: str) -> Integration:
-        now = _now()
         row = await self._fetch_one(
             f"""
             INSERT INTO integrations
                 (plugin, name, settings, secrets, connection, webhook_token, version,
                  created_at, updated_at)
-            VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s)
-            RETURNING {_INTEGRATION_COLUMNS}
+            VALUES (%(plugin)s, %(name)s, %(settings)s, %(secrets)s, %(connection)s,
+                    %(webhook_token)s, 1, %(now)s, %(now)s)
+            RETURNING {Rows.INTEGRATION_COLUMNS}
             """,
-            (
-                plugin,
-                name,
-                json.dumps({}),
-                self._dump_secrets({}),
-                json.dumps({}),
-                secrets_module.token_urlsafe(32),
-                now,
-                now,
-            ),
+            self._rows.new_integration(plugin, name),
         )
         assert row is not None  # RETURNING of an INSERT that cannot conflict
-        return self._integration(row)
+        return self._rows.integration(row)
 
     async def get_integration(self, integration_id: int) -> Integration | None:
         row = await self._fetch_one(
-            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = %s", (integration_id,)
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations WHERE id = %s", (integration_id,)
         )
-        return None if row is None else self._integration(row)
+        return None if row is None else self._rows.integration(row)
 
     async def list_integrations(self) -> list[Integration]:
-        rows = await self._fetch_all(f"SELECT {_INTEGRATION_COLUMNS} FROM integrations ORDER BY id")
-        return [self._integration(row) for row in rows]
+        rows = await self._fetch_all(
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations ORDER BY id"
+        )
+        return [self._rows.integration(row) for row in rows]
 
     async def update_integration(
         self,
@@ -241,73 +213,37 @@ class PostgresRepository:
         secrets: Mapping[str, SecretStr | None] | None = None,
         connection: Mapping[str, Any] | None = None,
     ) -> Integration:
-        """Compare-and-swap on ``version``; see the Protocol for the merge rules."""
+        """Compare-and-swap on ``version``, the row locked from the read to the write."""
         async with self._transaction() as cursor:
             # FOR UPDATE: the row cannot move on between this read and the write below.
             await cursor.execute(
-                f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = %s FOR UPDATE",
+                f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations WHERE id = %s FOR UPDATE",
                 (integration_id,),
             )
             row = await cursor.fetchone()
             if row is None:
                 raise NotFound(f"integration {integration_id} not found")
-            current = self._integration(row)
-            new_settings = current.settings if settings is None else dict(settings)
-            new_secrets = dict(current.secrets)
-            for key, value in (secrets or {}).items():
-                if value is None:
-                    new_secrets.pop(key, None)
-                else:
-                    new_secrets[key] = value
-            new_connection = {**current.connection, **(connection or {})}
+            current = self._rows.integration(row)
             await cursor.execute(
                 f"""
                 UPDATE integrations
-                SET settings = %s, secrets = %s, connection = %s, version = version + 1,
-                    updated_at = %s
-                WHERE id = %s AND version = %s
-                RETURNING {_INTEGRATION_COLUMNS}
+                SET settings = %(settings)s, secrets = %(secrets)s, connection = %(connection)s,
+                    version = version + 1, updated_at = %(now)s
+                WHERE id = %(id)s AND version = %(expected_version)s
+                RETURNING {Rows.INTEGRATION_COLUMNS}
                 """,
-                (
-                    json.dumps(new_settings),
-                    self._dump_secrets(new_secrets),
-                    json.dumps(new_connection),
-                    _now(),
-                    integration_id,
-                    expected_version,
+                self._rows.integration_update(
+                    current,
+                    expected_version=expected_version,
+                    settings=settings,
+                    secrets=secrets,
+                    connection=connection,
                 ),
             )
             updated = await cursor.fetchone()
             if updated is None:
-                raise Conflict(
-                    f"integration {integration_id} is at version {current.version},"
-                    f" not {expected_version}: reload and try again"
-                )
-        return self._integration(updated)
-
-    def _dump_secrets(self, values: Mapping[str, SecretStr]) -> str:
-        plain = json.dumps({key: value.get_secret_value() for key, value in values.items()})
-        return self._fernet.encrypt(plain.encode()).decode()
-
-    def _load_secrets(self, stored: str, integration_id: int) -> dict[str, SecretStr]:
-        plain: dict[str, str] = json.loads(
-            self._decrypt(stored.encode(), f"The secrets of integration {integration_id}")
-        )
-        return {key: SecretStr(value) for key, value in plain.items()}
-
-    def _integration(self, row: DictRow) -> Integration:
-        return Integration(
-            id=row["id"],
-            plugin=row["plugin"],
-            name=row["name"],
-            settings=_json_object(row["settings"]),
-            secrets=self._load_secrets(row["secrets"], row["id"]),
-            connection=_json_object(row["connection"]),
-            webhook_token=SecretStr(row["webhook_token"]),
-            version=row["version"],
-            created_at=_py_time(row["created_at"]),
-            updated_at=_py_time(row["updated_at"]),
-        )
+                raise version_conflict(current, expected_version)
+        return self._rows.integration(updated)
 
     # --- the account catalog -------------------------------------------------------------
 
@@ -322,7 +258,7 @@ class PostgresRepository:
             ON CONFLICT (id) DO UPDATE
             SET data = excluded.data, updated_at = excluded.updated_at
             """,
-            (catalog.model_dump_json(), _now()),
+            (catalog.model_dump_json(), utc_now()),
         )
 
     # --- visitor sessions and bindings ---------------------------------------------------
@@ -346,31 +282,30 @@ class PostgresRepository:
     async def bind_session(
         self, integration_id: int, external_id: str, session_id: str
     ) -> SessionBinding:
-        """Idempotent: the first binding of ``external_id`` wins and is returned again."""
-        with _integration_must_exist(integration_id):
+        with self._rows.integration_must_exist(integration_id):
             row = await self._fetch_one(
                 f"""
                 INSERT INTO session_bindings (integration_id, external_id, session_id, created_at)
                 VALUES (%s, %s, %s, %s)
                 ON CONFLICT (integration_id, external_id) DO NOTHING
-                RETURNING {_BINDING_COLUMNS}
+                RETURNING {Rows.BINDING_COLUMNS}
                 """,
-                (integration_id, external_id, session_id, _now()),
+                (integration_id, external_id, session_id, utc_now()),
             )
         if row is None:
             # Bound before (by anyone: ON CONFLICT waited for that commit): the first stays.
             row = await self._select_binding(integration_id, external_id)
         assert row is not None  # inserted, or there before; bindings are never deleted
-        return _binding(row)
+        return self._rows.binding(row)
 
     async def get_binding(self, integration_id: int, external_id: str) -> SessionBinding | None:
         row = await self._select_binding(integration_id, external_id)
-        return None if row is None else _binding(row)
+        return None if row is None else self._rows.binding(row)
 
     async def _select_binding(self, integration_id: int, external_id: str) -> DictRow | None:
         return await self._fetch_one(
             f"""
-            SELECT {_BINDING_COLUMNS} FROM session_bindings
+            SELECT {Rows.BINDING_COLUMNS} FROM session_bindings
             WHERE integration_id = %s AND external_id = %s
             """,
             (integration_id, external_id),
@@ -379,20 +314,19 @@ class PostgresRepository:
     # --- appeals -------------------------------------------------------------------------
 
     async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:
-        """Insert, or replace every field of the appeal with this key; ``first_seen_at`` stays."""
-        with _integration_must_exist(appeal.integration_id):
+        with self._rows.integration_must_exist(appeal.integration_id):
             row = await self._fetch_one(
-                f"{_UPSERT_APPEAL} RETURNING record, first_seen_at, updated_at",
-                _appeal_params(appeal, _now()),
+                f"{_UPSERT_APPEAL} RETURNING {Rows.APPEAL_COLUMNS}",
+                self._rows.appeal_params(appeal, utc_now()),
             )
         assert row is not None  # an upsert always returns its row
-        return _stored_appeal(row)
+        return self._rows.stored_appeal(row)
 
     async def get_appeal(self, key: str) -> StoredAppeal | None:
         row = await self._fetch_one(
-            "SELECT record, first_seen_at, updated_at FROM appeals WHERE key = %s", (key,)
+            f"SELECT {Rows.APPEAL_COLUMNS} FROM appeals WHERE key = %s", (key,)
         )
-        return None if row is None else _stored_appeal(row)
+        return None if row is None else self._rows.stored_appeal(row)
 
     async def list_appeals(
         self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
@@ -402,12 +336,12 @@ class PostgresRepository:
         where = "" if integration_id is None else "WHERE integration_id = %(integration_id)s"
         rows = await self._fetch_all(
             f"""
-            SELECT record, first_seen_at, updated_at FROM appeals {where}
+            SELECT {Rows.APPEAL_COLUMNS} FROM appeals {where}
             ORDER BY created_at DESC, key DESC LIMIT %(limit)s OFFSET %(offset)s
             """,
             {"integration_id": integration_id, "limit": limit, "offset": offset},
         )
-        return [_stored_appeal(row) for row in rows]
+        return [self._rows.stored_appeal(row) for row in rows]
 
     # --- the webhook inbox ---------------------------------------------------------------
 
@@ -419,64 +353,49 @@ class PostgresRepository:
         dedupe_key: str | None = None,
         ignored: str | None = None,
     ) -> InboxItem:
-        """Persist a delivery as pending (or as ignored, with the reason), due from when it was
-        received. A delivery with the same dedupe key (by default: the same body) for the same
-        integration is a redelivery: the existing item comes back unchanged."""
-        digest = hashlib.sha256(dedupe_key.encode() if dedupe_key else request.body).hexdigest()
-        status = "pending" if ignored is None else "ignored"
-        outcome = None if ignored is None else json.dumps({"result": "ignored", "reason": ignored})
-        now = _now()
+        params = self._rows.new_inbox_item(
+            integration_id, request, dedupe_key=dedupe_key, ignored=ignored
+        )
         # Committed when the statement ends (the connection is in autocommit mode): the caller
         # may acknowledge the delivery as soon as this returns.
-        with _integration_must_exist(integration_id):
+        with self._rows.integration_must_exist(integration_id):
             row = await self._fetch_one(
                 f"""
                 INSERT INTO webhook_inbox
                     (integration_id, body_sha256, request, body, status, outcome, attempts,
                      next_attempt_at, created_at, updated_at)
-                VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s)
+                VALUES (%(integration_id)s, %(body_sha256)s, %(request)s, %(body)s, %(status)s,
+                        %(outcome)s, 0, %(next_attempt_at)s, %(now)s, %(now)s)
                 ON CONFLICT (integration_id, body_sha256) DO NOTHING
-                RETURNING {_INBOX_COLUMNS}
+                RETURNING {Rows.INBOX_COLUMNS}
                 """,
-                (
-                    integration_id,
-                    digest,
-                    request.model_dump_json(exclude={"body"}),
-                    self._fernet.encrypt(request.body),
-                    status,
-                    outcome,
-                    _db_time(request.received_at),
-                    now,
-                    now,
-                ),
+                params,
             )
         if row is None:  # a redelivery: ON CONFLICT waited for the first one's commit
             row = await self._fetch_one(
                 f"""
-                SELECT {_INBOX_COLUMNS} FROM webhook_inbox
-                WHERE integration_id = %s AND body_sha256 = %s
+                SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
+                WHERE integration_id = %(integration_id)s AND body_sha256 = %(body_sha256)s
                 """,
-                (integration_id, digest),
+                params,
             )
         assert row is not None  # inserted, or there before; inbox items are never deleted
-        return self._inbox_item(row)
+        return self._rows.inbox_item(row)
 
     async def due_inbox_items(
         self, integration_id: int, *, now: datetime, limit: int = 50
     ) -> list[InboxItem]:
-        """Pending items whose ``next_attempt_at`` has come, oldest first."""
         rows = await self._fetch_all(
             f"""
-            SELECT {_INBOX_COLUMNS} FROM webhook_inbox
+            SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
             WHERE integration_id = %s AND status = 'pending' AND next_attempt_at <= %s
             ORDER BY id LIMIT %s
             """,
             (integration_id, _db_time(now), limit),
         )
-        return [self._inbox_item(row) for row in rows]
+        return [self._rows.inbox_item(row) for row in rows]
 
     async def next_inbox_attempt(self, integration_id: int) -> datetime | None:
-        """When the integration's earliest pending item is due, if it has one."""
         row = await self._fetch_one(
             """
             SELECT MIN(next_attempt_at) AS due FROM webhook_inbox
@@ -487,7 +406,7 @@ class PostgresRepository:
         return None if row is None or row["due"] is None else _py_time(row["due"])
 
     async def pending_integrations(self) -> list[int]:
-        """Integrations with pending items, due or not (their drains reschedule themselves)."""
+        """Due or not (their drains reschedule themselves)."""
         rows = await self._fetch_all(
             """
             SELECT DISTINCT integration_id FROM webhook_inbox WHERE status = 'pending'
@@ -499,78 +418,48 @@ class PostgresRepository:
     async def finish_drain(
         self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
     ) -> None:
-        """Appeals and outcomes in one transaction; see the Protocol. Every unknown item or
-        integration is found before anything is written, so the error names it; the writes then
-        go in two batches (``executemany``), not one round trip per row."""
-        now = _now()
-        outcome_params = [_outcome_params(outcome, now) for outcome in outcomes]
-        appeal_params = [_appeal_params(appeal, now) for appeal in appeals]
+        """One transaction. Every unknown item or integration is found before anything is
+        written, so the error names it; the writes then go in two batches (``executemany``), not
+        one round trip per row."""
+        now = utc_now()
+        outcome_params = [self._rows.outcome_params(outcome, now) for outcome in outcomes]
+        appeal_params = [self._rows.appeal_params(appeal, now) for appeal in appeals]
         async with self._transaction() as cursor:
             if appeals:
                 wanted = [appeal.integration_id for appeal in appeals]
-                await cursor.execute(
-                    "SELECT id FROM integrations WHERE id = ANY(%s)", (sorted(set(wanted)),)
-                )
-                known = {row["id"] for row in await cursor.fetchall()}
-                for integration_id in wanted:
-                    if integration_id not in known:
-                        raise NotFound(f"integration {integration_id} not found")
-                with _integration_must_exist(wanted[0]):
+                await _all_exist(cursor, "integrations", wanted, "integration")
+                with self._rows.integration_must_exist(wanted[0]):
                     await cursor.executemany(_UPSERT_APPEAL, appeal_params)
             if outcomes:
                 wanted = [outcome.item_id for outcome in outcomes]
-                await cursor.execute(
-                    "SELECT id FROM webhook_inbox WHERE id = ANY(%s)", (sorted(set(wanted)),)
-                )
-                known = {row["id"] for row in await cursor.fetchall()}
-                for item_id in wanted:
-                    if item_id not in known:
-                        raise NotFound(f"inbox item {item_id} not found")
+                await _all_exist(cursor, "webhook_inbox", wanted, "inbox item")
                 await cursor.executemany(_WRITE_OUTCOME, outcome_params)
 
-    def _inbox_item(self, row: DictRow) -> InboxItem:
-        # The body is kept apart from the JSON (raw bytes need not be UTF-8), and encrypted: a
-        # webhook's body carries its credentials (Bitrix24's auth[application_token]).
-        body = self._decrypt(bytes(row["body"]), f"The body of inbox item {row['id']}")
-        request = HookRequest.model_validate_json(row["request"]).model_copy(update={"body": body})
-        return InboxItem(
-            id=row["id"],
-            integration_id=row["integration_id"],
-            status=row["status"],
-            request=request,
-            attempts=row["attempts"],
-            next_attempt_at=_py_time(row["next_attempt_at"]),
-            last_error=row["last_error"],
-            outcome=None if row["outcome"] is None else _json_object(row["outcome"]),
-            created_at=_py_time(row["created_at"]),
-            updated_at=_py_time(row["updated_at"]),
-        )
-
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
-        """A person asked to retry a failed item: make it pending and due now. Anything but a
-        failed item is left alone (``None``). ``attempts`` starts again from zero (a fresh retry
-        budget); ``last_error`` stays."""
+        """Only a failed item (else ``None``); ``last_error`` stays."""
         row = await self._fetch_one(
             f"""
             UPDATE webhook_inbox
             SET status = 'pending', attempts = 0, next_attempt_at = %s, updated_at = %s
             WHERE id = %s AND status = 'failed'
-            RETURNING {_INBOX_COLUMNS}
+            RETURNING {Rows.INBOX_COLUMNS}
             """,
-            (_db_time(now), _now(), item_id),
+            (_db_time(now), utc_now(), item_id),
         )
-        return None if row is None else self._inbox_item(row)
+        return None if row is None else self._rows.inbox_item(row)
 
     async def list_inbox(
         self, *, status: InboxStatus | None = None, limit: int = 100
     ) -> list[InboxItem]:
-        """Newest first."""
         where = "" if status is None else "WHERE status = %(status)s"
         rows = await self._fetch_all(
-            f"SELECT {_INBOX_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT %(limit)s",
+            f"""
+            SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox {where}
+            ORDER BY id DESC LIMIT %(limit)s
+            """,
             {"status": status, "limit": limit},
         )
-        return [self._inbox_item(row) for row in rows]
+        return [self._rows.inbox_item(row) for row in rows]
 
     async def claim_period(self, name: str, *, period_seconds: float, now: datetime) -> bool:
         """One statement: ``ON CONFLICT DO UPDATE`` locks the row and checks the ``WHERE``
@@ -593,25 +482,26 @@ class PostgresRepository:
         """One statement: ``ON CONFLICT DO UPDATE`` locks the row (a concurrent first insert
         waits for the other's commit, then updates) and computes from its latest version, so
         no count is lost however many processes take at once."""
-        row = await self._fetch_one(_TAKE_RATE, _rate_params(key, rate, now, count, at_least))
+        row = await self._fetch_one(
+            _TAKE_RATE, rate_params(key, rate=rate, now=now, count=count, at_least=at_least)
+        )
         assert row is not None  # RETURNING of an upsert
         return float(row["level"])
 
     # --- host secrets --------------------------------------------------------------------
 
     async def host_secret_key(self) -> bytes:
-        """32 random bytes made on first use and kept, so signed OAuth ``state`` values stay
-        valid across restarts (and are the same in every process)."""
+        """The same in every process: the first insert wins."""
         if self._secret_key is None:
             await self._rowcount(
                 "INSERT INTO host_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-                (_HOST_SECRET_KEY, self._fernet.encrypt(secrets_module.token_bytes(32))),
+                (Rows.HOST_SECRET_KEY, self._rows.new_signing_key()),
             )
             row = await self._fetch_one(
-                "SELECT value FROM host_meta WHERE key = %s", (_HOST_SECRET_KEY,)
+                "SELECT value FROM host_meta WHERE key = %s", (Rows.HOST_SECRET_KEY,)
             )
             assert row is not None  # inserted now or before, never deleted
-            self._secret_key = self._decrypt(bytes(row["value"]), "The host's signing key")
+            self._secret_key = self._rows.signing_key(bytes(row["value"]))
         return self._secret_key
 
     async def use_nonce(self, nonce: str, *, expires_at: datetime, now: datetime) -> bool:
@@ -625,6 +515,20 @@ class PostgresRepository:
                 (nonce, _db_time(expires_at)),
             )
             return cursor.rowcount == 1
+
+
+async def _all_exist(
+    cursor: AsyncCursor[DictRow],
+    table: Literal["integrations", "webhook_inbox"],
+    ids: Sequence[int],
+    what: str,
+) -> None:
+    """``NotFound`` naming the first of ``ids`` that ``table`` has no row for."""
+    await cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s)", (sorted(set(ids)),))
+    known = {row["id"] for row in await cursor.fetchall()}
+    for id_ in ids:
+        if id_ not in known:
+            raise NotFound(f"{what} {id_} not found")
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -670,40 +574,40 @@ def _read_json_as_text(conn: AsyncConnection[TupleRow]) -> None:
     conn.adapters.register_loader("json", TextLoader)
 
 
-async def _adopt_key(conn: AsyncConnection[TupleRow], fernet: Fernet) -> None:
+async def _adopt_key(conn: AsyncConnection[TupleRow], rows: Rows) -> None:
     """Check the key against the database; a database without a key yet takes this one (and
     whatever it holds in the clear is encrypted with it), as ``SqliteRepository`` does."""
     cursor = conn.cursor(row_factory=dict_row)
     async with conn.transaction():
-        check = await _meta(cursor, _KEY_CHECK)
+        check = await _meta(cursor, Rows.KEY_CHECK)
         if check is None:
             # The first opener adopts; a concurrent one waits here and then finds the check.
             await cursor.execute("LOCK TABLE host_meta IN SHARE ROW EXCLUSIVE MODE")
-            check = await _meta(cursor, _KEY_CHECK)
+            check = await _meta(cursor, Rows.KEY_CHECK)
         if check is not None:
-            _decrypt(fernet, check, "The database")
+            rows.check_key(check)
             return
         await cursor.execute("SELECT id, secrets FROM integrations FOR UPDATE")
         for plain in await cursor.fetchall():
             await cursor.execute(
                 "UPDATE integrations SET secrets = %s WHERE id = %s",
-                (fernet.encrypt(plain["secrets"].encode()).decode(), plain["id"]),
+                (rows.encrypt_text(plain["secrets"]), plain["id"]),
             )
         await cursor.execute("SELECT id, body FROM webhook_inbox FOR UPDATE")
         for plain in await cursor.fetchall():
             await cursor.execute(
                 "UPDATE webhook_inbox SET body = %s WHERE id = %s",
-                (fernet.encrypt(bytes(plain["body"])), plain["id"]),
+                (rows.encrypt(bytes(plain["body"])), plain["id"]),
             )
-        signing_key = await _meta(cursor, _HOST_SECRET_KEY)
+        signing_key = await _meta(cursor, Rows.HOST_SECRET_KEY)
         if signing_key is not None:
             await cursor.execute(
                 "UPDATE host_meta SET value = %s WHERE key = %s",
-                (fernet.encrypt(signing_key), _HOST_SECRET_KEY),
+                (rows.encrypt(signing_key), Rows.HOST_SECRET_KEY),
             )
         await cursor.execute(
             "INSERT INTO host_meta (key, value) VALUES (%s, %s)",
-            (_KEY_CHECK, fernet.encrypt(_KEY_CHECK_VALUE)),
+            (Rows.KEY_CHECK, rows.key_check()),
         )
 
 
@@ -713,29 +617,13 @@ async def _meta(cursor: AsyncCursor[DictRow], key: str) -> bytes | None:
     return None if row is None else bytes(row["value"])
 
 
-def _decrypt(fernet: Fernet, token: bytes, what: str) -> bytes:
-    try:
-        return fernet.decrypt(token)
-    except InvalidToken:
-        # ``from None``: InvalidToken says nothing more, and a traceback need not show it.
-        raise HostKeyError(
-            f"{what} cannot be decrypted with {ENV}: it is not the key it was encrypted with"
-        ) from None
-
-
 # --- (de)serialisation -----------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _db_time(value: datetime) -> datetime:
     """An aware time, as ``timestamptz`` stores it; a naive one is refused (the server would
     read it in its own time zone), as SQLite's repository does."""
-    if value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: the repository needs aware times")
-    return value
+    return aware(value)
 
 
 def _py_time(stored: datetime) -> datetime:
@@ -743,73 +631,5 @@ def _py_time(stored: datetime) -> datetime:
     return stored.astimezone(UTC)
 
 
-def _json_object(stored: str) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(stored)
-    return value
-
-
-def _rate_params(
-    key: str, rate: float, now: float, count: float, at_least: float
-) -> dict[str, Any]:
-    values = {"rate": rate, "now": now, "count": count, "at_least": at_least}
-    for name, value in values.items():
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"take_rate needs a finite, non-negative {name}, not {value!r}")
-    return {"key": key, **{name: float(value) for name, value in values.items()}}
-
-
-def _appeal_params(appeal: Appeal, now: datetime) -> dict[str, Any]:
-    return {
-        "key": appeal.key,
-        "integration_id": appeal.integration_id,
-        "created_at": _db_time(appeal.created_at),
-        "record": appeal.model_dump_json(),
-        "now": now,
-    }
-
-
-def _outcome_params(outcome: InboxOutcome, now: datetime) -> dict[str, Any]:
-    """The parameters of ``_WRITE_OUTCOME`` that record one drain outcome of an inbox item."""
-    finished = outcome.status in ("done", "ignored")
-    if outcome.status == "retry" and outcome.next_attempt_at is None:
-        raise ValueError("a retry outcome needs next_attempt_at")
-    return {
-        "id": outcome.item_id,
-        "status": "pending" if outcome.status == "retry" else outcome.status,
-        "finished": finished,
-        "outcome": json.dumps(outcome.outcome or {}) if finished else None,
-        "attempt": 0 if finished else 1,
-        "error": outcome.error,
-        "next_attempt_at": (
-            _db_time(outcome.next_attempt_at)
-            if outcome.status == "retry" and outcome.next_attempt_at is not None
-            else None
-        ),
-        "now": now,
-    }
-
-
-def _binding(row: DictRow) -> SessionBinding:
-    return SessionBinding(
-        integration_id=row["integration_id"],
-        external_id=row["external_id"],
-        session_id=row["session_id"],
-        created_at=_py_time(row["created_at"]),
-    )
-
-
-def _stored_appeal(row: DictRow) -> StoredAppeal:
-    return StoredAppeal(
-        appeal=Appeal.model_validate_json(row["record"]),
-        first_seen_at=_py_time(row["first_seen_at"]),
-        updated_at=_py_time(row["updated_at"]),
-    )
-
-
-@contextmanager
-def _integration_must_exist(integration_id: int) -> Iterator[None]:
-    """Turn the foreign-key failure of a write for an unknown integration into ``NotFound``."""
-    try:
-        yield
-    except psycopg.errors.ForeignKeyViolation as error:
-        raise NotFound(f"integration {integration_id} not found") from error
+def _fk_failure(error: Exception) -> bool:
+    return isinstance(error, psycopg.errors.ForeignKeyViolation)

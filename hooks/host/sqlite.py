@@ -6,18 +6,12 @@ interleaved with another, which keeps the read-modify-write ones simple. Every w
 explicit ``BEGIN IMMEDIATE`` … ``COMMIT`` and is committed before the method returns, because the
 host acknowledges a webhook as soon as ``add_inbox_item`` returns.
 
-Secrets (the integrations', the host's signing key and the webhook bodies, which carry
-Bitrix24's application token) are stored encrypted with the host key
-(``hooks.host.host_key``); the database remembers a value encrypted with it, so that opening
-it with another key fails at once instead of reading garbage later.
+Rows become the contract's models, and secrets are encrypted at rest, as ``hooks.host.rows``
+says (the same for PostgreSQL); here are the SQL and the time format.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import secrets as secrets_module
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,14 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
 
-from hooks.errors import Conflict, NotFound
+from hooks.errors import NotFound
 from hooks.host.database import MEMORY
-from hooks.host.host_key import ENV, HostKeyError, cipher
+from hooks.host.host_key import cipher
 from hooks.host.migrations import apply_migrations
 from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
+from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
     Appeal,
     Catalog,
@@ -43,32 +37,20 @@ from hooks.models import (
     VisitorSession,
 )
 
-_INTEGRATION_COLUMNS = (
-    "id, plugin, name, settings, secrets, connection, webhook_token, version,"
-    " created_at, updated_at"
-)
-_INBOX_COLUMNS = (
-    "id, integration_id, status, request, body, attempts, next_attempt_at, last_error, outcome,"
-    " created_at, updated_at"
-)
-_HOST_SECRET_KEY = "secret_key"
-_KEY_CHECK = "key_check"
-_KEY_CHECK_VALUE = b"the host key of this database"
-
 
 class SqliteRepository:
     """``hooks.host.repository.Repository`` on one SQLite connection. Create with ``open``."""
 
-    def __init__(self, db: sqlite3.Connection, fernet: Fernet) -> None:
+    def __init__(self, db: sqlite3.Connection, rows: Rows) -> None:
         self._db = db
-        self._fernet = fernet
+        self._rows = rows
         self._secret_key: bytes | None = None
 
     @classmethod
     async def open(cls, path: str, *, key: SecretStr | None) -> SqliteRepository:
         """Open (or create) the database at ``path``, bring its schema up to date and check
         that ``key`` is the one its secrets are encrypted with."""
-        fernet = cipher(key)
+        rows = Rows(cipher(key), to_db=_db_time, from_db=_py_time, foreign_key_failure=_fk_failure)
         if path != MEMORY:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are the explicit ones in ``_write``, never implicit.
@@ -84,7 +66,7 @@ class SqliteRepository:
             db.execute("PRAGMA busy_timeout=10000")
             db.execute("PRAGMA foreign_keys=ON")
             apply_migrations(db)
-            repository = cls(db, fernet)
+            repository = cls(db, rows)
             repository._adopt_key()
         except BaseException:
             db.close()
@@ -111,81 +93,64 @@ class SqliteRepository:
         """Check the key against the database; a database without a key yet (new, or written
         by a version that kept secrets in the clear) takes this one and is encrypted with it."""
         with self._write() as db:
-            check = self._meta(_KEY_CHECK)
+            check = self._meta(Rows.KEY_CHECK)
             if check is not None:
-                self._decrypt(check, "The database")
+                self._rows.check_key(check)
                 return
             for plain in db.execute("SELECT id, secrets FROM integrations").fetchall():
                 db.execute(
                     "UPDATE integrations SET secrets = ? WHERE id = ?",
-                    (self._fernet.encrypt(plain["secrets"].encode()).decode(), plain["id"]),
+                    (self._rows.encrypt_text(plain["secrets"]), plain["id"]),
                 )
             for plain in db.execute("SELECT id, body FROM webhook_inbox").fetchall():
                 db.execute(
                     "UPDATE webhook_inbox SET body = ? WHERE id = ?",
-                    (self._fernet.encrypt(bytes(plain["body"])), plain["id"]),
+                    (self._rows.encrypt(bytes(plain["body"])), plain["id"]),
                 )
-            signing_key = self._meta(_HOST_SECRET_KEY)
+            signing_key = self._meta(Rows.HOST_SECRET_KEY)
             if signing_key is not None:
                 db.execute(
                     "UPDATE host_meta SET value = ? WHERE key = ?",
-                    (self._fernet.encrypt(signing_key), _HOST_SECRET_KEY),
+                    (self._rows.encrypt(signing_key), Rows.HOST_SECRET_KEY),
                 )
             db.execute(
                 "INSERT INTO host_meta (key, value) VALUES (?, ?)",
-                (_KEY_CHECK, self._fernet.encrypt(_KEY_CHECK_VALUE)),
+                (Rows.KEY_CHECK, self._rows.key_check()),
             )
 
     def _meta(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM host_meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row["value"])
 
-    def _decrypt(self, token: bytes, what: str) -> bytes:
-        try:
-            return self._fernet.decrypt(token)
-        except InvalidToken:
-            # ``from None``: InvalidToken says nothing more, and a traceback need not show it.
-            raise HostKeyError(
-                f"{what} cannot be decrypted with {ENV}: it is not the key it was encrypted with"
-            ) from None
-
     # --- integrations ------------------------------------------------------------------
 
     async def create_integration(self, plugin: str, name: str) -> Integration:
-        now = _db_time(_now())
+        params = self._rows.new_integration(plugin, name)
         with self._write() as db:
             row = db.execute(
                 f"""
                 INSERT INTO integrations
                     (plugin, name, settings, secrets, connection, webhook_token, version,
                      created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
-                RETURNING {_INTEGRATION_COLUMNS}
+                VALUES (:plugin, :name, :settings, :secrets, :connection, :webhook_token, 1,
+                        :now, :now)
+                RETURNING {Rows.INTEGRATION_COLUMNS}
                 """,
-                (
-                    plugin,
-                    name,
-                    json.dumps({}),
-                    self._dump_secrets({}),
-                    json.dumps({}),
-                    secrets_module.token_urlsafe(32),
-                    now,
-                    now,
-                ),
+                params,
             ).fetchall()[0]
-        return self._integration(row)
+        return self._rows.integration(row)
 
     async def get_integration(self, integration_id: int) -> Integration | None:
         row = self._db.execute(
-            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = ?", (integration_id,)
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations WHERE id = ?", (integration_id,)
         ).fetchone()
-        return None if row is None else self._integration(row)
+        return None if row is None else self._rows.integration(row)
 
     async def list_integrations(self) -> list[Integration]:
         rows = self._db.execute(
-            f"SELECT {_INTEGRATION_COLUMNS} FROM integrations ORDER BY id"
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations ORDER BY id"
         ).fetchall()
-        return [self._integration(row) for row in rows]
+        return [self._rows.integration(row) for row in rows]
 
     async def update_integration(
         self,
@@ -196,71 +161,34 @@ class SqliteRepository:
         secrets: Mapping[str, SecretStr | None] | None = None,
         connection: Mapping[str, Any] | None = None,
     ) -> Integration:
-        """Compare-and-swap on ``version``; see the Protocol for the merge rules."""
+        """A real compare-and-swap: the version check is part of the ``UPDATE`` itself."""
         with self._write() as db:
             row = db.execute(
-                f"SELECT {_INTEGRATION_COLUMNS} FROM integrations WHERE id = ?",
+                f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations WHERE id = ?",
                 (integration_id,),
             ).fetchone()
             if row is None:
                 raise NotFound(f"integration {integration_id} not found")
-            current = self._integration(row)
-            new_settings = current.settings if settings is None else dict(settings)
-            new_secrets = dict(current.secrets)
-            for key, value in (secrets or {}).items():
-                if value is None:
-                    new_secrets.pop(key, None)
-                else:
-                    new_secrets[key] = value
-            new_connection = {**current.connection, **(connection or {})}
-            # The version check lives in the UPDATE itself, so the write is a real CAS.
+            current = self._rows.integration(row)
             updated = db.execute(
                 f"""
                 UPDATE integrations
-                SET settings = ?, secrets = ?, connection = ?, version = version + 1,
-                    updated_at = ?
-                WHERE id = ? AND version = ?
-                RETURNING {_INTEGRATION_COLUMNS}
+                SET settings = :settings, secrets = :secrets, connection = :connection,
+                    version = version + 1, updated_at = :now
+                WHERE id = :id AND version = :expected_version
+                RETURNING {Rows.INTEGRATION_COLUMNS}
                 """,
-                (
-                    json.dumps(new_settings),
-                    self._dump_secrets(new_secrets),
-                    json.dumps(new_connection),
-                    _db_time(_now()),
-                    integration_id,
-                    expected_version,
+                self._rows.integration_update(
+                    current,
+                    expected_version=expected_version,
+                    settings=settings,
+                    secrets=secrets,
+                    connection=connection,
                 ),
             ).fetchall()
             if not updated:
-                raise Conflict(
-                    f"integration {integration_id} is at version {current.version},"
-                    f" not {expected_version}: reload and try again"
-                )
-        return self._integration(updated[0])
-
-    def _dump_secrets(self, values: Mapping[str, SecretStr]) -> str:
-        plain = json.dumps({key: value.get_secret_value() for key, value in values.items()})
-        return self._fernet.encrypt(plain.encode()).decode()
-
-    def _load_secrets(self, stored: str, integration_id: int) -> dict[str, SecretStr]:
-        plain: dict[str, str] = json.loads(
-            self._decrypt(stored.encode(), f"The secrets of integration {integration_id}")
-        )
-        return {key: SecretStr(value) for key, value in plain.items()}
-
-    def _integration(self, row: sqlite3.Row) -> Integration:
-        return Integration(
-            id=row["id"],
-            plugin=row["plugin"],
-            name=row["name"],
-            settings=_json_object(row["settings"]),
-            secrets=self._load_secrets(row["secrets"], row["id"]),
-            connection=_json_object(row["connection"]),
-            webhook_token=SecretStr(row["webhook_token"]),
-            version=row["version"],
-            created_at=_py_time(row["created_at"]),
-            updated_at=_py_time(row["updated_at"]),
-        )
+                raise version_conflict(current, expected_version)
+        return self._rows.integration(updated[0])
 
     # --- the account catalog -----------------------------------------------------------
 
@@ -276,7 +204,7 @@ class SqliteRepository:
                 ON CONFLICT (id) DO UPDATE
                 SET data = excluded.data, updated_at = excluded.updated_at
                 """,
-                (catalog.model_dump_json(), _db_time(_now())),
+                (catalog.model_dump_json(), _db_time(utc_now())),
             )
 
     # --- visitor sessions and bindings -------------------------------------------------
@@ -301,28 +229,27 @@ class SqliteRepository:
     async def bind_session(
         self, integration_id: int, external_id: str, session_id: str
     ) -> SessionBinding:
-        """Idempotent: the first binding of ``external_id`` wins and is returned again."""
-        with self._write() as db, _integration_must_exist(integration_id):
+        with self._write() as db, self._rows.integration_must_exist(integration_id):
             db.execute(
                 """
                 INSERT INTO session_bindings (integration_id, external_id, session_id, created_at)
                 VALUES (?, ?, ?, ?)
                 ON CONFLICT (integration_id, external_id) DO NOTHING
                 """,
-                (integration_id, external_id, session_id, _db_time(_now())),
+                (integration_id, external_id, session_id, _db_time(utc_now())),
             )
             row = self._select_binding(integration_id, external_id)
         assert row is not None  # inserted or already there, inside the same transaction
-        return _binding(row)
+        return self._rows.binding(row)
 
     async def get_binding(self, integration_id: int, external_id: str) -> SessionBinding | None:
         row = self._select_binding(integration_id, external_id)
-        return None if row is None else _binding(row)
+        return None if row is None else self._rows.binding(row)
 
     def _select_binding(self, integration_id: int, external_id: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._db.execute(
-            """
-            SELECT integration_id, external_id, session_id, created_at FROM session_bindings
+            f"""
+            SELECT {Rows.BINDING_COLUMNS} FROM session_bindings
             WHERE integration_id = ? AND external_id = ?
             """,
             (integration_id, external_id),
@@ -332,40 +259,31 @@ class SqliteRepository:
     # --- appeals -----------------------------------------------------------------------
 
     async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:
-        """Insert, or replace every field of the appeal with this key; ``first_seen_at`` stays."""
-        with self._write() as db, _integration_must_exist(appeal.integration_id):
+        with self._write() as db, self._rows.integration_must_exist(appeal.integration_id):
             return self._upsert_appeal(db, appeal)
 
     def _upsert_appeal(self, db: sqlite3.Connection, appeal: Appeal) -> StoredAppeal:
-        now = _db_time(_now())
         row = db.execute(
-            """
+            f"""
             INSERT INTO appeals
                 (key, integration_id, created_at, record, first_seen_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?)
+            VALUES (:key, :integration_id, :created_at, :record, :now, :now)
             ON CONFLICT (key) DO UPDATE SET
                 integration_id = excluded.integration_id,
                 created_at = excluded.created_at,
                 record = excluded.record,
                 updated_at = excluded.updated_at
-            RETURNING record, first_seen_at, updated_at
+            RETURNING {Rows.APPEAL_COLUMNS}
             """,
-            (
-                appeal.key,
-                appeal.integration_id,
-                _db_time(appeal.created_at),
-                appeal.model_dump_json(),
-                now,
-                now,
-            ),
+            self._rows.appeal_params(appeal, utc_now()),
         ).fetchall()[0]
-        return _stored_appeal(row)
+        return self._rows.stored_appeal(row)
 
     async def get_appeal(self, key: str) -> StoredAppeal | None:
         row = self._db.execute(
-            "SELECT record, first_seen_at, updated_at FROM appeals WHERE key = ?", (key,)
+            f"SELECT {Rows.APPEAL_COLUMNS} FROM appeals WHERE key = ?", (key,)
         ).fetchone()
-        return _stored_appeal(row) if row is not None else None
+        return None if row is None else self._rows.stored_appeal(row)
 
     async def list_appeals(
         self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
@@ -375,12 +293,12 @@ class SqliteRepository:
         where = "" if integration_id is None else "WHERE integration_id = :integration_id"
         rows = self._db.execute(
             f"""
-            SELECT record, first_seen_at, updated_at FROM appeals {where}
+            SELECT {Rows.APPEAL_COLUMNS} FROM appeals {where}
             ORDER BY created_at DESC, key DESC LIMIT :limit OFFSET :offset
             """,
             {"integration_id": integration_id, "limit": limit, "offset": offset},
         ).fetchall()
-        return [_stored_appeal(row) for row in rows]
+        return [self._rows.stored_appeal(row) for row in rows]
 
     # --- the webhook inbox -------------------------------------------------------------
 
@@ -392,59 +310,44 @@ class SqliteRepository:
         dedupe_key: str | None = None,
         ignored: str | None = None,
     ) -> InboxItem:
-        """Persist a delivery as pending (or as ignored, with the reason), due from when it was
-        received. A delivery with the same dedupe key (by default: the same body) for the same
-        integration is a redelivery: the existing item comes back unchanged."""
-        digest = hashlib.sha256(dedupe_key.encode() if dedupe_key else request.body).hexdigest()
-        status = "pending" if ignored is None else "ignored"
-        outcome = None if ignored is None else json.dumps({"result": "ignored", "reason": ignored})
-        now = _db_time(_now())
-        with self._write() as db, _integration_must_exist(integration_id):
+        params = self._rows.new_inbox_item(
+            integration_id, request, dedupe_key=dedupe_key, ignored=ignored
+        )
+        with self._write() as db, self._rows.integration_must_exist(integration_id):
             db.execute(
                 """
                 INSERT INTO webhook_inbox
                     (integration_id, body_sha256, request, body, status, outcome, attempts,
                      next_attempt_at, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+                VALUES (:integration_id, :body_sha256, :request, :body, :status, :outcome, 0,
+                        :next_attempt_at, :now, :now)
                 ON CONFLICT (integration_id, body_sha256) DO NOTHING
                 """,
-                (
-                    integration_id,
-                    digest,
-                    request.model_dump_json(exclude={"body"}),
-                    self._fernet.encrypt(request.body),
-                    status,
-                    outcome,
-                    _db_time(request.received_at),
-                    now,
-                    now,
-                ),
+                params,
             )
             row = db.execute(
                 f"""
-                SELECT {_INBOX_COLUMNS} FROM webhook_inbox
-                WHERE integration_id = ? AND body_sha256 = ?
+                SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
+                WHERE integration_id = :integration_id AND body_sha256 = :body_sha256
                 """,
-                (integration_id, digest),
+                params,
             ).fetchone()
-        return self._inbox_item(row)
+        return self._rows.inbox_item(row)
 
     async def due_inbox_items(
         self, integration_id: int, *, now: datetime, limit: int = 50
     ) -> list[InboxItem]:
-        """Pending items whose ``next_attempt_at`` has come, oldest first."""
         rows = self._db.execute(
             f"""
-            SELECT {_INBOX_COLUMNS} FROM webhook_inbox
+            SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
             WHERE integration_id = ? AND status = 'pending' AND next_attempt_at <= ?
             ORDER BY id LIMIT ?
             """,
             (integration_id, _db_time(now), limit),
         ).fetchall()
-        return [self._inbox_item(row) for row in rows]
+        return [self._rows.inbox_item(row) for row in rows]
 
     async def next_inbox_attempt(self, integration_id: int) -> datetime | None:
-        """When the integration's earliest pending item is due, if it has one."""
         row = self._db.execute(
             """
             SELECT MIN(next_attempt_at) AS due FROM webhook_inbox
@@ -455,7 +358,7 @@ class SqliteRepository:
         return None if row["due"] is None else _py_time(row["due"])
 
     async def pending_integrations(self) -> list[int]:
-        """Integrations with pending items, due or not (their drains reschedule themselves)."""
+        """Due or not (their drains reschedule themselves)."""
         rows = self._db.execute(
             """
             SELECT DISTINCT integration_id FROM webhook_inbox WHERE status = 'pending'
@@ -467,65 +370,40 @@ class SqliteRepository:
     async def finish_drain(
         self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
     ) -> None:
-        """Appeals and outcomes in one transaction; see the Protocol."""
-        now = _db_time(_now())
+        """One write transaction; the first unknown item or integration stops it."""
+        now = utc_now()
         with self._write() as db:
             for appeal in appeals:
-                with _integration_must_exist(appeal.integration_id):
+                with self._rows.integration_must_exist(appeal.integration_id):
                     self._upsert_appeal(db, appeal)
             for outcome in outcomes:
-                assignments, values = _outcome_assignments(outcome)
-                cursor = db.execute(
-                    f"UPDATE webhook_inbox SET {assignments}, updated_at = ? WHERE id = ?",
-                    (*values, now, outcome.item_id),
-                )
+                cursor = db.execute(_WRITE_OUTCOME, self._rows.outcome_params(outcome, now))
                 if cursor.rowcount == 0:
                     raise NotFound(f"inbox item {outcome.item_id} not found")
 
-    def _inbox_item(self, row: sqlite3.Row) -> InboxItem:
-        # The body is kept apart from the JSON (raw bytes need not be UTF-8), and encrypted: a
-        # webhook's body carries its credentials (Bitrix24's auth[application_token]).
-        body = self._decrypt(bytes(row["body"]), f"The body of inbox item {row['id']}")
-        request = HookRequest.model_validate_json(row["request"]).model_copy(update={"body": body})
-        return InboxItem(
-            id=row["id"],
-            integration_id=row["integration_id"],
-            status=row["status"],
-            request=request,
-            attempts=row["attempts"],
-            next_attempt_at=_py_time(row["next_attempt_at"]),
-            last_error=row["last_error"],
-            outcome=None if row["outcome"] is None else _json_object(row["outcome"]),
-            created_at=_py_time(row["created_at"]),
-            updated_at=_py_time(row["updated_at"]),
-        )
-
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
-        """A person asked to retry a failed item: make it pending and due now. Anything but a
-        failed item is left alone (``None``): a pending one is already queued, a done one is
-        done. ``attempts`` starts again from zero (a fresh retry budget); ``last_error`` stays."""
+        """Only a failed item (else ``None``); ``last_error`` stays."""
         with self._write() as db:
             rows = db.execute(
                 f"""
                 UPDATE webhook_inbox
                 SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?
                 WHERE id = ? AND status = 'failed'
-                RETURNING {_INBOX_COLUMNS}
+                RETURNING {Rows.INBOX_COLUMNS}
                 """,
-                (_db_time(now), _db_time(_now()), item_id),
+                (_db_time(now), _db_time(utc_now()), item_id),
             ).fetchall()
-        return self._inbox_item(rows[0]) if rows else None
+        return self._rows.inbox_item(rows[0]) if rows else None
 
     async def list_inbox(
         self, *, status: InboxStatus | None = None, limit: int = 100
     ) -> list[InboxItem]:
-        """Newest first."""
         where = "" if status is None else "WHERE status = :status"
         rows = self._db.execute(
-            f"SELECT {_INBOX_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT :limit",
+            f"SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox {where} ORDER BY id DESC LIMIT :limit",
             {"status": status, "limit": limit},
         ).fetchall()
-        return [self._inbox_item(row) for row in rows]
+        return [self._rows.inbox_item(row) for row in rows]
 
     async def claim_period(self, name: str, *, period_seconds: float, now: datetime) -> bool:
         before = _db_time(now - timedelta(seconds=period_seconds))
@@ -547,24 +425,23 @@ class SqliteRepository:
     ) -> float:
         """One upsert under the write lock; every expression of its ``SET`` reads the row as it
         was, so another process's count between read and write is impossible."""
+        params = rate_params(key, rate=rate, now=now, count=count, at_least=at_least)
         with self._write() as db:
-            row = db.execute(_TAKE_RATE, _rate_params(key, rate, now, count, at_least)).fetchone()
+            row = db.execute(_TAKE_RATE, params).fetchone()
         return float(row["level"])
 
     # --- host secrets ------------------------------------------------------------------
 
     async def host_secret_key(self) -> bytes:
-        """32 random bytes made on first use and kept, so signed OAuth ``state`` values stay
-        valid across restarts."""
         if self._secret_key is None:
             with self._write() as db:
                 db.execute(
                     "INSERT INTO host_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                    (_HOST_SECRET_KEY, self._fernet.encrypt(secrets_module.token_bytes(32))),
+                    (Rows.HOST_SECRET_KEY, self._rows.new_signing_key()),
                 )
-                stored = self._meta(_HOST_SECRET_KEY)
+                stored = self._meta(Rows.HOST_SECRET_KEY)
             assert stored is not None  # inserted or already there, inside the same transaction
-            self._secret_key = self._decrypt(stored, "The host's signing key")
+            self._secret_key = self._rows.signing_key(stored)
         return self._secret_key
 
     async def use_nonce(self, nonce: str, *, expires_at: datetime, now: datetime) -> bool:
@@ -579,6 +456,20 @@ class SqliteRepository:
             )
         return cursor.rowcount == 1
 
+
+# Every outcome of a drain in one statement shape (see ``Rows.outcome_params``): ``finished``
+# (done/ignored) sets the outcome; the others count an attempt and set the error, and a retry
+# moves ``next_attempt_at``.
+_WRITE_OUTCOME = """
+    UPDATE webhook_inbox SET
+        status = :status,
+        outcome = CASE WHEN :finished THEN :outcome ELSE outcome END,
+        attempts = attempts + :attempt,
+        last_error = CASE WHEN :finished THEN last_error ELSE :error END,
+        next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at),
+        updated_at = :now
+    WHERE id = :id
+"""
 
 # The bucket drains by ``rate`` per second since its last update, never below zero and never by
 # a negative time (a clock behind the one that wrote last drains nothing, and the later update
@@ -600,76 +491,15 @@ _TAKE_RATE = """
 """
 
 
-def _rate_params(
-    key: str, rate: float, now: float, count: float, at_least: float
-) -> dict[str, Any]:
-    values = {"rate": rate, "now": now, "count": count, "at_least": at_least}
-    for name, value in values.items():
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"take_rate needs a finite, non-negative {name}, not {value!r}")
-    return {"key": key, **{name: float(value) for name, value in values.items()}}
-
-
-# --- (de)serialisation ---------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _db_time(value: datetime) -> str:
     """UTC, fixed width (always microseconds), so that comparing the text compares times."""
-    if value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: the repository needs aware times")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return aware(value).astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _py_time(stored: str) -> datetime:
     return datetime.fromisoformat(stored)
 
 
-def _json_object(stored: str) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(stored)
-    return value
-
-
-def _outcome_assignments(outcome: InboxOutcome) -> tuple[str, tuple[Any, ...]]:
-    """The ``SET`` clause and its values that record one drain outcome of an inbox item."""
-    if outcome.status in ("done", "ignored"):
-        return "status = ?, outcome = ?", (outcome.status, json.dumps(outcome.outcome or {}))
-    if outcome.status == "retry":
-        if outcome.next_attempt_at is None:
-            raise ValueError("a retry outcome needs next_attempt_at")
-        return (
-            "status = 'pending', attempts = attempts + 1, last_error = ?, next_attempt_at = ?",
-            (outcome.error, _db_time(outcome.next_attempt_at)),
-        )
-    return "status = 'failed', attempts = attempts + 1, last_error = ?", (outcome.error,)
-
-
-def _binding(row: sqlite3.Row) -> SessionBinding:
-    return SessionBinding(
-        integration_id=row["integration_id"],
-        external_id=row["external_id"],
-        session_id=row["session_id"],
-        created_at=_py_time(row["created_at"]),
-    )
-
-
-def _stored_appeal(row: sqlite3.Row) -> StoredAppeal:
-    return StoredAppeal(
-        appeal=Appeal.model_validate_json(row["record"]),
-        first_seen_at=_py_time(row["first_seen_at"]),
-        updated_at=_py_time(row["updated_at"]),
-    )
-
-
-@contextmanager
-def _integration_must_exist(integration_id: int) -> Iterator[None]:
-    """Turn the foreign-key failure of a write for an unknown integration into ``NotFound``."""
-    try:
-        yield
-    except sqlite3.IntegrityError as error:
-        if "FOREIGN KEY" not in str(error):
-            raise
-        raise NotFound(f"integration {integration_id} not found") from error
+def _fk_failure(error: Exception) -> bool:
+    """sqlite3 says so in the message of an ``IntegrityError``."""
+    return isinstance(error, sqlite3.IntegrityError) and "FOREIGN KEY" in str(error)

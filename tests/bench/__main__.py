@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.bench.core import Report, run_bench
 from tests.bench.multi_portal import (
     CHATS_PER_PORTAL,
+    CONCURRENCY,
     PORTALS,
     MultiPortalReport,
     format_multi_report,
@@ -55,13 +56,25 @@ def main(argv: list[str] | None = None) -> int:
         help=f"chats each portal starts ({CHATS_PER_PORTAL})",
     )
     multi.add_argument("--seed", type=int, default=1, help="the chats' seed (1), same in both runs")
+    multi.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=CONCURRENCY,
+        help=f"jobs each worker runs at once ({CONCURRENCY}, the host's default)",
+    )
     args = parser.parse_args(argv)
-    if min(args.chats, args.portals, args.chats_per_portal) < 1:
-        parser.error("--chats, --portals and --chats-per-portal must be at least 1")
+    if min(args.chats, args.portals, args.chats_per_portal, args.worker_concurrency) < 1:
+        parser.error("--chats, --portals, --chats-per-portal, --worker-concurrency: at least 1")
     report: Report | MultiPortalReport
     if args.multi_portal:
         report = asyncio.run(
-            run_multi_portal(args.portals, args.chats_per_portal, args.limit, args.seed)
+            run_multi_portal(
+                args.portals,
+                args.chats_per_portal,
+                args.limit,
+                args.seed,
+                concurrency=args.worker_concurrency,
+            )
         )
         print(format_multi_report(report))
     else:

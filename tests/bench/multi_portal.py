@@ -23,8 +23,10 @@ import contextlib
 import hashlib
 import os
 import platform
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,13 +50,12 @@ from tests.bench.burst import (
     wait_for_appeals,
 )
 from tests.bench.core import say
-from tests.bench.report import MAX_ACK_P99_MS, Target, _num, target_lines
+from tests.bench.report import MAX_ACK_P99_MS, Target, num, target_lines
 from tests.bench.sandbox_server import LIMITS, logged_sandbox
 from tests.bench.systems import (
     ROOT,
     bench_env,
     fetch_rest_log,
-    free_port,
     proc_cpu,
     read_latencies,
     relay_command,
@@ -68,11 +69,13 @@ from tests.servers import child_pids
 PORTALS = 50
 CHATS_PER_PORTAL = 40
 WORKER_COUNTS = (1, 2)
+CONCURRENCY = ClusterConfig.concurrency  # jobs one worker runs at once (the host's default)
 MIN_SCALING = 1.6  # appeals per second, 2 workers / 1 worker
 SETUP_AT_ONCE = 5  # integrations set up concurrently
 PROGRESS_SECONDS = 3.0
 TIMEOUT_SECONDS = 600.0  # one burst at the most, however slowly appeals still trickle in
 LOGS = ROOT / "var" / "bench-multi-portal"
+HOST_PARTS = ("web process", "workers", "PostgreSQL")
 
 
 @dataclass
@@ -98,6 +101,12 @@ class RunFigures:
     cpu_s: dict[str, float] = field(default_factory=dict)  # per part, during that window
 
     @property
+    def host_cpu_s(self) -> dict[str, float]:
+        """The host's own parts: what a deployment runs (the portals and the relay are the
+        bench's)."""
+        return {part: self.cpu_s[part] for part in HOST_PARTS if part in self.cpu_s}
+
+    @property
     def cpu_share(self) -> float:
         """The parts' CPU over what the machine's cores could give in the window."""
         return sum(self.cpu_s.values()) / (self.cpu_window_s * (os.cpu_count() or 1))
@@ -109,6 +118,7 @@ class MultiPortalReport:
     chats_per_portal: int
     limit: str
     seed: int
+    concurrency: int
     runs: list[RunFigures]
     commit: str = ""
     python: str = platform.python_version()
@@ -124,6 +134,25 @@ class MultiPortalReport:
 
 
 # --- the portals: one process, one event loop, an app per port ------------------------------
+
+
+def listening_ports(count: int) -> list[int]:
+    """``count`` free ports below the kernel's ephemeral range: a port taken from that range
+    (``free_port``) may be handed to an outgoing connection (the host's to PostgreSQL, the
+    portals') before its server binds it, which with 50 portals happens."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    top = int(ephemeral[0]) if ephemeral else 32768
+    found: list[int] = []
+    for port in range(random.randrange(10_000, top - 2 * count), top):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    raise RuntimeError(f"no {count} free ports below {top}")
 
 
 def portal_url(port: int) -> str:
@@ -253,7 +282,7 @@ def _progress_printer(
 
     def on_poll(appeals: int, inbox: dict[str, int]) -> None:
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_SECONDS or appeals >= expected:
+        if now - last[0] >= PROGRESS_SECONDS:
             last[0] = now
             waiting = dict(sorted(inbox.items()))
             progress(f"{appeals}/{expected} appeals, inbox {waiting}, {now - started:.0f} s")
@@ -267,26 +296,30 @@ async def run_once(
     chats_per_portal: int,
     limit: str,
     seed: int,
+    concurrency: int = CONCURRENCY,
     progress: Callable[[str], None] = say,
+    logs: Path = LOGS,
 ) -> RunFigures:
-    """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers; one burst."""
+    """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers; one burst. The
+    processes' logs stay in ``logs/<N>-workers/`` until the next run."""
     label = _workers(workers)
-    logs = LOGS / f"{workers}-workers"
+    logs = logs / f"{workers}-workers"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    ports = [free_port() for _ in range(portals)]
+    web_port, relay_port, *ports = listening_ports(portals + 2)
     config = ClusterConfig(
         directory=logs,
         pg_dir=None,  # a throwaway server: a fresh database for every run
         pg_port=0,
         durable=True,  # fsync on, as a server that keeps data runs
-        web_port=0,
+        web_port=web_port,
         sandbox_port=ports[0],
         workers=workers,
+        concurrency=concurrency,
         schedule_seconds=0,
         log_dir=logs,
     )
-    relay_port, relay_log = free_port(), logs / "ack-latencies.txt"
+    relay_log = logs / "ack-latencies.txt"
     cluster = _BenchCluster(config, ports, limit, relay_port)
     relay_cmd = relay_command(relay_port, cluster.web_port, relay_log)
     relay = Part("relay", relay_cmd, logs / "relay.log")
@@ -295,8 +328,11 @@ async def run_once(
         relay.start(bench_env([]))  # first: the cluster waits for the web process through it
         await relay_up(relay_log)
         await asyncio.to_thread(cluster.start)
+        assert cluster.sandbox is not None
         for port in ports:
-            await wait_until_up(f"{portal_url(port)}/sandbox/api/portal", None, 60)
+            await wait_until_up(
+                f"{portal_url(port)}/sandbox/api/portal", cluster.sandbox.process, 60
+            )
         endpoints = [_Portal(cluster.web_url, cluster.web_url, portal_url(port)) for port in ports]
         with psycopg.connect(cluster.db_url, autocommit=True) as db:
             async with httpx.AsyncClient(timeout=120.0) as client:
@@ -399,13 +435,19 @@ async def run_multi_portal(
     limit: str = "standard",
     seed: int = 1,
     *,
+    concurrency: int = CONCURRENCY,
     worker_counts: tuple[int, ...] = WORKER_COUNTS,
     progress: Callable[[str], None] = say,
+    logs: Path = LOGS,
 ) -> MultiPortalReport:
     began = time.perf_counter()
-    report = MultiPortalReport(portals, chats_per_portal, limit, seed, [], commit=_commit())
+    report = MultiPortalReport(
+        portals, chats_per_portal, limit, seed, concurrency, [], commit=_commit()
+    )
     for workers in worker_counts:
-        run = await run_once(workers, portals, chats_per_portal, limit, seed, progress)
+        run = await run_once(
+            workers, portals, chats_per_portal, limit, seed, concurrency, progress, logs
+        )
         progress(
             f"{_workers(workers)}: {run.appeals} appeals in {run.drain_s:.2f} s,"
             f" {run.appeals_per_s:.1f}/s, ack p99 {run.ack_p99_ms:.1f} ms,"
@@ -437,7 +479,7 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
             Target(
                 f"webhook ack p99, {_workers(run.workers)}",
                 f"< {MAX_ACK_P99_MS:g} ms",
-                f"{_num(run.ack_p99_ms)} ms",
+                f"{num(run.ack_p99_ms)} ms",
                 run.ack_p99_ms < MAX_ACK_P99_MS,
             )
         )
@@ -461,6 +503,10 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
     return found
 
 
+def _ms_per_appeal(run: RunFigures, cpu_s: dict[str, float]) -> str:
+    return f"{sum(cpu_s.values()) * 1000 / max(run.appeals, 1):.1f}"
+
+
 def _cpu_cell(part: str, run: RunFigures) -> str:
     return f"{run.cpu_s.get(part, 0.0):.1f}"
 
@@ -481,7 +527,8 @@ def format_multi_report(report: MultiPortalReport) -> str:
         f"b24-openlines multi-portal benchmark (processes, PostgreSQL), {report.portals} portals"
         f" x {report.chats_per_portal} chats, each portal's limit {report.limit}"
         f" ({rate:g}/s, burst {burst}), seed {report.seed}",
-        f"commit {report.commit}, Python {report.python}, {report.cores} cores",
+        f"commit {report.commit}, Python {report.python}, {report.cores} cores;"
+        f" each worker runs {report.concurrency} jobs at once, periodic work off",
         "",
         f"A burst of {total} chats, each run on fresh processes and a fresh database",
         row("", lambda r: _workers(r.workers)),
@@ -493,7 +540,7 @@ def format_multi_report(report: MultiPortalReport) -> str:
         row("webhooks stored in (first → last)", lambda r: f"{r.delivery_span_s:.2f} s"),
         row(
             "webhook ack p50 / p99 / max",
-            lambda r: f"{_num(r.ack_p50_ms, 2)} / {_num(r.ack_p99_ms)} / {_num(r.ack_max_ms)} ms",
+            lambda r: f"{num(r.ack_p50_ms, 2)} / {num(r.ack_p99_ms)} / {num(r.ack_max_ms)} ms",
         ),
         row("deliveries timed / webhooks stored", lambda r: f"{r.acks} / {sum(r.inbox.values())}"),
         row("REST requests (refused, 503)", lambda r: f"{r.rest_requests} ({r.limit_refusals})"),
@@ -513,8 +560,8 @@ def format_multi_report(report: MultiPortalReport) -> str:
             lambda r: f"{sum(r.cpu_s.values()):.1f} ({r.cpu_share:.0%})",
         ),
         row(
-            "  CPU ms per appeal (all parts)",
-            lambda r: f"{sum(r.cpu_s.values()) * 1000 / max(r.appeals, 1):.2f}",
+            "  CPU ms per appeal: all parts / host's",
+            lambda r: f"{_ms_per_appeal(r, r.cpu_s)} / {_ms_per_appeal(r, r.host_cpu_s)}",
         ),
         "",
         "Targets",

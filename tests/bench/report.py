@@ -24,7 +24,7 @@ class Target:
     met: bool | None  # None: not measured in this run
 
 
-def _num(value: float, digits: int = 1) -> str:
+def num(value: float, digits: int = 1) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
@@ -35,7 +35,7 @@ def targets(report: Report) -> list[Target]:
         Target(
             "REST requests per appeal",
             f"<= {MAX_REQUESTS_PER_APPEAL}",
-            _num(b.requests_per_appeal, 3),
+            num(b.requests_per_appeal, 3),
             b.requests_per_appeal <= MAX_REQUESTS_PER_APPEAL,
         ),
         Target(
@@ -47,13 +47,13 @@ def targets(report: Report) -> list[Target]:
         Target(
             "webhook ack p99",
             f"< {MAX_ACK_P99_MS:g} ms",
-            f"{_num(b.ack_p99_ms)} ms",
+            f"{num(b.ack_p99_ms)} ms",
             b.ack_p99_ms < MAX_ACK_P99_MS,
         ),
         Target(
             "plugin CPU per appeal",
             f"< {MAX_PLUGIN_CPU_MS:g} ms",
-            f"{_num(report.cpu.plugin_ms_per_appeal, 2)} ms",
+            f"{num(report.cpu.plugin_ms_per_appeal, 2)} ms",
             report.cpu.plugin_ms_per_appeal < MAX_PLUGIN_CPU_MS,
         ),
     ]
@@ -115,12 +115,12 @@ def format_report(report: Report) -> str:
         f"  webhooks delivered in           {b.delivery_span_s:.2f} s"
         f"  (the sandbox delivers one at a time)",
         f"  appeals per second              {b.appeals_per_s:.1f}",
-        f"  webhook ack latency             p50 {_num(b.ack_p50_ms, 2)} ms,"
-        f" p99 {_num(b.ack_p99_ms, 2)} ms, max {_num(b.ack_max_ms, 1)} ms ({b.acks} deliveries)",
+        f"  webhook ack latency             p50 {num(b.ack_p50_ms, 2)} ms,"
+        f" p99 {num(b.ack_p99_ms, 2)} ms, max {num(b.ack_max_ms, 1)} ms ({b.acks} deliveries)",
         f"  host CPU per appeal             {b.host_cpu_ms_per_appeal:.2f} ms"
         f"  (web + worker: receive, verify, store, drain, plugin, SQLite)",
         f"  host peak memory                {b.host_peak_rss_mb:.1f} MB (VmHWM, web + worker)",
-        f"  sandbox process CPU             {_num(b.sandbox_cpu_s)} s"
+        f"  sandbox process CPU             {num(b.sandbox_cpu_s)} s"
         f" (it shares the machine's {os.cpu_count()} cores)",
         "",
         f"Plugin CPU in one process ({report.cpu.appeals} appeals, no rate limit)",
@@ -160,7 +160,7 @@ def format_report(report: Report) -> str:
             lines.append(
                 f"  {g.chats:>6} chats: host peak {g.host_peak_rss_mb:.1f} MB,"
                 f" {g.appeals} appeals, drain {g.drain_s:.1f} s,"
-                f" {g.rest_requests} REST requests, sandbox CPU {_num(g.sandbox_cpu_s)} s"
+                f" {g.rest_requests} REST requests, sandbox CPU {num(g.sandbox_cpu_s)} s"
             )
     lines += ["", "Targets", *target_lines(targets(report))]
     lines.append(f"\n(the bench took {report.seconds:.0f} s)")

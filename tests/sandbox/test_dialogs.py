@@ -39,6 +39,7 @@ async def test_every_dialog_with_its_channel_and_own_messages(running: Running) 
         1,
     )
     assert closed["closed"] and not again["closed"]
+    assert (closed["lead_id"], closed["activity_id"]) == (first["lead_id"], first["activity_id"])
     assert again["chat_id"] == first["chat_id"]
     people = [m["text"] for m in closed["messages"] if m["author_id"] != 0]
     assert people == ["Is this still in stock?", "Yes, we have it."]

@@ -15,9 +15,12 @@ the web process's API, so nothing is read from inside a process under test.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import random
 import shutil
 import signal
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import psycopg
 
 from tests.cluster import Cluster, ClusterConfig
 
@@ -57,6 +61,7 @@ def soak_cluster(args: argparse.Namespace) -> Report:
             offline_events=args.offline,
             seed_crm=False,
             log_dir=args.logs,
+            snapshot=True,  # processes restarted mid-run run the code the run started with
             sqlite=Path(folder) / "soak.sqlite3" if args.sqlite else None,
         )
         with Cluster(config) as cluster, httpx.Client(timeout=30.0) as client:
@@ -65,6 +70,8 @@ def soak_cluster(args: argparse.Namespace) -> Report:
             run.prepare()
             run.chaos()
             run.catch_up()
+            if not report.ok:
+                print("\n".join(f"  {line}" for line in run.explain()), flush=True)
             report.injected = run.injected()
             report.cluster = run.figures()
     report.seconds = time.monotonic() - started
@@ -275,6 +282,57 @@ class Run:
     def _say(self, text: str) -> None:
         print(f"  {time.monotonic() - self.started:6.1f} s  {text}", flush=True)
 
+    def explain(self, shown: int = 10) -> list[str]:
+        """What the portal did with the events of the dialogs that failed a check: their
+        deliveries (dropped, answered, failed) and their offline records (left waiting,
+        reserved by a read never cleared, or marked erroneous)."""
+        sandbox = self.cluster.sandbox_url
+        dialogs = {
+            d["session_id"]: d for d in self.client.get(f"{sandbox}/sandbox/api/dialogs").json()
+        }
+        deliveries = self.client.get(f"{sandbox}/sandbox/api/deliveries").json()
+        offline = self.client.get(f"{sandbox}/sandbox/api/offline-events").json()
+        failed = sorted({i for ids in self.report.failed.values() for i in ids})
+        lines = [f"why {min(shown, len(failed))} of the {len(failed)} failed dialogs failed:"]
+        for session_id in failed[:shown]:
+            dialog = dialogs.get(session_id, {})
+            ids = {dialog.get("lead_id"), dialog.get("deal_id"), dialog.get("activity_id")} - {None}
+            sent = [_delivery(d) for d in deliveries if d["entity_id"] in ids]
+            kept = [_offline(r) for r in offline if _offline_id(r) in ids]
+            lines.append(
+                f"  session {session_id} (chat {dialog.get('chat_id')}, lead"
+                f" {dialog.get('lead_id')}, activity {dialog.get('activity_id')}):"
+                f" deliveries [{'; '.join(sent) or 'none'}]; offline records"
+                f" [{'; '.join(kept) or 'none left'}]"
+            )
+        return [*lines, *self._host_state()]
+
+    def _host_state(self) -> list[str]:
+        """The host's side, read from its database (a diagnosis, never the truth): the
+        plugin's catch-up state, the inbox by status and the jobs by name and status."""
+        queries = {
+            "catch-up state": "SELECT id, connection FROM integrations",
+            "inbox": "SELECT status, count(*) FROM webhook_inbox GROUP BY status",
+            "jobs": (
+                "SELECT name, status, count(*) FROM jobs GROUP BY name, status"
+                if self.args.sqlite
+                else "SELECT task_name, status, count(*) FROM procrastinate_jobs"
+                " GROUP BY task_name, status"
+            ),
+        }
+        try:
+            rows = _query(self.cluster.db_url, queries, sqlite=self.args.sqlite)
+        except Exception as exc:  # a diagnosis must not hide the report
+            return [f"host state unavailable: {exc!r}"]
+        lines = []
+        for integration_id, connection in rows["catch-up state"]:
+            raw = json.loads(connection) if isinstance(connection, str) else connection
+            state = {k: v for k, v in (raw or {}).get("catchup", {}).items() if k != "handler"}
+            lines.append(f"integration {integration_id} catch-up state: {state}")
+        lines.append(f"inbox: {dict(rows['inbox'])}")
+        lines.append(f"jobs: {[tuple(row) for row in rows['jobs']]}")
+        return lines
+
     def injected(self) -> dict[str, int]:
         faults = self.client.get(f"{self.cluster.sandbox_url}/sandbox/api/faults").json()
         return {k: v for k, v in faults["injected"].items() if v}
@@ -291,6 +349,41 @@ class Run:
             f"checks while away        {self.unreachable}",
             f"ERROR lines in the logs  {errors or 'none'}  ({self.cluster.log_dir}/)",
         ]
+
+
+def _query(url: str, queries: dict[str, str], *, sqlite: bool) -> dict[str, list[Any]]:
+    if sqlite:
+        with contextlib.closing(sqlite3.connect(url)) as db:
+            return {name: db.execute(sql).fetchall() for name, sql in queries.items()}
+    with psycopg.connect(url) as conn:
+        return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+def _delivery(delivery: dict[str, Any]) -> str:
+    kind = "app" if delivery["kind"] == "app" else "webhook"
+    if delivery["dropped"]:
+        fate = "dropped"
+    elif delivery["status_code"] is not None:
+        fate = str(delivery["status_code"])
+    else:
+        fate = delivery["error"] or "not sent yet"
+    return f"{delivery['event']} {kind} {fate}"
+
+
+def _offline_id(record: dict[str, Any]) -> int | None:
+    fields = (record.get("EVENT_DATA") or {}).get("FIELDS") or {}
+    raw = str(fields.get("ID", ""))
+    return int(raw) if raw.isdigit() else None
+
+
+def _offline(record: dict[str, Any]) -> str:
+    if record.get("ERROR") == "1":
+        state = "marked erroneous"
+    elif record.get("PROCESS_ID"):
+        state = f"reserved by {record['PROCESS_ID'][:8]}…, never cleared"
+    else:
+        state = "waiting"
+    return f"{record['EVENT_NAME']} #{record['ID']} {state}"
 
 
 def _count(names: list[str]) -> dict[str, int]:

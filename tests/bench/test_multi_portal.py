@@ -1,0 +1,33 @@
+"""``python -m tests.bench --multi-portal`` stays runnable: 2 portals x 3 chats, 1 then 2 workers.
+
+Real processes (PostgreSQL, the portals' process, the web process, the workers, the relay), as
+the bench runs them; it checks that every figure comes out, not how fast anything is.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.bench.multi_portal import format_multi_report, multi_targets, run_multi_portal
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_multi_portal_bench_reports_every_figure(tmp_path: Path) -> None:
+    report = await run_multi_portal(2, 3, progress=lambda _: None, logs=tmp_path)
+
+    assert [run.workers for run in report.runs] == [1, 2]
+    for run in report.runs:
+        assert run.appeals == run.chats == 6 and run.portals_complete == 2
+        assert run.inbox.get("done", 0) >= 6 and not run.inbox.get("failed")
+        assert run.acks >= 6 and run.rest_requests > 0 and run.limit_refusals == 0
+        for value in (run.appeals_per_s, run.ack_p50_ms, run.ack_p99_ms, run.cpu_share):
+            assert isinstance(value, float) and not math.isnan(value) and value > 0
+        assert set(run.cpu_s) >= {"web process", "workers", "PostgreSQL"}
+    assert report.scaling is not None
+    assert any(t.name.startswith("appeals/s, 2 workers") for t in multi_targets(report))
+    text = format_multi_report(report)
+    assert "appeals per second" in text and "QUERY_LIMIT_EXCEEDED" in text
