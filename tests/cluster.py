@@ -6,6 +6,7 @@ portal, the web process (``--worker none``) and N workers that share nothing but
 because a crash that matters is one of a real process, not of an in-process stand-in.
 
     python -m tests.cluster [--dir var] [--workers 3] [--web-port 8000] [--sandbox-port 8100]
+                            [--pg-port 55432] [--schedule-seconds 60] [--sqlite FILE]
     python -m tests.cluster sandbox --port N --redirect-uri URL [--no-offline-events]
 """
 
@@ -237,6 +238,15 @@ class Cluster:
             raise RuntimeError("a cluster on SQLite has no PostgreSQL to restart")
         self.pg.restart(mode="immediate")
 
+    def revive(self) -> list[str]:
+        """Start again the web process or workers that have exited; what was done."""
+        done = []
+        for part in [p for p in (self.web, *self.workers) if p is not None]:
+            if not part.alive:
+                done.append(f"{part.name} exited with {part.wait(0)}; started it again")
+                part.start(self._env)
+        return done
+
     # --- helpers -------------------------------------------------------------------------
 
     def lines(self) -> list[str]:
@@ -358,10 +368,8 @@ def _supervise(cluster: Cluster) -> None:
     """Until Ctrl+C (or SIGTERM): a part that exits by itself is started again, and said so."""
     while True:
         time.sleep(1.0)
-        for part in [p for p in (cluster.web, *cluster.workers) if p is not None]:
-            if not part.alive:
-                print(f"{part.name} exited with {part.wait(0)}; starting it again", flush=True)
-                part.start(cluster._env)
+        for line in cluster.revive():
+            print(line, flush=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

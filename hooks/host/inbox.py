@@ -1,8 +1,9 @@
 """The webhook inbox: a delivery is saved before it is answered, then drained per integration.
 
 Bitrix24 never re-sends an event, so the only safe answer is one given after the request is on
-disk. Processing happens later, in a drain job that holds the integration's queue key, retries
-transient failures with capped exponential backoff and parks permanent ones for a person.
+disk. Processing happens later, in a drain job that holds the integration's lock (on whichever
+worker takes it), retries transient failures with capped exponential backoff and parks permanent
+ones for a person.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import signal
 import sqlite3
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -38,6 +39,7 @@ from tests.soak.__main__ import MAPPED, Report, bulk_body, check, fault_knobs
 
 PROGRESS_SECONDS = 5.0
 PAGE = 500
+STABLE_READS = 5
 # Seconds after the chats start: the web process dies while the portal is still pushing their
 # events (those sent meanwhile are lost), PostgreSQL while the drains run.
 WEB_KILL_AT = 2.0
@@ -157,10 +159,10 @@ class Run:
         for round_ in range(1, self.args.rounds + 1):
             self.report.catch_up_rounds = round_
             time.sleep(self.args.schedule_seconds)
-            if self._check(stable=True):
-                self._progress(f"round {round_}")
-                return
+            done = self._check(stable=True)
             self._progress(f"round {round_}")
+            if done:
+                return
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -241,7 +243,10 @@ class Run:
         try:
             truth = self._truth()
             appeals = self._appeals()
-            while stable and (again := self._appeals()) != appeals:
+            for _ in range(STABLE_READS if stable else 0):
+                again = self._appeals()
+                if again == appeals:
+                    break
                 appeals = again
         except (httpx.HTTPError, ValueError, KeyError):
             self.unreachable += 1
@@ -338,7 +343,7 @@ class Run:
         return {k: v for k, v in faults["injected"].items() if v}
 
     def figures(self) -> list[str]:
-        kills = ", ".join(f"{n} {c}" for n, c in sorted(_count(self.worker_kills).items()))
+        kills = ", ".join(f"{n} {c}" for n, c in sorted(Counter(self.worker_kills).items()))
         errors = ", ".join(f"{n} {c}" for n, c in _log_errors(self.cluster).items() if c)
         return [
             f"workers                  {len(self.cluster.workers)}"
@@ -384,13 +389,6 @@ def _offline(record: dict[str, Any]) -> str:
     else:
         state = "waiting"
     return f"{record['EVENT_NAME']} #{record['ID']} {state}"
-
-
-def _count(names: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 def _log_errors(cluster: Cluster) -> dict[str, int]:
