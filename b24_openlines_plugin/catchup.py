@@ -128,17 +128,31 @@ async def drain_offline(
 ) -> list[Appeal]:
     """Read the offline queue; clear records only once their appeals are written.
 
-    A record that fails is cleared too, but only after it is saved in our own retry list
-    (``state["retry"]``): Bitrix24's error marks cannot be retried reliably (a record that
-    fails twice stays reserved, out of sight).
+    A page read with ``clear=0`` stays reserved for its ``process_id`` and no later read
+    returns it, so the id is saved before the page is processed (``state["reserved"]``): a run
+    that stops half-way (a worker killed, the database away) leaves it for the next run, which
+    reads the same records again by that id. A record that fails is cleared too, but only
+    after it is saved in our own retry list (``state["retry"]``): Bitrix24's error marks
+    cannot be retried reliably (a record that fails twice stays reserved, out of sight).
     """
     written: list[Appeal] = []
     for _ in range(PAGES_PER_RUN):
-        page = await client.call("event.offline.get", {"clear": 0, "limit": 50})
+        reserved = state.get("reserved")
+        query: dict[str, Any] = {"clear": 0, "limit": 50}
+        if reserved:
+            query["process_id"] = reserved  # what an earlier run reserved and never cleared
+        page = await client.call("event.offline.get", query)
         records = [r for r in (page or {}).get("events") or [] if isinstance(r, Mapping)]
-        process_id = (page or {}).get("process_id")
+        process_id = (page or {}).get("process_id") or reserved
         if not records or not process_id:
+            if reserved:
+                state.pop("reserved", None)  # cleared before its run could say so
+                await _save(integration, host, state)
+                continue
             break
+        if not reserved:
+            state["reserved"] = process_id
+            await _save(integration, host, state)
         outcomes = await asyncio.gather(
             *(_process_record(client, integration, settings, host, r) for r in records),
             return_exceptions=True,
@@ -150,8 +164,11 @@ async def drain_offline(
                 _remember(state, record)
             elif isinstance(outcome, BaseException):
                 raise outcome
+        await _save(integration, host, state)  # the retry list, before the records go
         await client.call("event.offline.clear", {"process_id": process_id})
-        if len(records) < 50:
+        state.pop("reserved", None)
+        await _save(integration, host, state)
+        if len(records) < 50 and not reserved:
             break
     return written
 

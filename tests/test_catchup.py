@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
@@ -130,3 +131,49 @@ async def test_a_returning_customer_without_a_new_lead_gets_a_new_appeal(stack: 
     assert second["key"].endswith(f":session:{again.json()['session_id']}")
     assert second["channel"] == "telegrambot" and second["contact"]["name"] == "Пётр"
     assert f"{HOST_URL}" not in second["text"]
+
+
+class PortalGoesAway(httpx.AsyncBaseTransport):
+    """The portal as the network shows it: once armed, every REST call after the first
+    ``event.offline.get`` fails to connect, as when a run loses the portal half-way."""
+
+    def __init__(self, portal: httpx.AsyncBaseTransport) -> None:
+        self.portal = portal
+        self.armed = False
+        self.reserved = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.armed and request.url.path.startswith("/rest/"):
+            if self.reserved:
+                raise httpx.ConnectError("the portal is unreachable", request=request)
+            # On its own or as a command of a batch.
+            self.reserved = b"event.offline.get" in request.url.path.encode() + request.content
+        return await self.portal.handle_async_request(request)
+
+
+async def test_a_run_cut_off_after_reserving_offline_records_loses_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records read with clear=0 stay reserved for that read's process id, out of any other
+    read's sight: a run that reserved a page and then lost the portal (or was killed) leaves
+    the next run to read the same page again by that id."""
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    async with running_stack(tmp_path / "host.sqlite3", offline_events=True) as stack:
+        integration = await ready(stack)
+        await faults(stack, webhook_drop_rate=1.0, seed=7)
+        started = [
+            await stack.chat(connector=c, messages=[{"author": "visitor", "text": f"m{n}"}])
+            for n, c in enumerate(["livechat", "telegrambot", "viber"])
+        ]
+        netloc = httpx.URL(PORTAL_URL).netloc.decode()
+        cut = PortalGoesAway(stack.network.apps[netloc])
+        stack.network.apps[netloc] = cut  # type: ignore[assignment]
+        cut.armed = True
+        await catch_up(stack, integration["id"])
+        assert cut.reserved and await stack.appeals() == []
+        cut.armed = False  # the portal is back
+        await catch_up(stack, integration["id"])
+        appeals = await stack.appeals()
+        assert sorted(a["key"].rsplit(":", 1)[1] for a in appeals) == sorted(
+            str(s["session_id"]) for s in started
+        )
