@@ -10,16 +10,16 @@ lose chats and cut transcripts short. Each periodic run, per integration:
    (``event.offline.get`` with ``clear=0``), each event processed, and only then cleared;
    what failed is kept in the plugin's own retry list and tried again next run;
 3. without them, the Open Lines activities changed since a cursor are walked
-   (``crm.activity.list`` by ``LAST_UPDATED``): a lost event, a returning customer's new
-   dialog without a new lead, a dialog answered or closed after its lead was made — each
-   upserts its dialog's appeal, so every dialog arrives once, with its whole text.
+   (``crm.activity.list`` by ``LAST_UPDATED`` and ``ID``, a keyset): a lost event, a
+   returning customer's new dialog without a new lead, a dialog answered or closed after its
+   lead was made — each upserts its dialog's appeal, so every dialog arrives once, with its
+   whole text.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -235,24 +235,29 @@ async def walk_activities(
     host: HostServices,
     state: dict[str, Any],
 ) -> list[Appeal]:
-    """Every Open Lines dialog changed since the cursor (a LAST_UPDATED time) → its appeal.
+    """Every Open Lines dialog changed since the cursor → its appeal.
 
+    The cursor is a keyset, (``LAST_UPDATED``, ``ID``) of the last activity read, never an
+    offset: each step reads the rest of the cursor's second by ``ID`` and what came after it,
+    in one batch. A second of any size is crossed page by page and run by run (no freeze),
+    and an activity updated during a walk moves past the cursor, where the walk finds it (no
+    skip). Where the walk reaches the end of the list, the last second is read again from its
+    start next run: activities updated in that second after it was read may have lower ids.
     A dialog that fails goes to the retry list and the walk goes on, so one bad dialog never
     holds the others back.
     """
     cursor: str | None = state.get("cursor")
     if cursor is None:
         # First run: start from now; what came before is history, not a missed event.
-        latest = await _activities(client, {}, order="DESC", limit_one=True)
+        latest = await _activities(client, {}, {"LAST_UPDATED": "DESC", "ID": "DESC"})
         state["cursor"] = _cursor_of(latest[0]) if latest else "1970-01-01T00:00:00+00:00"
+        state["cursor_id"] = latest[0].id if latest else 0
         return []
+    after = int(state.get("cursor_id") or 0)
     written: list[Appeal] = []
-    newest = cursor
-    for number in range(PAGES_PER_RUN):
-        # ">=" and offsets: a burst can change hundreds of dialogs within the cursor's second,
-        # so a run pages on from the cursor instead of moving it page by page; what it reads
-        # again next run is harmless (upserts).
-        page = await _activities(client, {">=LAST_UPDATED": cursor}, order="ASC", start=number * 50)
+    for _ in range(PAGES_PER_RUN):
+        same, later = await _next_activities(client, cursor, after)
+        page = same + later
         outcomes = await asyncio.gather(
             *(appeals.process_activity(client, integration, settings, host, a) for a in page),
             return_exceptions=True,
@@ -270,40 +275,56 @@ async def walk_activities(
                 raise outcome
             elif outcome is not None:
                 written.append(outcome)
-        newest = max([newest, *(c for a in page if (c := _cursor_of(a)))], key=_instant)
-        if len(page) < 50:
+        if page and (last := _cursor_of(page[-1])) is not None:
+            cursor, after = last, page[-1].id
+        if len(same) < dialogs.PAGE and len(later) < dialogs.PAGE:
+            after = 0  # the end of the list: its last second is read whole next run
             break
-    state["cursor"] = newest
+    state["cursor"], state["cursor_id"] = cursor, after
     return written
-
-
-def _instant(cursor: str) -> datetime:
-    return datetime.fromisoformat(cursor)
 
 
 def _cursor_of(activity: Activity) -> str | None:
     return activity.last_updated.isoformat() if activity.last_updated else None
 
 
+async def _next_activities(
+    client: RestClient, cursor: str, after: int
+) -> tuple[list[Activity], list[Activity]]:
+    """The rest of the cursor's second after ``after``, and (when that fits in a page) the
+    first page after the second: one batch request."""
+    by_id = {"ID": "ASC"}
+    by_time = {"LAST_UPDATED": "ASC", "ID": "ASC"}
+    answers = await client.batch(
+        {
+            "same": _list({"=LAST_UPDATED": cursor, ">ID": after}, by_id),
+            "later": _list({">LAST_UPDATED": cursor}, by_time),
+        }
+    )
+    same = dialogs.parsed(answers["same"], parse_activities)
+    if len(same) >= dialogs.PAGE:
+        return same, []
+    return same, dialogs.parsed(answers["later"], parse_activities)
+
+
 async def _activities(
-    client: RestClient,
-    filter_: dict[str, Any],
-    *,
-    order: str,
-    limit_one: bool = False,
-    start: int = 0,
+    client: RestClient, filter_: dict[str, Any], order: dict[str, str]
 ) -> list[Activity]:
+    found: list[Activity] = dialogs.parsed(
+        (await client.batch({"acts": _list(filter_, order)}))["acts"], parse_activities
+    )
+    return found
+
+
+def _list(filter_: dict[str, Any], order: dict[str, str]) -> Command:
+    """One page of Open Lines activities; ``start=-1``: Bitrix24 skips counting the rows."""
     params: dict[str, Any] = {
         "filter": {"PROVIDER_ID": dialogs.SESSION_PROVIDER, **filter_},
-        "order": {"LAST_UPDATED": order, "ID": order},
+        "order": order,
         "select": dialogs.ACTIVITY_FIELDS,
-        "start": start,
+        "start": -1,
     }
-    found: list[Activity] = dialogs.parsed(
-        (await client.batch({"acts": Command("crm.activity.list", params)}))["acts"],
-        parse_activities,
-    )
-    return found[:1] if limit_one else found
+    return Command("crm.activity.list", params)
 
 
 async def _save(integration: Integration, host: HostServices, state: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,26 @@ class Clock:
         self.start = start
         self.began = time.monotonic()
         self.jumped = 0.0
+        self.frozen: float | None = None
 
     def __call__(self) -> float:
+        if self.frozen is not None:
+            return self.frozen
         return self.start + (time.monotonic() - self.began) + self.jumped
 
     def advance(self, seconds: float) -> None:
         self.jumped += seconds
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Time stands still for the block (everything in it happens in one second); then it
+        goes on from where it stood."""
+        self.frozen = self()
+        try:
+            yield
+        finally:
+            stood, self.frozen = self.frozen, None
+            self.jumped += stood - self()
 
 
 @dataclass

@@ -177,3 +177,79 @@ async def test_a_run_cut_off_after_reserving_offline_records_loses_none(
         assert sorted(a["key"].rsplit(":", 1)[1] for a in appeals) == sorted(
             str(s["session_id"]) for s in started
         )
+
+
+async def lost_bulk(stack: Stack, count: int, *, close: bool = False) -> set[int]:
+    """``count`` chats whose every push is lost; their Open Lines sessions."""
+    await faults(stack, webhook_drop_rate=1.0, seed=3)
+    bulk = await stack.browser.post(
+        f"{PORTAL_URL}/sandbox/api/chats/bulk",
+        json={"count": count, "mix": ["livechat", "telegrambot"], "close": close, "seed": 4},
+        timeout=120,
+    )
+    assert bulk.status_code == 201, bulk.text
+    await stack.settled()
+    return {c["session_id"] for c in bulk.json()["chats"]}
+
+
+async def sessions_with_appeals(stack: Stack) -> set[int]:
+    return {int(a["key"].rsplit(":", 1)[1]) for a in await stack.all_appeals()}
+
+
+async def test_more_dialogs_in_one_second_than_a_run_reads_never_freeze_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mass change (an import, a mass close) puts more activities into one second of
+    LAST_UPDATED than one run reads (10 pages of 50): the walk crosses the second run by run,
+    and what changes after it is found too."""
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    async with running_stack(tmp_path / "host.sqlite3", offline_events=False) as stack:
+        integration = await ready(stack)
+        with stack.clock.stopped():
+            burst = await lost_bulk(stack, 560)
+        stack.clock.advance(2)
+        later = await lost_bulk(stack, 3)
+        for _ in range(4):
+            await catch_up(stack, integration["id"])
+        assert await sessions_with_appeals(stack) == burst | later
+
+
+class ClosesAChatMidWalk(httpx.AsyncBaseTransport):
+    """The portal, where a dialog the walk has already read is closed (so it moves to the end
+    of the list) just after the walk's first page of activities."""
+
+    def __init__(self, portal: httpx.AsyncBaseTransport, clock: Any, chat_id: int) -> None:
+        self.portal, self.clock, self.chat_id = portal, clock, chat_id
+        self.closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.portal.handle_async_request(request)
+        if not self.closed and b"crm.activity.list" in request.content:
+            await answer.aread()
+            self.closed = True
+            self.clock.advance(2)
+            close = httpx.Request("POST", f"{PORTAL_URL}/sandbox/api/chats/{self.chat_id}/close")
+            done = await self.portal.handle_async_request(close)
+            assert done.status_code == 200
+        return answer
+
+
+async def test_a_dialog_changed_while_the_walk_pages_on_makes_it_skip_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    async with running_stack(tmp_path / "host.sqlite3", offline_events=False) as stack:
+        integration = await ready(stack)
+        with stack.clock.stopped():
+            sessions = await lost_bulk(stack, 120)
+        chats = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/chats")).json()
+        first = min((c for c in chats if c["session_id"] in sessions), key=lambda c: c["chat_id"])
+        netloc = httpx.URL(PORTAL_URL).netloc.decode()
+        portal = stack.network.apps[netloc]
+        changing = ClosesAChatMidWalk(portal, stack.clock, first["chat_id"])
+        stack.network.apps[netloc] = changing  # type: ignore[assignment]
+        await catch_up(stack, integration["id"])
+        stack.network.apps[netloc] = portal
+        assert changing.closed
+        await catch_up(stack, integration["id"])
+        assert await sessions_with_appeals(stack) == sessions

@@ -33,6 +33,7 @@ from b24_openlines_plugin.bitrix.wire import (
 from hooks.errors import UpstreamError
 
 SESSION_PROVIDER = "IMOPENLINES_SESSION"
+PAGE = 50  # rows a list method answers at once
 ACTIVITY_FIELDS = [
     "ID",
     "PROVIDER_ID",
