@@ -66,7 +66,8 @@ bench: $(STAMP)
 
 # make soak — 1,000 chats through a faulty sandbox (20% of webhooks lost, 10% of REST calls
 # failing, tokens expiring, the host restarted), once with offline events and once without;
-# prints what arrived against what Bitrix24 holds. SOAK_ARGS="--chats N --drop 0.3 ..."
+# prints what arrived against what Bitrix24 holds (and which dialogs are missing).
+# SOAK_ARGS="--chats N --drop 0.3 --seed N --seeds 5 ..." (--seeds: that many seeds in a row)
 soak: $(STAMP)
 	$(PY) -m tests.soak $(SOAK_ARGS)
 	$(PY) -m tests.soak --no-offline $(SOAK_ARGS)

@@ -262,20 +262,34 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument(
         "--logs", type=Path, default=Path("var/soak-cluster"), help="the processes' logs"
     )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="run this many seeds in a row, from --seed on"
+    )
     args = parser.parse_args(argv)
+    verdicts: list[str] = []
+    for seed in range(args.seed, args.seed + max(args.seeds, 1)):
+        if args.seeds > 1:
+            print(f"seed {seed}", flush=True)
+        ok = _soak_once(argparse.Namespace(**{**vars(args), "seed": seed}))
+        verdicts.append(f"seed {seed}: {'PASS' if ok else 'FAIL'}")
+    if len(verdicts) > 1:
+        print("\n".join(verdicts))
+    return 0 if all(v.endswith("PASS") for v in verdicts) else 1
+
+
+def _soak_once(args: argparse.Namespace) -> bool:
     if args.cluster:
         from tests.soak.cluster import soak_cluster
 
         args.rounds = 60 if args.rounds is None else args.rounds
         report = soak_cluster(args)
-        print("\n".join(report.lines()))
-        return 0 if report.ok else 1
-    args.rounds = 30 if args.rounds is None else args.rounds
-    os.environ["B24_OAUTH_SERVERS"] = PORTAL_URL
-    with tempfile.TemporaryDirectory() as folder:
-        report = asyncio.run(soak(args, Path(folder) / "soak.sqlite3"))
-    print("\n".join(report.lines()))
-    return 0 if report.ok else 1
+    else:
+        args.rounds = 30 if args.rounds is None else args.rounds
+        os.environ["B24_OAUTH_SERVERS"] = PORTAL_URL
+        with tempfile.TemporaryDirectory() as folder:
+            report = asyncio.run(soak(args, Path(folder) / "soak.sqlite3"))
+    print("\n".join(report.lines()), flush=True)
+    return bool(report.ok)
 
 
 if __name__ == "__main__":
