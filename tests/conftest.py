@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from hooks.host import csrf
 from hooks.host.app import create_app
 from hooks.host.state import Host, HostConfig
+from hooks.models import Integration
 
 pytest_plugins = ["tests.pg_fixtures"]
 
@@ -62,3 +63,18 @@ async def running_host(host_config: HostConfig) -> AsyncIterator[RunningHost]:
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
             await send_csrf_token(client)
             yield RunningHost(app, client, host_config)
+
+
+class ElsewhereUrls:
+    """``hooks.services.HostUrls`` of a host whose routes look nothing like the reference
+    host's: what a plugin shows must come from its host, not from its own idea of the routes."""
+
+    def webhook(self, integration: Integration) -> str:
+        token = integration.webhook_token.get_secret_value()
+        return f"https://elsewhere.example/in/b24/{integration.id}?key={token}"
+
+    def oauth_redirect(self) -> str:
+        return "https://elsewhere.example/sso/return"
+
+    def session_report(self, integration_id: int) -> str:
+        return f"https://elsewhere.example/track/{integration_id}"

@@ -18,6 +18,7 @@ from b24_openlines_plugin.sandbox import Sandbox, SandboxConfig, create_sandbox_
 from hooks.host.app import create_app
 from hooks.host.inbox import SCHEDULE
 from hooks.host.state import Host, HostConfig
+from tests.client_settings import sandbox_settings
 from tests.conftest import HOST_KEY
 
 HOST_URL = "http://127.0.0.1:8000"
@@ -147,19 +148,7 @@ class Stack:
             },
         )
         assert hook.status_code in (200, 201), hook.text
-        body = {
-            "client_id": app["client_id"],
-            "client_secret": app["client_secret"],
-            "portal": PORTAL_URL,
-            "active": True,
-            "entity": "lead",
-            "employee_id": 2,
-            "traffic_type": "source",
-            "source_id": 6,
-            "site_id": 1,
-            "application_token": hook.json()["application_token"],
-            **settings,
-        }
+        body = sandbox_settings(app, PORTAL_URL, hook.json()["application_token"], **settings)
         saved = await self.browser.put(
             f"{HOST_URL}/api/integrations/{integration['id']}/settings", json=body
         )

@@ -18,6 +18,7 @@ from hooks.host.state import HostConfig
 from hooks.host.urls import PublicUrls
 from hooks.models import Catalog, Integration
 from hooks.services import HostServices
+from tests.conftest import ElsewhereUrls
 
 pytestmark = pytest.mark.anyio
 
@@ -110,20 +111,6 @@ def test_the_plugin_spells_no_host_route(tmp_path: Path) -> None:
     assert found == [], "host routes spelled in the plugin:\n" + "\n".join(found)
 
 
-class ElsewhereUrls:
-    """A host whose routes look nothing like the reference host's."""
-
-    def webhook(self, integration: Integration) -> str:
-        token = integration.webhook_token.get_secret_value()
-        return f"https://elsewhere.example/in/{integration.id}?key={token}"
-
-    def oauth_redirect(self) -> str:
-        return "https://elsewhere.example/sso/return"
-
-    def session_report(self, integration_id: int) -> str:
-        return f"https://elsewhere.example/track/{integration_id}"
-
-
 async def test_the_catch_up_handler_is_the_hosts_webhook_url() -> None:
     async with httpx.AsyncClient() as client:
         host = HostServices(
@@ -138,7 +125,7 @@ async def test_the_catch_up_handler_is_the_hosts_webhook_url() -> None:
         )
         assert (
             handler_url(integration(), host)
-            == f"https://elsewhere.example/in/7?key={TOKEN}&via=app"
+            == f"https://elsewhere.example/in/b24/7?key={TOKEN}&via=app"
         )
         plain = PublicUrls("https://analytics.example")
         host = dataclasses.replace(host, urls=plain)

@@ -33,6 +33,7 @@ from hooks.models import (
     Source,
 )
 from hooks.services import HostServices, HostUrls
+from tests.conftest import ElsewhereUrls
 
 STORED_SECRET = "stored-secret-Q7x9"
 STORED_TOKEN = "stored-apptoken-K2m4"
@@ -820,20 +821,6 @@ def test_works_with_the_hosts_services() -> None:
     finally:
         asyncio.run(client.aclose())
     assert view.derived.redirect_url == "https://analytics.example/oauth2/callback"
-
-
-class ElsewhereUrls:
-    """A host whose routes look nothing like the reference host's."""
-
-    def webhook(self, integration: Integration) -> str:
-        token = integration.webhook_token.get_secret_value()
-        return f"https://elsewhere.example/in/b24/{integration.id}?key={token}"
-
-    def oauth_redirect(self) -> str:
-        return "https://elsewhere.example/sso/return"
-
-    def session_report(self, integration_id: int) -> str:
-        return f"https://elsewhere.example/track/{integration_id}"
 
 
 def test_the_urls_shown_are_the_hosts_own() -> None:

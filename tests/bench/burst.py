@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from tests.bench.systems import Endpoints, System
+from tests.client_settings import sandbox_settings
 
 # Mixed channels: the site's live chat and the messengers clients connect most.
 MIX = ["livechat", "telegrambot", "whatsappbyedna", "vkgroup", "viber", "avito", "facebook"]
@@ -149,19 +150,7 @@ async def set_up(client: httpx.AsyncClient, system: Endpoints, limit: str) -> Se
         )
     ).json()
     plan = PLANS[limit]
-    settings = {
-        "client_id": app["client_id"],
-        "client_secret": app["client_secret"],
-        "portal": portal,
-        "plan": plan,
-        "active": True,
-        "entity": "lead",
-        "employee_id": 2,
-        "traffic_type": "source",
-        "source_id": 6,
-        "site_id": 1,
-        "application_token": hook["application_token"],
-    }
+    settings = sandbox_settings(app, portal, hook["application_token"], plan=plan)
     _ok(await client.put(f"{host}/api/integrations/{created['id']}/settings", json=settings), 200)
     start = _ok(await client.get(f"{host}/integrations/{created['id']}/connect"), 303)
     authorize = start.headers["location"]

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import psycopg
 
+from tests.client_settings import sandbox_settings
 from tests.cluster import Cluster, ClusterConfig
 
 # ``python -m tests.soak`` runs its __main__ as ``__main__``; this import loads the same
@@ -179,19 +180,12 @@ class Run:
             json={"handler": integration["webhook_url"], "events": ["ONCRMLEADADD"]},
         )
         assert hook.status_code == 201, hook.text
-        body = {
-            "client_id": app["client_id"],
-            "client_secret": app["client_secret"],
-            "portal": sandbox,
-            "active": True,
-            "entity": "lead",
-            "employee_id": 2,
-            "traffic_type": "source",
-            "source_id": 6,
-            "site_id": 1,
-            "application_token": hook.json()["application_token"],
-            "messenger_map": {c: {"source_id": s} for c, s in MAPPED.items()},
-        }
+        body = sandbox_settings(
+            app,
+            sandbox,
+            hook.json()["application_token"],
+            messenger_map={c: {"source_id": s} for c, s in MAPPED.items()},
+        )
         saved = self.client.put(f"{web}/api/integrations/{integration['id']}/settings", json=body)
         assert saved.status_code == 200, saved.text
         integration_id: int = integration["id"]
