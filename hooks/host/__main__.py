@@ -19,6 +19,8 @@ from hooks.host.app import create_app
 from hooks.host.catalog import CatalogFileError, load_catalog_file
 from hooks.host.database import DatabaseUnavailable, open_repository
 from hooks.host.host_key import ENV, HostKeyError, resolve_host_key
+from hooks.host.inbox import LOCKED_JOBS
+from hooks.host.jobs import open_job_queue
 from hooks.host.ratelimit import Rate
 from hooks.host.state import HostConfig
 from hooks.models import Language
@@ -87,10 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def check_database(config: HostConfig) -> None:
-    """Open the database once before serving, so a missing or wrong key stops the start with
-    one clear line instead of a failed startup deep in the server's log."""
+    """Open the database (and its jobs) once before serving, so a missing or wrong key, or a
+    database that cannot hold jobs, stops the start with one clear line instead of a failed
+    startup deep in the server's log."""
     repo = await open_repository(config.db, key=config.host_key)
     await repo.close()
+    queue = await open_job_queue(config.db, locked=LOCKED_JOBS)
+    await queue.close()
 
 
 def main(argv: list[str] | None = None) -> int:
