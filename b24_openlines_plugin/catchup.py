@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -41,6 +42,7 @@ ALREADY_BOUND = "ERROR_HANDLER_ALREADY_EXIST"
 OFFLINE_FEATURE = "rest_offline_extended"  # reading with clear=0, then clearing, needs it
 NO_OFFLINE_LICENSE = "WRONG_LICENSE"
 MAX_RETRY = 1000
+EPOCH = "1970-01-01T00:00:00+00:00"
 
 
 def handler_url(integration: Integration, host: HostServices) -> str:
@@ -65,7 +67,7 @@ async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:
             if exc.b24_code.upper() != NO_OFFLINE_LICENSE:
                 raise
             state["offline"] = False  # the plan lacks it after all: walk the activities
-    if not state.get("offline"):
+    if not state.get("offline") or state.get("walk_pending"):
         written += await walk_activities(client, integration, settings, host, state)
     await _save(integration, host, state)
     return ScheduleOutcome(appeal_keys=[a.key for a in written])
@@ -164,6 +166,8 @@ async def drain_offline(
                 _remember(state, record)
             elif isinstance(outcome, BaseException):
                 raise outcome
+            elif _target(record) is None:
+                _walk_since(state, record)
         await _save(integration, host, state)  # the retry list, before the records go
         await client.call("event.offline.clear", {"process_id": process_id})
         state.pop("reserved", None)
@@ -180,6 +184,27 @@ def _target(record: Mapping[str, Any]) -> tuple[str, int] | None:
     if not str(raw_id or "").isdigit():
         return None
     return str(record.get("EVENT_NAME", "")).upper(), int(str(raw_id))
+
+
+def _walk_since(state: dict[str, Any], record: Mapping[str, Any]) -> None:
+    """A record without data (``EVENT_DATA`` false or null, as Bitrix24 documents for some
+    events) names nothing to fetch, but something happened: the activities changed since its
+    time are walked (from a second before it, in this run and the next until the walk reaches
+    the end) before the record is cleared, so that it is never cleared unseen."""
+    try:
+        since = datetime.fromisoformat(str(record.get("TIMESTAMP_X"))) - timedelta(seconds=1)
+    except ValueError:
+        since = None
+    if since is not None and since.tzinfo is None:  # the portal's zone, unknown: a day's margin
+        since = since.replace(tzinfo=UTC) - timedelta(days=1)
+    cursor = state.get("cursor") if state.get("walk_pending") else None
+    if since is None:
+        start = cursor or EPOCH
+    elif cursor is None:
+        start = since.isoformat()
+    else:
+        start = min(cursor, since.isoformat(), key=datetime.fromisoformat)
+    state.update(cursor=start, cursor_id=0, walk_pending=True)
 
 
 def _remember(state: dict[str, Any], record: Mapping[str, Any]) -> None:
@@ -250,7 +275,7 @@ async def walk_activities(
     if cursor is None:
         # First run: start from now; what came before is history, not a missed event.
         latest = await _activities(client, {}, {"LAST_UPDATED": "DESC", "ID": "DESC"})
-        state["cursor"] = _cursor_of(latest[0]) if latest else "1970-01-01T00:00:00+00:00"
+        state["cursor"] = _cursor_of(latest[0]) if latest else EPOCH
         state["cursor_id"] = latest[0].id if latest else 0
         return []
     after = int(state.get("cursor_id") or 0)
@@ -279,6 +304,7 @@ async def walk_activities(
             cursor, after = last, page[-1].id
         if len(same) < dialogs.PAGE and len(later) < dialogs.PAGE:
             after = 0  # the end of the list: its last second is read whole next run
+            state.pop("walk_pending", None)  # what records without data asked for is done
             break
     state["cursor"], state["cursor_id"] = cursor, after
     return written

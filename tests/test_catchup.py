@@ -3,6 +3,7 @@ activity cursor, whole transcripts and every dialog (issue 5, items 2 and 3)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,51 @@ async def test_a_dialog_changed_while_the_walk_pages_on_makes_it_skip_none(
         assert changing.closed
         await catch_up(stack, integration["id"])
         assert await sessions_with_appeals(stack) == sessions
+
+
+class OfflineRecordsWithoutData(httpx.AsyncBaseTransport):
+    """The portal, answering ``event.offline.get`` with records whose ``EVENT_DATA`` is
+    ``false`` or ``null``, as the documentation shows for events that carry no data."""
+
+    def __init__(self, portal: httpx.AsyncBaseTransport, data: Any) -> None:
+        self.portal, self.data = portal, data
+        self.stripped = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.portal.handle_async_request(request)
+        if b"event.offline.get" not in request.url.path.encode() + request.content:
+            return answer
+        body = json.loads(await answer.aread())
+        self._strip(body)
+        headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+        return httpx.Response(answer.status_code, headers=headers, json=body)
+
+    def _strip(self, value: Any) -> None:
+        if isinstance(value, dict):
+            if "EVENT_DATA" in value:
+                value["EVENT_DATA"] = self.data
+                self.stripped += 1
+            for inner in value.values():
+                self._strip(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                self._strip(inner)
+
+
+@pytest.mark.parametrize("data", [False, None], ids=["false", "null"])
+async def test_offline_records_without_data_are_never_cleared_unseen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Any
+) -> None:
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    async with running_stack(tmp_path / "host.sqlite3", offline_events=True) as stack:
+        integration = await ready(stack)
+        netloc = httpx.URL(PORTAL_URL).netloc.decode()
+        dataless = OfflineRecordsWithoutData(stack.network.apps[netloc], data)
+        stack.network.apps[netloc] = dataless  # type: ignore[assignment]
+        sessions = await lost_bulk(stack, 3)
+        await catch_up(stack, integration["id"])
+        await catch_up(stack, integration["id"])
+        assert dataless.stripped >= 3
+        assert await sessions_with_appeals(stack) == sessions
+        queue = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/offline-events")).json()
+        assert queue == []  # cleared, once their time was walked
