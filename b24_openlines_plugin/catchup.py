@@ -29,7 +29,6 @@ from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.bitrix.client import Command, RestClient
 from b24_openlines_plugin.bitrix.errors import BitrixError
 from b24_openlines_plugin.bitrix.records import Activity
-from b24_openlines_plugin.bitrix.wire import parse_activities
 from b24_openlines_plugin.connection import rest_client
 from b24_openlines_plugin.settings import B24Settings, stored_settings
 from hooks.errors import Conflict, HookError, RetryLater
@@ -274,14 +273,14 @@ async def walk_activities(
     cursor: str | None = state.get("cursor")
     if cursor is None:
         # First run: start from now; what came before is history, not a missed event.
-        latest = await _activities(client, {}, {"LAST_UPDATED": "DESC", "ID": "DESC"})
-        state["cursor"] = _cursor_of(latest[0]) if latest else EPOCH
-        state["cursor_id"] = latest[0].id if latest else 0
+        latest = await dialogs.newest_activity(client)
+        state["cursor"] = (_cursor_of(latest) if latest else None) or EPOCH
+        state["cursor_id"] = latest.id if latest else 0
         return []
     after = int(state.get("cursor_id") or 0)
     written: list[Appeal] = []
     for _ in range(PAGES_PER_RUN):
-        same, later = await _next_activities(client, cursor, after)
+        same, later = await dialogs.activities_after(client, cursor, after)
         page = same + later
         outcomes = await asyncio.gather(
             *(appeals.process_activity(client, integration, settings, host, a) for a in page),
@@ -312,45 +311,6 @@ async def walk_activities(
 
 def _cursor_of(activity: Activity) -> str | None:
     return activity.last_updated.isoformat() if activity.last_updated else None
-
-
-async def _next_activities(
-    client: RestClient, cursor: str, after: int
-) -> tuple[list[Activity], list[Activity]]:
-    """The rest of the cursor's second after ``after``, and (when that fits in a page) the
-    first page after the second: one batch request."""
-    by_id = {"ID": "ASC"}
-    by_time = {"LAST_UPDATED": "ASC", "ID": "ASC"}
-    answers = await client.batch(
-        {
-            "same": _list({"=LAST_UPDATED": cursor, ">ID": after}, by_id),
-            "later": _list({">LAST_UPDATED": cursor}, by_time),
-        }
-    )
-    same = dialogs.parsed(answers["same"], parse_activities)
-    if len(same) >= dialogs.PAGE:
-        return same, []
-    return same, dialogs.parsed(answers["later"], parse_activities)
-
-
-async def _activities(
-    client: RestClient, filter_: dict[str, Any], order: dict[str, str]
-) -> list[Activity]:
-    found: list[Activity] = dialogs.parsed(
-        (await client.batch({"acts": _list(filter_, order)}))["acts"], parse_activities
-    )
-    return found
-
-
-def _list(filter_: dict[str, Any], order: dict[str, str]) -> Command:
-    """One page of Open Lines activities; ``start=-1``: Bitrix24 skips counting the rows."""
-    params: dict[str, Any] = {
-        "filter": {"PROVIDER_ID": dialogs.SESSION_PROVIDER, **filter_},
-        "order": order,
-        "select": dialogs.ACTIVITY_FIELDS,
-        "start": -1,
-    }
-    return Command("crm.activity.list", params)
 
 
 async def _save(integration: Integration, host: HostServices, state: dict[str, Any]) -> None:

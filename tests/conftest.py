@@ -15,7 +15,8 @@ from starlette.applications import Starlette
 from hooks.host import csrf
 from hooks.host.app import create_app
 from hooks.host.state import Host, HostConfig
-from hooks.models import Integration
+from hooks.models import Catalog, Integration
+from hooks.services import HostServices, HostUrls
 
 pytest_plugins = ["tests.pg_fixtures"]
 
@@ -78,3 +79,20 @@ class ElsewhereUrls:
 
     def session_report(self, integration_id: int) -> str:
         return f"https://elsewhere.example/track/{integration_id}"
+
+
+def services_with_urls(
+    urls: HostUrls, http: httpx.AsyncClient, catalog: Catalog | None = None
+) -> HostServices:
+    """Host services for a plugin function that needs only the host's URLs, its HTTP client
+    and catalog (the stores are absent: a call to one fails loudly)."""
+    return HostServices(
+        urls=urls,
+        language="ru",
+        http=http,
+        sessions=None,  # type: ignore[arg-type]
+        appeals=None,  # type: ignore[arg-type]
+        integrations=None,  # type: ignore[arg-type]
+        rate_limits=None,  # type: ignore[arg-type]
+        catalog=catalog or Catalog(),
+    )

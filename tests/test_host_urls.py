@@ -16,9 +16,8 @@ from b24_openlines_plugin.catchup import handler_url
 from hooks.host.app import create_app
 from hooks.host.state import HostConfig
 from hooks.host.urls import PublicUrls
-from hooks.models import Catalog, Integration
-from hooks.services import HostServices
-from tests.conftest import ElsewhereUrls
+from hooks.models import Integration
+from tests.conftest import ElsewhereUrls, services_with_urls
 
 pytestmark = pytest.mark.anyio
 
@@ -113,16 +112,7 @@ def test_the_plugin_spells_no_host_route(tmp_path: Path) -> None:
 
 async def test_the_catch_up_handler_is_the_hosts_webhook_url() -> None:
     async with httpx.AsyncClient() as client:
-        host = HostServices(
-            urls=ElsewhereUrls(),
-            language="ru",
-            http=client,
-            sessions=None,  # type: ignore[arg-type]
-            appeals=None,  # type: ignore[arg-type]
-            integrations=None,  # type: ignore[arg-type]
-            rate_limits=None,  # type: ignore[arg-type]
-            catalog=Catalog(),
-        )
+        host = services_with_urls(ElsewhereUrls(), client)
         assert (
             handler_url(integration(), host)
             == f"https://elsewhere.example/in/b24/7?key={TOKEN}&via=app"

@@ -32,8 +32,8 @@ from hooks.models import (
     Site,
     Source,
 )
-from hooks.services import HostServices, HostUrls
-from tests.conftest import ElsewhereUrls
+from hooks.services import HostUrls
+from tests.conftest import ElsewhereUrls, services_with_urls
 
 STORED_SECRET = "stored-secret-Q7x9"
 STORED_TOKEN = "stored-apptoken-K2m4"
@@ -807,16 +807,7 @@ def test_status_connected() -> None:
 def test_works_with_the_hosts_services() -> None:
     client = httpx.AsyncClient()
     try:
-        host = HostServices(
-            urls=PublicUrls("https://analytics.example/"),
-            language="ru",
-            http=client,
-            sessions=None,  # type: ignore[arg-type]
-            appeals=None,  # type: ignore[arg-type]
-            integrations=None,  # type: ignore[arg-type]
-            rate_limits=None,  # type: ignore[arg-type]
-            catalog=CATALOG,
-        )
+        host = services_with_urls(PublicUrls("https://analytics.example/"), client, CATALOG)
         view = build_settings_view(make_integration(), CATALOG, None, host)
     finally:
         asyncio.run(client.aclose())

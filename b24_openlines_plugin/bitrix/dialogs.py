@@ -185,6 +185,48 @@ async def activity(client: RestClient, activity_id: int) -> Activity | None:
     return found[0] if found else None
 
 
+async def newest_activity(client: RestClient) -> Activity | None:
+    """The Open Lines activity changed last (the newest ``LAST_UPDATED``, then ``ID``)."""
+    answers = await client.batch(
+        {"newest": _activity_page({}, {"LAST_UPDATED": "DESC", "ID": "DESC"})}
+    )
+    found: list[Activity] = parsed(answers["newest"], parse_activities)
+    return found[0] if found else None
+
+
+async def activities_after(
+    client: RestClient, last_updated: str, after_id: int
+) -> tuple[list[Activity], list[Activity]]:
+    """The Open Lines activities after the keyset (``last_updated``, ``after_id``), in that
+    order, in one batch: the rest of the ``last_updated`` second by ``ID``, and, when that
+    fits in a page, the first page after the second. Keys, not offsets: rows that change
+    meanwhile move past the keyset instead of shifting the pages under it."""
+    answers = await client.batch(
+        {
+            "same": _activity_page({"=LAST_UPDATED": last_updated, ">ID": after_id}, {"ID": "ASC"}),
+            "later": _activity_page(
+                {">LAST_UPDATED": last_updated}, {"LAST_UPDATED": "ASC", "ID": "ASC"}
+            ),
+        }
+    )
+    same: list[Activity] = parsed(answers["same"], parse_activities)
+    if len(same) >= PAGE:
+        return same, []
+    later: list[Activity] = parsed(answers["later"], parse_activities)
+    return same, later
+
+
+def _activity_page(filter_: dict[str, Any], order: dict[str, str]) -> Command:
+    """One page of Open Lines activities; ``start=-1``: Bitrix24 skips counting the rows."""
+    params: dict[str, Any] = {
+        "filter": {"PROVIDER_ID": SESSION_PROVIDER, **filter_},
+        "order": order,
+        "select": ACTIVITY_FIELDS,
+        "start": -1,
+    }
+    return Command("crm.activity.list", params)
+
+
 def is_open_lines(entity: CrmEntity) -> bool:
     return bool(connector_from_im(entity)) or bool(
         entity.source_id and _OPENLINES_SOURCE.match(entity.source_id)

@@ -66,7 +66,6 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
             for failure in host.plugins.failures:
                 log.error("plugin %s is not available: %s", failure.name, failure.error)
             app.state.host = host
-            app.state.local_worker = local_worker
             inline = (
                 asyncio.create_task(serve_jobs(host, stop_jobs), name="inline worker")
                 if config.worker == "inline"

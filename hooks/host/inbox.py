@@ -143,6 +143,8 @@ async def tick(host: Host, key: str) -> None:
     period = host.config.schedule_seconds
     if period <= 0:
         return
+    # A tenth of slack: the tick that claimed the last period comes back after ``period`` by
+    # its own timer, a little early or late, and must not find the period not yet over.
     if await host.repo.claim_period(TICK, period_seconds=period * 0.9, now=datetime.now(UTC)):
         for integration in await host.repo.list_integrations():
             await host.queue.enqueue(SCHEDULE, str(integration.id))

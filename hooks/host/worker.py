@@ -22,7 +22,7 @@ from typing import cast
 import httpx
 from pydantic import SecretStr
 
-from hooks.host.database import open_repository
+from hooks.host.database import DatabaseUnavailable, open_repository
 from hooks.host.host_key import ENV, HostKeyError, resolve_host_key
 from hooks.host.inbox import DRAIN, LOCKED_JOBS, register_jobs, start_scheduler
 from hooks.host.jobs import open_job_queue
@@ -65,12 +65,14 @@ async def run_worker(config: HostConfig, stop: asyncio.Event) -> None:
                 await repo.close()
         except (HostKeyError, ValueError):  # no retry mends a wrong key or URL
             raise
+        except DatabaseUnavailable as exc:  # not up yet, or restarting: one line, no trace
+            log.warning("%s; trying again in %s s", exc, RESTART_DELAY_SECONDS)
         except Exception:
             if stop.is_set():
                 return
             log.exception("the worker lost its database; starting again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), RESTART_DELAY_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RESTART_DELAY_SECONDS)
 
 
 class LocalWorker:
