@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 
-from b24_openlines_plugin import events
 from b24_openlines_plugin.attribution import attribute
 from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.bitrix.client import RestClient
 from b24_openlines_plugin.bitrix.dialogs import ChatRecords, is_open_lines
+from b24_openlines_plugin.bitrix.event_queue import ACTIVITY_EVENTS, ENTITY_EVENTS
 from b24_openlines_plugin.bitrix.records import Activity, ChatEntity, CrmEntity, SessionHistory
-from b24_openlines_plugin.settings import B24Settings
+from b24_openlines_plugin.context import Portal
 from b24_openlines_plugin.site_script import session_in_text
 from b24_openlines_plugin.transcript import messages_of, transcript_text
 from hooks.errors import RetryLater
-from hooks.models import Appeal, Contact, CrmRef, Integration, PortalRef, Utm
-from hooks.services import HostServices
+from hooks.models import Appeal, Contact, CrmRef, PortalRef, Utm
 
 
 def appeal_key(member_id: str, openlines_session_id: int) -> str:
@@ -55,26 +54,20 @@ def utm_of(entity: CrmEntity) -> Utm:
     )
 
 
-async def build_appeal(
-    records: ChatRecords,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-) -> Appeal | None:
+async def build_appeal(records: ChatRecords, portal: Portal) -> Appeal | None:
     """The dialog's appeal, or ``None`` when the entity is no Open Lines chat."""
     entity, history = records.entity, records.history
     if history is None:
-        if is_open_lines(entity):
+        if records.chat_seen or is_open_lines(entity):
             raise RetryLater("Bitrix24 has not registered the chat of this entity yet")
         return None
-    member_id = str(integration.connection["member_id"])
-    domain = str(integration.connection["domain"])
+    settings, host = portal.settings, portal.host
     connector = records.connector or _user_code_connector(history) or "unknown"
     messages = messages_of(history)
     attribution = await attribute(
         settings,
         host.sessions,
-        integration_id=integration.id,
+        integration_id=portal.id,
         openlines_session_id=history.session_id,
         connector=connector,
         crm_utm=utm_of(entity),
@@ -85,10 +78,9 @@ async def build_appeal(
     person = records.contact if records.kind == "deal" else entity
     # When the dialog began: its activity's start, else (not registered yet) the entity's.
     started = records.activity.created if records.activity and records.activity.created else None
-    endpoint = str(integration.connection["client_endpoint"]).removesuffix("/rest/").rstrip("/")
     return Appeal(
-        key=appeal_key(member_id, history.session_id),
-        integration_id=integration.id,
+        key=appeal_key(portal.member_id, history.session_id),
+        integration_id=portal.id,
         created_at=started or entity.date_create,
         channel=connector,
         contact=contact_of(person) if person is not None else Contact(),
@@ -99,9 +91,9 @@ async def build_appeal(
         crm=CrmRef(
             entity_type=records.kind,
             entity_id=entity.id,
-            url=f"{endpoint}/crm/{records.kind}/details/{entity.id}/",
+            url=f"{portal.connection.portal_url}/crm/{records.kind}/details/{entity.id}/",
         ),
-        portal=PortalRef(domain=domain, member_id=member_id),
+        portal=PortalRef(domain=portal.connection.domain or "", member_id=portal.member_id),
     )
 
 
@@ -110,57 +102,40 @@ def _user_code_connector(history: SessionHistory) -> str | None:
 
 
 async def process_entity(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    kind: ChatEntity,
-    entity_id: int,
+    client: RestClient, portal: Portal, kind: ChatEntity, entity_id: int
 ) -> Appeal | None:
     """A new lead's or deal's dialog → its appeal, written."""
     records = await dialogs.for_entity(client, kind, entity_id)
-    return await _write(records, integration, settings, host)
+    return await _write(records, portal)
 
 
-async def process_activity(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    activity: Activity,
-) -> Appeal | None:
+async def process_activity(client: RestClient, portal: Portal, activity: Activity) -> Appeal | None:
     """A dialog seen through its activity (new, answered, closed) → its appeal, written."""
     records = await dialogs.for_activity(client, activity)
-    return None if records is None else await _write(records, integration, settings, host)
+    return None if records is None else await _write(records, portal)
 
 
 async def process_event(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    name: str,
-    entity_id: int,
+    client: RestClient, portal: Portal, name: str, entity_id: int
 ) -> Appeal | None:
     """An event (pushed, read from the offline queue, or retried) → its dialog's appeal.
 
     ``None``: nothing to write — not an Open Lines dialog's activity, not the entity the
     settings say chats create, or no Open Lines chat behind it.
     """
-    if name in events.ACTIVITY_EVENTS:
+    if name in ACTIVITY_EVENTS:
         found = await dialogs.activity(client, entity_id)
         if found is None:
             return None
-        return await process_activity(client, integration, settings, host, found)
-    if name != events.ENTITY_EVENTS[settings.entity]:
+        return await process_activity(client, portal, found)
+    entity = portal.settings.entity
+    if name != ENTITY_EVENTS[entity]:
         return None
-    return await process_entity(client, integration, settings, host, settings.entity, entity_id)
+    return await process_entity(client, portal, entity, entity_id)
 
 
-async def _write(
-    records: ChatRecords, integration: Integration, settings: B24Settings, host: HostServices
-) -> Appeal | None:
-    appeal = await build_appeal(records, integration, settings, host)
+async def _write(records: ChatRecords, portal: Portal) -> Appeal | None:
+    appeal = await build_appeal(records, portal)
     if appeal is not None:
-        await host.appeals.upsert(appeal)
+        await portal.host.appeals.upsert(appeal)
     return appeal

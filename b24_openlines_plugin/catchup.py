@@ -14,34 +14,34 @@ lose chats and cut transcripts short. Each periodic run, per integration:
    returning customer's new dialog without a new lead, a dialog answered or closed after its
    lead was made — each upserts its dialog's appeal, so every dialog arrives once, with its
    whole text.
+
+The first run after connecting starts the walk the settings' number of days back, so the
+dialogs of the days before connecting arrive too (``HistoryImport``), whatever the delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from b24_openlines_plugin import appeals, events
-from b24_openlines_plugin.bitrix import dialogs
-from b24_openlines_plugin.bitrix.client import Command, RestClient
+from b24_openlines_plugin.bitrix import dialogs, event_queue
+from b24_openlines_plugin.bitrix.client import RestClient
 from b24_openlines_plugin.bitrix.errors import BitrixError
-from b24_openlines_plugin.bitrix.records import Activity
+from b24_openlines_plugin.bitrix.records import Activity, OfflineEvent
 from b24_openlines_plugin.connection import rest_client
-from b24_openlines_plugin.settings import B24Settings, stored_settings
+from b24_openlines_plugin.context import Portal
+from b24_openlines_plugin.state import CATCHUP, Catchup, HistoryImport
 from hooks.errors import Conflict, HookError, RetryLater
 from hooks.models import Appeal, Integration, ScheduleOutcome
 from hooks.services import HostServices
 
-STATE = "catchup"
 PAGES_PER_RUN = 10  # at most 500 activities or offline events per run: the rate limit is shared
-ALREADY_BOUND = "ERROR_HANDLER_ALREADY_EXIST"
-OFFLINE_FEATURE = "rest_offline_extended"  # reading with clear=0, then clearing, needs it
-NO_OFFLINE_LICENSE = "WRONG_LICENSE"
-MAX_RETRY = 1000
-EPOCH = "1970-01-01T00:00:00+00:00"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_T = TypeVar("_T")
 
 
 def handler_url(integration: Integration, host: HostServices) -> str:
@@ -52,213 +52,147 @@ def handler_url(integration: Integration, host: HostServices) -> str:
 
 
 async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:
-    settings = stored_settings(integration)
-    if not settings.active or not integration.connection.get("member_id"):
+    portal = Portal.of(integration, host)
+    if not portal.settings.active or not portal.connection.connected:
         return ScheduleOutcome(note="not active or not connected")
     client = rest_client(integration, host)
-    state: dict[str, Any] = dict(integration.connection.get(STATE) or {})
-    state = await ensure_bindings(client, integration, settings, host, state)
-    written = await _retry_saved(client, integration, settings, host, state)
-    if state.get("offline"):
+    state = portal.connection.catchup or Catchup()
+    await ensure_bindings(client, portal, state)
+    written = await _retry_saved(client, portal, state)
+    if state.offline:
         try:
-            written += await drain_offline(client, integration, settings, host, state)
+            written += await drain_offline(client, portal, state)
         except BitrixError as exc:
-            if exc.b24_code.upper() != NO_OFFLINE_LICENSE:
+            if not event_queue.is_offline_unlicensed(exc):
                 raise
-            state["offline"] = False  # the plan lacks it after all: walk the activities
-    if not state.get("offline") or state.get("walk_pending"):
-        written += await walk_activities(client, integration, settings, host, state)
-    await _save(integration, host, state)
+            state.offline = False  # the plan lacks it after all: walk the activities
+    starting = state.cursor is None
+    if starting:
+        await _start_walk(client, portal, state)
+    if state.walk_pending or not (starting or state.offline):
+        written += await walk_activities(client, portal, state)
+    await _save(portal, state)
     return ScheduleOutcome(appeal_keys=[a.key for a in written])
 
 
-async def ensure_bindings(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    state: dict[str, Any],
-) -> dict[str, Any]:
+async def ensure_bindings(client: RestClient, portal: Portal, state: Catchup) -> None:
     """Bind what is missing; remember it, so later runs cost no request."""
-    handler = handler_url(integration, host)
-    if state.get("handler") == handler and state.get("entity") == settings.entity:
-        return state
-    wanted = [events.ENTITY_EVENTS[settings.entity], *sorted(events.ACTIVITY_EVENTS)]
-    bound = {
-        (str(row.get("event", "")).upper(), str(row.get("handler", "")), str(row.get("offline", 0)))
-        for row in await client.call("event.get") or []
-        if isinstance(row, Mapping)
-    }
-    commands: dict[str, Command] = {}
-    for name in wanted:
-        if (name, handler, "0") not in bound:
-            commands[f"online_{name}"] = Command("event.bind", {"event": name, "handler": handler})
-        if not any(event == name and offline == "1" for event, _, offline in bound):
-            commands[f"offline_{name}"] = Command(
-                "event.bind", {"event": name, "handler": handler, "event_type": "offline"}
-            )
-    commands["feature"] = Command("feature.get", {"CODE": OFFLINE_FEATURE})
-    results = await client.batch(commands)
-    feature = results.pop("feature")
-    has_feature = (
-        feature.error is None
-        and isinstance(feature.result, Mapping)
-        and (feature.result.get("value") == "Y")
+    handler = handler_url(portal.integration, portal.host)
+    entity = portal.settings.entity
+    if state.handler == handler and state.entity == entity:
+        return
+    state.offline = await event_queue.bind_handlers(
+        client, handler, event_queue.wanted_events(entity)
     )
-    for key, result in results.items():
-        if (
-            key.startswith("online_")
-            and result.error is not None
-            and ALREADY_BOUND not in result.error.code
-        ):
-            raise result.error
-    offline = has_feature and all(
-        result.error is None or ALREADY_BOUND in result.error.code
-        for key, result in results.items()
-        if key.startswith("offline_")
-    )
-    return {**state, "handler": handler, "entity": settings.entity, "offline": offline}
+    state.handler, state.entity = handler, entity
 
 
-async def drain_offline(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    state: dict[str, Any],
-) -> list[Appeal]:
+async def drain_offline(client: RestClient, portal: Portal, state: Catchup) -> list[Appeal]:
     """Read the offline queue; clear records only once their appeals are written.
 
     A page read with ``clear=0`` stays reserved for its ``process_id`` and no later read
-    returns it, so the id is saved before the page is processed (``state["reserved"]``): a run
+    returns it, so the id is saved before the page is processed (``state.reserved``): a run
     that stops half-way (a worker killed, the database away) leaves it for the next run, which
     reads the same records again by that id. A record that fails is cleared too, but only
-    after it is saved in our own retry list (``state["retry"]``): Bitrix24's error marks
-    cannot be retried reliably (a record that fails twice stays reserved, out of sight).
+    after it is saved in our own retry list (``state.retry``): Bitrix24's error marks cannot
+    be retried reliably (a record that fails twice stays reserved, out of sight).
     """
     written: list[Appeal] = []
     for _ in range(PAGES_PER_RUN):
-        reserved = state.get("reserved")
-        query: dict[str, Any] = {"clear": 0, "limit": 50}
-        if reserved:
-            query["process_id"] = reserved  # what an earlier run reserved and never cleared
-        page = await client.call("event.offline.get", query)
-        records = [r for r in (page or {}).get("events") or [] if isinstance(r, Mapping)]
-        process_id = (page or {}).get("process_id") or reserved
-        if not records or not process_id:
+        reserved = state.reserved
+        page = await event_queue.read_offline(client, reserved)
+        process_id = page.process_id or reserved
+        if not page.events or not process_id:
             if reserved:
-                state.pop("reserved", None)  # cleared before its run could say so
-                await _save(integration, host, state)
+                state.reserved = None  # cleared before its run could say so
+                await _save(portal, state)
                 continue
             break
         if not reserved:
-            state["reserved"] = process_id
-            await _save(integration, host, state)
-        outcomes = await asyncio.gather(
-            *(_process_record(client, integration, settings, host, r) for r in records),
-            return_exceptions=True,
-        )
-        for record, outcome in zip(records, outcomes, strict=True):
-            if isinstance(outcome, Appeal):
-                written.append(outcome)
-            elif isinstance(outcome, HookError):
-                _remember(state, record)
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            elif _target(record) is None:
-                _walk_since(state, record)
-        await _save(integration, host, state)  # the retry list, before the records go
-        await client.call("event.offline.clear", {"process_id": process_id})
-        state.pop("reserved", None)
-        await _save(integration, host, state)
-        if len(records) < 50 and not reserved:
+            state.reserved = process_id
+            await _save(portal, state)
+        written += await _each(page.events, lambda e: _process_offline(client, portal, state, e))
+        await _save(portal, state)  # the retry list, before the records go
+        await event_queue.clear_offline(client, process_id)
+        state.reserved = None
+        await _save(portal, state)
+        if len(page.events) < event_queue.OFFLINE_PAGE and not reserved:
             break
     return written
 
 
-def _target(record: Mapping[str, Any]) -> tuple[str, int] | None:
-    data = record.get("EVENT_DATA")
-    fields = data.get("FIELDS") if isinstance(data, Mapping) else None
-    raw_id = fields.get("ID") if isinstance(fields, Mapping) else None
-    if not str(raw_id or "").isdigit():
+async def _process_offline(
+    client: RestClient, portal: Portal, state: Catchup, event: OfflineEvent
+) -> Appeal | None:
+    if event.entity_id is None:
+        _walk_since(state, event)
         return None
-    return str(record.get("EVENT_NAME", "")).upper(), int(str(raw_id))
+    try:
+        return await appeals.process_event(client, portal, event.name, event.entity_id)
+    except HookError:
+        state.remember(event.name, event.entity_id)
+        raise
 
 
-def _walk_since(state: dict[str, Any], record: Mapping[str, Any]) -> None:
+def _walk_since(state: Catchup, event: OfflineEvent) -> None:
     """A record without data (``EVENT_DATA`` false or null, as Bitrix24 documents for some
     events) names nothing to fetch, but something happened: the activities changed since its
     time are walked (from a second before it, in this run and the next until the walk reaches
     the end) before the record is cleared, so that it is never cleared unseen."""
-    try:
-        since = datetime.fromisoformat(str(record.get("TIMESTAMP_X"))) - timedelta(seconds=1)
-    except ValueError:
-        since = None
+    since = event.at - timedelta(seconds=1) if event.at is not None else None
     if since is not None and since.tzinfo is None:  # the portal's zone, unknown: a day's margin
         since = since.replace(tzinfo=UTC) - timedelta(days=1)
-    cursor = state.get("cursor") if state.get("walk_pending") else None
-    if since is None:
-        start = cursor or EPOCH
-    elif cursor is None:
-        start = since.isoformat()
-    else:
-        start = min(cursor, since.isoformat(), key=datetime.fromisoformat)
-    state.update(cursor=start, cursor_id=0, walk_pending=True)
+    cursor = state.cursor if state.walk_pending else None
+    starts = [moment for moment in (cursor, since) if moment is not None]
+    state.cursor = min(starts) if starts else EPOCH
+    state.cursor_id = 0
+    state.walk_pending = True
 
 
-def _remember(state: dict[str, Any], record: Mapping[str, Any]) -> None:
-    target = _target(record)
-    if target is not None:
-        retry = [tuple(t) for t in state.get("retry", [])]
-        if target not in retry:
-            state["retry"] = [*retry, target][-MAX_RETRY:]
-
-
-async def _retry_saved(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    state: dict[str, Any],
+async def _each(
+    items: Sequence[_T], process: Callable[[_T], Awaitable[Appeal | None]]
 ) -> list[Appeal]:
-    """Events that failed in an earlier run, tried again; those that work leave the list."""
-    saved = [(str(name), int(entity)) for name, entity in state.get("retry", [])]
-    if not saved:
-        return []
-    outcomes = await asyncio.gather(
-        *(
-            appeals.process_event(client, integration, settings, host, name, entity)
-            for name, entity in saved
-        ),
-        return_exceptions=True,
-    )
-    state["retry"] = [t for t, o in zip(saved, outcomes, strict=True) if isinstance(o, HookError)]
+    """Process items side by side; one that fails stays failed (its ``process`` has kept it
+    for a retry) while the others go on. Anything but a ``HookError`` is a bug: raised."""
+    outcomes = await asyncio.gather(*(process(item) for item in items), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException) and not isinstance(outcome, HookError):
             raise outcome
-    return [o for o in outcomes if isinstance(o, Appeal)]
+    return [outcome for outcome in outcomes if isinstance(outcome, Appeal)]
 
 
-async def _process_record(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    record: Mapping[str, Any],
-) -> Appeal | None:
-    target = _target(record)
-    if target is None:
-        return None  # nothing to act on; cleared like a processed one
-    return await appeals.process_event(client, integration, settings, host, *target)
+async def _retry_saved(client: RestClient, portal: Portal, state: Catchup) -> list[Appeal]:
+    """Events that failed in an earlier run, tried again; those that fail again stay."""
+    saved, state.retry = state.retry, []
+
+    async def again(target: tuple[str, int]) -> Appeal | None:
+        try:
+            return await appeals.process_event(client, portal, *target)
+        except HookError:
+            state.remember(*target)
+            raise
+
+    return await _each(saved, again)
 
 
-async def walk_activities(
-    client: RestClient,
-    integration: Integration,
-    settings: B24Settings,
-    host: HostServices,
-    state: dict[str, Any],
-) -> list[Appeal]:
+async def _start_walk(client: RestClient, portal: Portal, state: Catchup) -> None:
+    """The first run: the walk starts the settings' days before connecting (counting what it
+    will import, for the settings page), or, with no days, at the newest activity."""
+    days = portal.settings.import_days
+    if days == 0:
+        latest = await dialogs.newest_activity(client)
+        state.cursor = (latest.last_updated if latest else None) or EPOCH
+        state.cursor_id = latest.id if latest else 0
+        return
+    until = portal.connection.connected_at or datetime.now(UTC)
+    since = until - timedelta(days=days)
+    state.history = HistoryImport(
+        since=since, until=until, total=await dialogs.count_activities(client, since, until)
+    )
+    state.cursor, state.cursor_id, state.walk_pending = since, 0, True
+
+
+async def walk_activities(client: RestClient, portal: Portal, state: Catchup) -> list[Appeal]:
     """Every Open Lines dialog changed since the cursor → its appeal.
 
     The cursor is a keyset, (``LAST_UPDATED``, ``ID``) of the last activity read, never an
@@ -270,58 +204,47 @@ async def walk_activities(
     A dialog that fails goes to the retry list and the walk goes on, so one bad dialog never
     holds the others back.
     """
-    cursor: str | None = state.get("cursor")
-    if cursor is None:
-        # First run: start from now; what came before is history, not a missed event.
-        latest = await dialogs.newest_activity(client)
-        state["cursor"] = (_cursor_of(latest) if latest else None) or EPOCH
-        state["cursor_id"] = latest.id if latest else 0
-        return []
-    after = int(state.get("cursor_id") or 0)
+    cursor, after = state.cursor or EPOCH, state.cursor_id
+    history = state.history if state.history and not state.history.done else None
     written: list[Appeal] = []
+
+    async def process(activity: Activity) -> Appeal | None:
+        try:
+            return await appeals.process_activity(client, portal, activity)
+        except HookError:  # kept for the next run; the walk goes on
+            state.remember(event_queue.ACTIVITY_CHANGED, activity.id)
+            raise
+
     for _ in range(PAGES_PER_RUN):
         same, later = await dialogs.activities_after(client, cursor, after)
         page = same + later
-        outcomes = await asyncio.gather(
-            *(appeals.process_activity(client, integration, settings, host, a) for a in page),
-            return_exceptions=True,
-        )
-        for activity, outcome in zip(page, outcomes, strict=True):
-            if isinstance(outcome, HookError):  # kept for the next run; the walk goes on
-                _remember(
-                    state,
-                    {
-                        "EVENT_NAME": "ONCRMACTIVITYUPDATE",
-                        "EVENT_DATA": {"FIELDS": {"ID": activity.id}},
-                    },
-                )
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            elif outcome is not None:
-                written.append(outcome)
-        if page and (last := _cursor_of(page[-1])) is not None:
-            cursor, after = last, page[-1].id
+        written += await _each(page, process)
+        if history is not None:
+            history.seen += sum(
+                1 for a in page if a.last_updated and a.last_updated <= history.until
+            )
+        if page and page[-1].last_updated is not None:
+            cursor, after = page[-1].last_updated, page[-1].id
         if len(same) < dialogs.PAGE and len(later) < dialogs.PAGE:
             after = 0  # the end of the list: its last second is read whole next run
-            state.pop("walk_pending", None)  # what records without data asked for is done
+            state.walk_pending = False  # what records without data asked for is done
+            if history is not None:
+                history.done = True
             break
-    state["cursor"], state["cursor_id"] = cursor, after
+    state.cursor, state.cursor_id = cursor, after
     return written
 
 
-def _cursor_of(activity: Activity) -> str | None:
-    return activity.last_updated.isoformat() if activity.last_updated else None
-
-
-async def _save(integration: Integration, host: HostServices, state: dict[str, Any]) -> None:
+async def _save(portal: Portal, state: Catchup) -> None:
     """Keep the cursor; a token refresh may have moved the version on, so read and write again."""
+    host = portal.host
     for _ in range(3):
-        current = await host.integrations.get(integration.id)
+        current = await host.integrations.get(portal.id)
         if current is None:
             return
         try:
             await host.integrations.update(
-                current.id, expected_version=current.version, connection={STATE: state}
+                current.id, expected_version=current.version, connection={CATCHUP: state.to_json()}
             )
             return
         except Conflict:

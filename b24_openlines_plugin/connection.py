@@ -27,6 +27,7 @@ from b24_openlines_plugin.bitrix.oauth import (
 )
 from b24_openlines_plugin.bitrix.records import TokenGrant
 from b24_openlines_plugin.settings import B24Settings, stored_settings
+from b24_openlines_plugin.state import Connection, connection_of, not_connected, secrets_of
 from hooks.errors import BadRequest, Conflict, Forbidden, UpstreamError
 from hooks.models import Integration, LocalizedText, OAuthOutcome
 from hooks.services import HostServices
@@ -47,10 +48,23 @@ def _token_secrets(grant: TokenGrant) -> dict[str, SecretStr]:
     }
 
 
-def _expires_at(grant: TokenGrant) -> str:
+def _expires_at(grant: TokenGrant) -> datetime:
     if grant.expires is not None:
-        return datetime.fromtimestamp(grant.expires, UTC).isoformat()
-    return (datetime.now(UTC) + timedelta(seconds=grant.expires_in)).isoformat()
+        return datetime.fromtimestamp(grant.expires, UTC)
+    return datetime.now(UTC) + timedelta(seconds=grant.expires_in)
+
+
+def _portal_now(grant: TokenGrant) -> datetime:
+    """The portal's time as it issued the grant (``expires`` is its clock), else ours: what
+    the portal's own timestamps are compared with, whatever our clock's skew."""
+    if grant.expires is not None:
+        return datetime.fromtimestamp(grant.expires - grant.expires_in, UTC)
+    return datetime.now(UTC)
+
+
+def _refreshed(grant: TokenGrant) -> dict[str, str]:
+    """The connection's part a refresh changes."""
+    return {"access_expires_at": _expires_at(grant).isoformat()}
 
 
 async def connect(
@@ -84,20 +98,21 @@ async def connect(
         or urlsplit(grant.client_endpoint).netloc != portal_host
     ):
         raise Forbidden("The OAuth server's answer names another portal", code="wrong_portal")
+    connected = Connection(
+        member_id=grant.member_id,
+        domain=portal_host,
+        client_endpoint=grant.client_endpoint,
+        server_endpoint=grant.server_endpoint,
+        oauth_server=server,
+        scope=grant.scope,
+        user_id=grant.user_id,
+        access_expires_at=_expires_at(grant),
+        connected_at=_portal_now(grant),
+        catchup=None,  # a (re)connected portal starts its catch-up afresh
+    )
     return OAuthOutcome(
         secrets=_token_secrets(grant),
-        connection={
-            "member_id": grant.member_id,
-            "domain": portal_host,
-            "client_endpoint": grant.client_endpoint,
-            "server_endpoint": grant.server_endpoint,
-            "oauth_server": server,
-            "scope": grant.scope,
-            "user_id": grant.user_id,
-            "access_expires_at": _expires_at(grant),
-            "connected_at": datetime.now(UTC).isoformat(),
-            "catchup": None,  # a (re)connected portal starts its catch-up afresh
-        },
+        connection=connected.to_json(),
         message=LocalizedText(
             ru=f"Портал {portal_host} подключён", en=f"Portal {portal_host} connected"
         ),
@@ -119,23 +134,26 @@ class TokenKeeper:
 
     async def refresh(self, stale_access_token: str) -> str:
         integration = await self._current()
-        stored = _secret(integration, "access_token")
+        secrets = secrets_of(integration)
+        stored = secrets.token("access_token")
         if stored != stale_access_token:
             return stored  # another process refreshed already
-        settings = stored_settings(integration)
-        client_id, client_secret = _credentials(settings)
+        client_id, client_secret = _credentials(stored_settings(integration))
+        server = connection_of(integration).oauth_server
+        if server is None:
+            raise not_connected()
         try:
             grant = await refresh_tokens(
                 self.host.http,
-                str(integration.connection["oauth_server"]),
+                server,
                 client_id=client_id,
                 client_secret=client_secret,
-                refresh_token=_secret(integration, "refresh_token"),
+                refresh_token=secrets.token("refresh_token"),
             )
         except BitrixError as exc:
-            latest = await self._current()
-            if _secret(latest, "access_token") != stale_access_token:
-                return _secret(latest, "access_token")  # lost the race to another process
+            latest = secrets_of(await self._current()).token("access_token")
+            if latest != stale_access_token:
+                return latest  # lost the race to another process
             raise UpstreamError(
                 f"Bitrix24 refused to renew the access ({exc.b24_code}): connect the portal again",
                 code="reconnect_required",
@@ -145,27 +163,18 @@ class TokenKeeper:
                 integration.id,
                 expected_version=integration.version,
                 secrets=_token_secrets(grant),
-                connection={"access_expires_at": _expires_at(grant)},
+                connection=_refreshed(grant),
             )
         except Conflict:
             # Settings were saved meanwhile: write the pair again on top of the new version.
-            latest = await self._current()
+            newer = await self._current()
             await self.host.integrations.update(
-                latest.id,
-                expected_version=latest.version,
+                newer.id,
+                expected_version=newer.version,
                 secrets=_token_secrets(grant),
-                connection={"access_expires_at": _expires_at(grant)},
+                connection=_refreshed(grant),
             )
         return grant.access_token
-
-
-def _secret(integration: Integration, key: str) -> str:
-    value = integration.secrets.get(key)
-    if value is None:
-        raise UpstreamError(
-            "The portal is not connected: connect it in the settings", code="not_connected"
-        )
-    return value.get_secret_value()
 
 
 # One client per portal and per host HTTP client: concurrent appeals share its batches and its
@@ -177,27 +186,23 @@ _clients: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[int, tuple[int, Rest
 
 
 def rest_client(integration: Integration, host: HostServices) -> RestClient:
-    endpoint = integration.connection.get("client_endpoint")
-    if not endpoint:
-        raise UpstreamError(
-            "The portal is not connected: connect it in the settings", code="not_connected"
-        )
+    endpoint = connection_of(integration).endpoint
     per_http = _clients.setdefault(host.http, {})
     seen = per_http.get(integration.id)
-    if seen is not None and seen[1].endpoint == str(endpoint).rstrip("/") + "/":
+    if seen is not None and seen[1].endpoint == endpoint:
         version, client = seen
         if integration.version > version:  # stored tokens are newer than the ones in memory
-            client.credentials.token = _secret(integration, "access_token")
+            client.credentials.token = secrets_of(integration).token("access_token")
             plan = stored_settings(integration).plan  # and the plan may have changed
-            client.bucket = bucket_for(host.rate_limits, str(endpoint), plan)
+            client.bucket = bucket_for(host.rate_limits, endpoint, plan)
             per_http[integration.id] = (integration.version, client)
         return client
     keeper = TokenKeeper(integration.id, host)
     client = RestClient(
         host.http,
-        str(endpoint),
-        Credentials(_secret(integration, "access_token"), keeper.refresh),
-        bucket_for(host.rate_limits, str(endpoint), stored_settings(integration).plan),
+        endpoint,
+        Credentials(secrets_of(integration).token("access_token"), keeper.refresh),
+        bucket_for(host.rate_limits, endpoint, stored_settings(integration).plan),
     )
     per_http[integration.id] = (integration.version, client)
     return client

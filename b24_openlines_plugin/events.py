@@ -11,18 +11,16 @@ import hmac
 
 from pydantic import SecretStr
 
-from b24_openlines_plugin.bitrix.records import ChatEntity, Event
+from b24_openlines_plugin.bitrix.event_queue import ACTIVITY_EVENTS, ENTITY_EVENTS
+from b24_openlines_plugin.bitrix.records import Event
 from b24_openlines_plugin.bitrix.wire import WireError, parse_event
 from b24_openlines_plugin.settings import stored_settings
+from b24_openlines_plugin.state import PinnedToken, connection_of, secrets_of
 from hooks.errors import BadRequest, Conflict, Forbidden
 from hooks.models import HookRequest, Integration, WebhookVerdict
 from hooks.services import HostServices
 
-PINNED_TOKEN = "pinned_application_token"
-PINNED_APP_TOKEN = "pinned_app_event_token"
 APP_DELIVERY = "app"
-ACTIVITY_EVENTS = frozenset({"ONCRMACTIVITYADD", "ONCRMACTIVITYUPDATE"})
-ENTITY_EVENTS: dict[ChatEntity, str] = {"lead": "ONCRMLEADADD", "deal": "ONCRMDEALADD"}
 
 
 def parse(request: HookRequest) -> Event:
@@ -42,17 +40,17 @@ async def verify(
     integration: Integration, request: HookRequest, host: HostServices
 ) -> WebhookVerdict:
     event = parse(request)
-    member_id = integration.connection.get("member_id")
-    if member_id and not hmac.compare_digest(event.auth.member_id, str(member_id)):
+    member_id = connection_of(integration).member_id
+    if member_id and not hmac.compare_digest(event.auth.member_id, member_id):
         raise Forbidden("The event comes from another Bitrix24 portal", code="wrong_portal")
     settings = stored_settings(integration)
+    pinned = secrets_of(integration)
+    pin_as: PinnedToken
     if is_app_delivery(request):
-        pin_as, expected = PINNED_APP_TOKEN, integration.secrets.get(PINNED_APP_TOKEN)
+        pin_as, expected = "pinned_app_event_token", pinned.pinned_app_event_token
     else:
-        pin_as, expected = (
-            PINNED_TOKEN,
-            settings.application_token or integration.secrets.get(PINNED_TOKEN),
-        )
+        pin_as = "pinned_application_token"
+        expected = settings.application_token or pinned.pinned_application_token
     if expected is not None:
         if not hmac.compare_digest(event.auth.application_token, expected.get_secret_value()):
             raise Forbidden(
@@ -77,7 +75,7 @@ async def verify(
     return WebhookVerdict(result="accept", dedupe_key=f"{event.name}:{event.entity_id}")
 
 
-async def _pin(integration: Integration, name: str, token: str, host: HostServices) -> None:
+async def _pin(integration: Integration, name: PinnedToken, token: str, host: HostServices) -> None:
     try:
         await host.integrations.update(
             integration.id,
@@ -86,7 +84,7 @@ async def _pin(integration: Integration, name: str, token: str, host: HostServic
         )
     except Conflict:
         latest = await host.integrations.get(integration.id)
-        pinned = latest.secrets.get(name) if latest else None
+        pinned = getattr(secrets_of(latest), name) if latest else None
         if pinned is None or not hmac.compare_digest(token, pinned.get_secret_value()):
             raise Forbidden(
                 "The event's application token does not match", code="wrong_application_token"

@@ -17,7 +17,8 @@ from b24_openlines_plugin import (
     events,
     sessions,
 )
-from b24_openlines_plugin.settings import build_settings_view, stored_settings
+from b24_openlines_plugin.context import Portal
+from b24_openlines_plugin.settings import build_settings_view
 from hooks import hookimpl
 from hooks.errors import RetryLater
 from hooks.models import (
@@ -81,15 +82,13 @@ async def _process_webhook(
     integration: Integration, request: HookRequest, host: HostServices
 ) -> WebhookOutcome:
     event = events.parse(request)
-    settings = stored_settings(integration)
-    if not settings.active:
+    portal = Portal.of(integration, host)
+    if not portal.settings.active:
         return WebhookOutcome(result="ignored", reason="the integration is not active")
-    if not integration.connection.get("member_id"):
+    if not portal.connection.connected:
         raise RetryLater("The portal is not connected yet: connect it in the settings")
     client = connection.rest_client(integration, host)
-    appeal = await appeals.process_event(
-        client, integration, settings, host, event.name, event.entity_id
-    )
+    appeal = await appeals.process_event(client, portal, event.name, event.entity_id)
     if appeal is None:
         return WebhookOutcome(
             result="ignored",

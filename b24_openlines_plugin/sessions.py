@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from b24_openlines_plugin.appeals import appeal_key
 from b24_openlines_plugin.attribution import from_visit
 from b24_openlines_plugin.settings import B24Settings, stored_settings
+from b24_openlines_plugin.state import connection_of
 from hooks.errors import BadRequest, Forbidden, NotFound
 from hooks.models import HookRequest, HookResponse, Integration, VisitorSession
 from hooks.services import HostServices
@@ -89,10 +90,10 @@ async def _attribute_existing(
     host: HostServices,
 ) -> None:
     """The chat's event may have been processed before the script's report: correct it now."""
-    member_id = integration.connection.get("member_id")
+    member_id = connection_of(integration).member_id
     if not member_id:
         return
-    appeal = await host.appeals.get(appeal_key(str(member_id), openlines_session_id))
+    appeal = await host.appeals.get(appeal_key(member_id, openlines_session_id))
     if appeal is not None and appeal.attribution.method != "session":
         await host.appeals.upsert(
             appeal.model_copy(update={"attribution": from_visit(visit, settings)})

@@ -43,6 +43,7 @@ from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
 from b24_openlines_plugin.portal import PortalAddressError, normalize_portal
 from b24_openlines_plugin.site_script import render_site_script
+from b24_openlines_plugin.state import Connection, connection_of
 from hooks.models import (
     Catalog,
     Choice,
@@ -186,6 +187,11 @@ _SECTIONS = (
 _WHEN_SOURCE = ShowWhen(key="traffic_type", equals="source")
 _WHEN_CAMPAIGN = ShowWhen(key="traffic_type", equals="campaign")
 _NOT_SELECTED = _t("— не выбрано —", "— not selected —")
+DEFAULT_IMPORT_DAYS = 7
+_IMPORT_DAYS = (
+    ("0", _t("Нет, только новые", "No, only new ones")),
+    *((str(d), _t(f"За {d} дн.", f"The last {d} days")) for d in (1, 3, 7, 14, 30)),
+)
 _DEFAULT = _t("По умолчанию", "Default")
 
 # --- messages ------------------------------------------------------------------------------
@@ -403,6 +409,22 @@ class B24Settings(_Model):
             options=(("lead", _t("Лид", "Lead")), ("deal", _t("Сделка", "Deal"))),
         ),
     ] = "lead"
+    import_days: Annotated[
+        int,
+        BeforeValidator(_reject_bool),
+        FormMeta(
+            "activation",
+            "select",
+            _t("Загрузить прошлые чаты", "Import past chats"),
+            _t(
+                "При подключении портала загружаются диалоги открытых линий за это число дней "
+                "до подключения; ход загрузки виден в статусе выше.",
+                "On connecting the portal, the Open Lines dialogs of this many days before are "
+                "imported; the status above shows how far it got.",
+            ),
+            options=_IMPORT_DAYS,
+        ),
+    ] = DEFAULT_IMPORT_DAYS
     plan: Annotated[
         Literal["standard", "enterprise"],
         FormMeta(
@@ -592,6 +614,15 @@ class B24Settings(_Model):
                 )
             )
         return ", ".join(dict.fromkeys(hosts)) or None
+
+    @field_validator("import_days")
+    @classmethod
+    def _check_import_days(cls, value: int) -> int:
+        if str(value) not in {days for days, _ in _IMPORT_DAYS}:
+            raise _invalid(
+                _t("Выберите число дней из списка", "Choose a number of days from the list")
+            )
+        return value
 
     @field_validator("tracker_getter")
     @classmethod
@@ -890,6 +921,7 @@ class _Page:
                 authorize_url=authorize_url,
                 portal_url=portal_url,
                 status=self._status(in_force, "client_secret" in secrets_set, portal_url),
+                progress=_import_progress(connection_of(self.integration)),
                 site_script=script,
                 site_script_note=None if script else _SCRIPT_NOTE,
             ),
@@ -1004,8 +1036,8 @@ class _Page:
                     "Fix: " + ", ".join(w.en for w in wrong),
                 ),
             )
-        connection = self.integration.connection
-        if not connection.get("member_id"):
+        connection = connection_of(self.integration)
+        if not connection.member_id:
             return Status(
                 level="warning",
                 text=_t(
@@ -1015,9 +1047,8 @@ class _Page:
                     "application access.",
                 ),
             )
-        domain = str(connection.get("domain") or urlsplit(portal_url or "").hostname or "")
-        granted = connection.get("scope")
-        granted = granted if isinstance(granted, list) else list(REQUIRED_SCOPES)
+        domain = connection.domain or urlsplit(portal_url or "").hostname or ""
+        granted = connection.scope if connection.scope is not None else list(REQUIRED_SCOPES)
         missing_scopes = [scope for scope in REQUIRED_SCOPES if scope not in granted]
         if missing_scopes:
             names = ", ".join(missing_scopes)
@@ -1031,6 +1062,25 @@ class _Page:
                 ),
             )
         return Status(level="ok", text=_t(f"Подключено к {domain}", f"Connected to {domain}"))
+
+
+def _import_progress(connection: Connection) -> LocalizedText | None:
+    """How far the import of the chats before connecting got, while the portal is connected."""
+    history = connection.catchup.history if connection.catchup else None
+    if history is None or not connection.connected:
+        return None
+    days = round((history.until - history.since).total_seconds() / 86400)
+    if history.done:
+        return _t(
+            f"Загружены чаты за {days} дн. до подключения: {history.seen}",
+            f"Imported the chats of the {days} days before connecting: {history.seen}",
+        )
+    of_ru = f" из {history.total}" if history.total is not None else ""
+    of_en = f" of {history.total}" if history.total is not None else ""
+    return _t(
+        f"Идёт загрузка чатов за {days} дн. до подключения: {history.seen}{of_ru}",
+        f"Importing the chats of the {days} days before connecting: {history.seen}{of_en}",
+    )
 
 
 def _labels(keys: Iterable[str]) -> list[LocalizedText]:

@@ -150,6 +150,9 @@ class DerivedValues(ContractModel):
     authorize_url: str | None = None
     portal_url: str | None = None
     status: Status
+    progress: LocalizedText | None = Field(
+        default=None, description="work under way that the client follows, e.g. an import"
+    )
     site_script: str | None = None
     site_script_note: LocalizedText | None = None
 

@@ -272,6 +272,31 @@ async def test_the_session_written_into_the_chat_attributes_the_appeal(stack: St
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "default_site", "site_id"),
+    [
+        ("https://www.shop.example.ru/?utm_source=yandex", 1, 2),
+        ("https://spb.shop.example.ru/catalog", 1, 2),
+        ("http://localhost:8100/site/landing", 2, 1),  # the demo site is 127.0.0.1
+        ("https://mirror.example.com/", 2, 2),  # no site in the catalog: the default one
+    ],
+)
+async def test_the_appeal_carries_the_site_the_visit_was_on(
+    stack: Stack, url: str, default_site: int, site_id: int
+) -> None:
+    await connected(stack, site_id=default_site)
+    session_id = await visit(stack, url)
+    await stack.chat(
+        connector="livechat",
+        custom_data=[{"MESSAGE": f"Analytics session: {session_id}"}],
+        messages=[{"author": "visitor", "text": "Есть в наличии?"}],
+    )
+    [appeal] = await stack.appeals()
+    attribution = appeal["attribution"]
+    assert (attribution["method"], attribution["session_id"]) == ("session", session_id)
+    assert attribution["site_id"] == site_id
+
+
 async def test_a_report_after_the_event_corrects_the_appeal(stack: Stack) -> None:
     integration = await connected(stack)
     session_id = await visit(stack, LANDING)

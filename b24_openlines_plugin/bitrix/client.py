@@ -97,8 +97,11 @@ class RestClient:
         self._leader = False
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
-        results = await self.batch({"call": Command(method, params or {})})
-        return results["call"].unwrap()
+        return (await self.command(Command(method, params or {}))).unwrap()
+
+    async def command(self, command: Command) -> CommandResult:
+        """One command, sharing a batch with whatever else is being sent."""
+        return (await self.batch({"call": command}))["call"]
 
     async def batch(
         self, commands: Mapping[str, Command], *, halt: bool = False

@@ -5,6 +5,7 @@ Only ``wire`` builds these from Bitrix24's payloads; everything else in the plug
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -113,8 +114,19 @@ class SessionHistory(Record):
     users: dict[int, HistoryUser]
 
 
+class ActivityBinding(Record):
+    """A row of ``crm.activity.binding.list``: a CRM object the activity is bound to."""
+
+    owner_type_id: int  # entityTypeId: 1 lead, 2 deal, 3 contact, 4 company
+    owner_id: int  # entityId
+
+
 class Activity(Record):
-    """A CRM activity; Open Lines writes one per dialog (provider ``IMOPENLINES_SESSION``)."""
+    """A CRM activity; Open Lines writes one per dialog (provider ``IMOPENLINES_SESSION``).
+
+    Its owner is only its first binding: a returning customer's dialog may be owned by the
+    contact and bound to the deal it made. ``bindings`` is None until they are read.
+    """
 
     id: int
     provider_id: str | None = None
@@ -127,6 +139,7 @@ class Activity(Record):
     created: AwareDatetime | None = None
     last_updated: AwareDatetime | None = None
     end_time: AwareDatetime | None = None
+    bindings: list[ActivityBinding] | None = None
 
 
 class TokenGrant(Record):
@@ -150,6 +163,30 @@ class ErrorBody(Record):
 
     error: str
     description: str = ""
+
+
+class OfflineEvent(Record):
+    """A record of ``event.offline.get``: what changed, when; ``entity_id`` is None when
+    Bitrix24 sent no data with it (``EVENT_DATA`` false or null, as documented)."""
+
+    name: str  # upper case
+    entity_id: int | None
+    at: datetime | None  # TIMESTAMP_X; naive when the portal sent no offset; None unreadable
+
+
+class OfflinePage(Record):
+    """A page of the offline queue, reserved for ``process_id`` until cleared."""
+
+    process_id: str | None
+    events: list[OfflineEvent]
+
+
+class EventHandler(Record):
+    """A row of ``event.get``: an event bound to a handler URL, online or offline."""
+
+    event: str  # upper case
+    handler: str
+    offline: bool
 
 
 class ListPage(Record):

@@ -24,16 +24,20 @@ from marshmallow.types import Validator
 
 from .records import (
     Activity,
+    ActivityBinding,
     ChatRef,
     CrmEntity,
     Dialog,
     ErrorBody,
     Event,
     EventAuth,
+    EventHandler,
     HistoryMessage,
     HistoryUser,
     ListPage,
     Multifield,
+    OfflineEvent,
+    OfflinePage,
     SessionHistory,
     TokenGrant,
 )
@@ -47,12 +51,15 @@ __all__ = [
     "WireError",
     "form_encode",
     "parse_activities",
+    "parse_activity_bindings",
     "parse_crm_chats",
     "parse_crm_entity",
     "parse_dialog",
     "parse_error",
     "parse_event",
+    "parse_event_handlers",
     "parse_list_page",
+    "parse_offline_page",
     "parse_session_history",
     "parse_token_grant",
 ]
@@ -785,6 +792,20 @@ def parse_activities(payload: object) -> list[Activity]:
     return _load_rows(_ACTIVITY, payload, "activity list", Activity)
 
 
+class _ActivityBindingSchema(_Wire):
+    owner_type_id = _id(data_key="entityTypeId")
+    owner_id = _id(data_key="entityId")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> ActivityBinding:
+        return ActivityBinding.model_construct(**data)
+
+
+def parse_activity_bindings(payload: object) -> list[ActivityBinding]:
+    """The ``result`` of ``crm.activity.binding.list``: ``[{entityTypeId, entityId}, ...]``."""
+    return _load_rows(_ACTIVITY_BINDING, payload, "activity bindings", ActivityBinding)
+
+
 class _ListPageSchema(_Wire):
     next = _Int(load_default=None, minimum=0)
     total = _Int(load_default=None, minimum=0)
@@ -797,6 +818,74 @@ class _ListPageSchema(_Wire):
 def parse_list_page(payload: Mapping[str, Any]) -> ListPage:
     """``next`` and ``total`` of a list method's whole answer (not of its ``result``)."""
     return _load(_LIST_PAGE, _mapping(payload, "list answer"), "list answer", ListPage)
+
+
+# --- the event queue: event.get and event.offline.get ---------------------------------------
+
+
+class _OfflineTarget(fields.Field[int | None]):
+    """``EVENT_DATA[FIELDS][ID]``; None for anything else. Never an error: Bitrix24 documents
+    ``false`` and ``null`` for events without data, and a record that cannot be read must
+    still be walked over and cleared rather than block its page for good."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int | None:
+        entity = value.get("FIELDS") if isinstance(value, Mapping) else None
+        raw = entity.get("ID") if isinstance(entity, Mapping) else None
+        text = str(raw) if isinstance(raw, int | str) and not isinstance(raw, bool) else ""
+        return int(text) if _DIGITS.fullmatch(text) and int(text) > 0 else None
+
+
+class _OfflineStamp(fields.Field[datetime | None]):
+    """``TIMESTAMP_X``: documented with an offset; naive or unreadable is passed on as such."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime | None:
+        try:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+
+class _OfflineEventSchema(_Wire):
+    name = _Text(data_key="EVENT_NAME", required=True)
+    entity_id = _OfflineTarget(data_key="EVENT_DATA", load_default=None, allow_none=True)
+    at = _OfflineStamp(data_key="TIMESTAMP_X", load_default=None, allow_none=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> OfflineEvent:
+        return OfflineEvent.model_construct(**{**data, "name": str(data["name"]).upper()})
+
+
+class _OfflinePageSchema(_Wire):
+    process_id = _Text(load_default=None, allow_none=True, blank_is_none=True)
+    events = _Rows(_OfflineEventSchema, load_default=list)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> OfflinePage:
+        return OfflinePage.model_construct(**data)
+
+
+def parse_offline_page(payload: object) -> OfflinePage:
+    """The ``result`` of ``event.offline.get``: ``{process_id, events: [...]}``."""
+    if payload is None or payload == []:  # an empty queue may come as an empty array
+        return OfflinePage.model_construct(process_id=None, events=[])
+    return _load(_OFFLINE_PAGE, _mapping(payload, "offline events"), "offline events", OfflinePage)
+
+
+class _EventHandlerSchema(_Wire):
+    event = _Text(required=True)
+    handler = _Text(required=True)
+    offline = _Int(load_default=0)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> EventHandler:
+        return EventHandler.model_construct(
+            event=str(data["event"]).upper(), handler=data["handler"], offline=data["offline"] == 1
+        )
+
+
+def parse_event_handlers(payload: object) -> list[EventHandler]:
+    """The ``result`` of ``event.get``: the handlers bound by this application."""
+    return _load_rows(_EVENT_HANDLER, payload, "event handlers", EventHandler)
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -919,4 +1008,7 @@ _CHAT_REF = _ChatRefSchema()
 _DIALOG = _DialogSchema()
 _SESSION_HISTORY = _SessionHistorySchema()
 _ACTIVITY = _ActivitySchema()
+_ACTIVITY_BINDING = _ActivityBindingSchema()
 _LIST_PAGE = _ListPageSchema()
+_OFFLINE_PAGE = _OfflinePageSchema()
+_EVENT_HANDLER = _EventHandlerSchema()

@@ -1,7 +1,8 @@
 """The host's own visitor tracking: a landing page view becomes a visitor session.
 
 This is the reference host's small stand-in for the platform's tracker: UTM tags pick the
-campaign and the source, the page's domain picks the site.
+campaign and the source, the page's domain picks the site (``hooks.host.sites``), else the
+campaign's site.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import secrets
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
+from hooks.host.sites import site_of
 from hooks.models import Catalog, Utm, VisitorSession
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
@@ -24,8 +26,7 @@ def utm_from_url(url: str) -> Utm:
 
 def new_visitor_session(url: str, referrer: str | None, catalog: Catalog) -> VisitorSession:
     utm = utm_from_url(url)
-    host = (urlsplit(url).hostname or "").lower()
-    site = next((s for s in catalog.sites if s.domain.lower() == host), None)
+    site = site_of(url, catalog.sites)
     campaign = next(
         (c for c in catalog.campaigns if utm.utm_campaign and c.utm_campaign == utm.utm_campaign),
         None,
