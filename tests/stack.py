@@ -4,6 +4,7 @@ each reaching the other over HTTP (httpx ASGI transports standing in for the loo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -200,7 +201,11 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(db: Path, **sandbox: Any) -> AsyncIterator[Stack]:
+async def running_stack(
+    db: Path, *, schedule_seconds: int | None = None, **sandbox: Any
+) -> AsyncIterator[Stack]:
+    """The host and the sandbox portal; ``schedule_seconds=0``: no periodic runs but the
+    ones a test asks for (``Stack.catch_up``) and the one connecting starts."""
     network = Network()
     clock = Clock(1_795_000_000.0)  # 2026-11-18
     sandbox_app = create_sandbox_app(
@@ -210,6 +215,8 @@ async def running_stack(db: Path, **sandbox: Any) -> AsyncIterator[Stack]:
     host_config = HostConfig(
         db=str(db), public_url=HOST_URL, http_transport=network, host_key=HOST_KEY
     )
+    if schedule_seconds is not None:
+        host_config = dataclasses.replace(host_config, schedule_seconds=schedule_seconds)
     async with contextlib.AsyncExitStack() as exits:
         await exits.enter_async_context(sandbox_app.router.lifespan_context(sandbox_app))
         browser = await exits.enter_async_context(httpx.AsyncClient(transport=network))
