@@ -897,6 +897,7 @@ class _Page:
             for name, _ in _FIELDS
         }
         portal_url = in_force.portal_url
+        connection = connection_of(self.integration)
         script = (
             render_site_script(
                 endpoint=self.host.urls.session_report(self.integration.id),
@@ -920,8 +921,10 @@ class _Page:
                 redirect_url=urls["redirect_url"],
                 authorize_url=authorize_url,
                 portal_url=portal_url,
-                status=self._status(in_force, "client_secret" in secrets_set, portal_url),
-                progress=_import_progress(connection_of(self.integration)),
+                status=self._status(
+                    in_force, "client_secret" in secrets_set, portal_url, connection
+                ),
+                progress=_import_progress(connection),
                 site_script=script,
                 site_script_note=None if script else _SCRIPT_NOTE,
             ),
@@ -1013,7 +1016,11 @@ class _Page:
         return empty + [Choice(value=str(id_), label=_t(name, name)) for id_, name in items]
 
     def _status(
-        self, settings: B24Settings, has_client_secret: bool, portal_url: str | None
+        self,
+        settings: B24Settings,
+        has_client_secret: bool,
+        portal_url: str | None,
+        connection: Connection,
     ) -> Status:
         if not settings.active:
             return Status(level="off", text=_t("Интеграция выключена", "The integration is off"))
@@ -1036,7 +1043,6 @@ class _Page:
                     "Fix: " + ", ".join(w.en for w in wrong),
                 ),
             )
-        connection = connection_of(self.integration)
         if not connection.member_id:
             return Status(
                 level="warning",

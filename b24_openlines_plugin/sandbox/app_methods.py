@@ -161,5 +161,7 @@ METHODS = [
     Method("app.info", None, app_info),
     Method("scope", None, scope),
     Method("profile", None, profile),
-    Method("user.current", "user", user_current),
+    # user-current.md: the full scope or either of its limited versions; the fields the
+    # sandbox answers with are among those both limited versions show.
+    Method("user.current", ("user", "user_brief", "user_basic"), user_current),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -33,8 +33,16 @@ class Outcome:
 @dataclass(frozen=True)
 class Method:
     name: str
-    scope: str | None  # None: "basic", allowed to every token
+    # None: "basic", allowed to every token; several: any one of them grants the method.
+    scope: str | tuple[str, ...] | None
     handler: Callable[[Call], Outcome]
+
+    def allowed(self, granted: Collection[str]) -> bool:
+        """Whether a token holding the ``granted`` scopes may call the method."""
+        if self.scope is None:
+            return True
+        needed = (self.scope,) if isinstance(self.scope, str) else self.scope
+        return any(scope in granted for scope in needed)
 
 
 def time_object(

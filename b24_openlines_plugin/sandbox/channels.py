@@ -12,10 +12,20 @@ TITLES: dict[str, str] = {
     "avito": "Avito",
     "ok": "Classmates",
     "facebook": "Facebook*: Messages",
+    "facebookcomments": "Facebook*: Comments",
     "fbinstagramdirect": "Instagram* Direct",
+    "fbinstagram": "Instagram Business",
     "imessage": "Apple Messages for Business",
     "network": "Bitrix24.Network",
     "notifications": "Bitrix24 SMS and WhatsApp",
+    "olx": "OLX",
+    "wechat": "WeChat",
+    "yandex": "Yandex Chat",
+    # Custom connectors exist once an app registers them (imconnector.register: lower-case
+    # letters, digits and "_", no "."); imconnector.list lists them beside the built-in ones.
+    # This portal has Wazzup's, whose ids are "wz_<messenger>_<its hash>".
+    "wz_whatsapp_3f9d2b7a41c84e06b5d1a9c0e7f26b4d8": "WAZZUP: WhatsApp",
+    "wz_telegram_5e2a0c9b7d14f3a68b09e1c2d7f4a3b56": "WAZZUP: Telegram",
 }
 
 # crm/common.php getCommunicationType(): the IM multifield's VALUE_TYPE; the rest are "IMOL".
@@ -35,8 +45,11 @@ def communication_type(connector: str) -> str:
     return _COMMUNICATION_TYPES.get(connector, "IMOL")
 
 
-def source_id(line_id: int, connector: str) -> str:
-    """crm.php getSourceId(): ``<line>|<type>``; unmapped connectors use their id upper-cased."""
+def source_id(line_id: int, connector: str, fixed: str | None = None) -> str:
+    """crm.php getSourceId(): the line's fixed CRM source when it has one, else ``<line>|<type>``
+    (unmapped connectors use their id upper-cased)."""
+    if fixed is not None:
+        return fixed
     suffix = _COMMUNICATION_TYPES.get(connector, connector.upper())
     return f"{line_id}|{suffix}"[:50]
 

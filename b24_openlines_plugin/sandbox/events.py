@@ -2,7 +2,7 @@
 
 Two kinds of handlers receive the same events with different ``auth`` blocks: outgoing
 webhooks (only the portal's identity and the webhook's token) and the application's
-``event.bind`` handlers (plus OAuth tokens, as ONCRMLEADADD.json shows); both are POSTed to by
+``event.bind`` handlers (plus OAuth tokens, their expiry and their user); both are POSTed to by
 ``delivery``. Offline bindings (``event_type=offline``) get no POST: the event is written to
 the offline queue, where the application reads it with ``event.offline.get``.
 """
@@ -235,6 +235,13 @@ class EventHub:
         }
 
     def _app_auth(self, user_id: int) -> dict[str, str]:
+        """The token block of a user's action, in the order real deliveries carry its keys.
+
+        The docs' event examples leave out ``expires`` and ``user_id``, but deliveries carry
+        them (captured ONAPPINSTALL bodies; the docs' own bot-event ``auth`` examples), and
+        clients such as the official Python SDK require ``expires``. ``user_id`` is the user
+        the tokens belong to: ``app.info`` called with them answers that same user.
+        """
         identity = {
             "scope": ",".join(self.app.scopes),
             "domain": self.config.domain,
@@ -248,8 +255,10 @@ class EventHub:
         grant = self.tokens.issue(user_id, tuple(self.app.scopes))
         return {
             "access_token": grant.access_token,
+            "expires": str(grant.expires),
             "expires_in": str(ACCESS_TTL),
             **identity,
+            "user_id": str(grant.user_id),
             "refresh_token": grant.refresh_token,
             "application_token": self.app.application_token,
         }

@@ -26,6 +26,7 @@ ALL_SCOPES = (
     "contact_center",
     "user",
     "user_brief",
+    "user_basic",
     "department",
     "task",
     "entity",

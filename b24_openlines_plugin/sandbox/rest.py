@@ -60,7 +60,7 @@ def execute(sandbox: Sandbox, grant: Grant, name: str, params: dict[str, Any]) -
     method = METHODS.get(name.lower())
     if method is None:
         raise errors.method_not_found()
-    if method.scope is not None and method.scope not in grant.scopes:
+    if not method.allowed(grant.scopes):
         raise errors.insufficient_scope()
     fault = sandbox.faults.take(method.name)
     if fault is not None:

@@ -86,14 +86,17 @@ async def test_event_bind_body_is_the_example_form_with_working_tokens(
 
     (form,) = running.site.forms("/app")
     body = running.site.received[0][1]
-    assert [k for k, _ in parse_qsl(body)] == fixture_form_keys("ONCRMLEADADD.app.form.txt")
-    example = fixture_json("ONCRMLEADADD.json")
-    assert set(form) == {"event", "event_handler_id", "data[FIELDS][ID]", "ts"} | {
-        f"auth[{k}]" for k in example["auth"]
-    }
+    # The docs' example without the two keys real deliveries add where captures show them:
+    # the token's expiry after it, its user before the refresh token.
+    expected = fixture_form_keys("ONCRMLEADADD.app.form.txt")
+    expected.insert(expected.index("auth[access_token]") + 1, "auth[expires]")
+    expected.insert(expected.index("auth[refresh_token]"), "auth[user_id]")
+    assert [k for k, _ in parse_qsl(body)] == expected
     assert form["data[FIELDS][ID]"] == str(chat["lead_id"])
     assert form["auth[application_token]"] == running.sandbox.app.application_token
     assert form["auth[status]"] == "L" and form["auth[expires_in]"] == "3600"
+    assert form["auth[expires]"] == str(int(running.clock.now) + 3600)
+    assert form["auth[user_id]"] == "1"  # the administrator, whose action the chat stands for
     assert form["auth[scope]"] == "crm,imopenlines,im,contact_center"
     lead = await running.ok("crm.lead.get", form["auth[access_token]"], id=chat["lead_id"])
     assert lead["result"]["ID"] == str(chat["lead_id"])
@@ -120,7 +123,8 @@ async def test_event_auth_without_tokens(make_sandbox: Factory) -> None:
     await running.chat(messages=HELLO)
     await running.settled()
     (form,) = running.site.forms()
-    assert not {"auth[access_token]", "auth[refresh_token]", "auth[expires_in]"} & set(form)
+    tokens = {"access_token", "refresh_token", "expires", "expires_in", "user_id"}
+    assert not {f"auth[{k}]" for k in tokens} & set(form)
     assert form["auth[application_token]"] == running.sandbox.app.application_token
 
 

@@ -74,6 +74,19 @@ async def test_insufficient_scope(running: Running, token: str) -> None:
     assert response.json()["error"] == "insufficient_scope"
 
 
+@pytest.mark.parametrize("granted", ["user", "user_brief", "user_basic"])
+async def test_user_current_takes_the_user_scope_or_a_limited_one(
+    running: Running, granted: str
+) -> None:
+    """user-current.md: ``user`` or either limited version (``user_brief``, ``user_basic``)."""
+    changed = await running.client.put("/sandbox/api/app", json={"scopes": ["crm", granted]})
+    assert changed.status_code == 200, changed.text
+    token = (await running.authorize(user_id=2))["access_token"]
+    current = (await running.ok("user.current", token))["result"]
+    assert (current["ID"], current["NAME"], current["LAST_NAME"]) == ("2", "Maria", "Sokolova")
+    assert current["ACTIVE"] is True and current["UF_DEPARTMENT"] == [1]
+
+
 async def test_scope_is_the_one_granted_at_authorization(running: Running) -> None:
     await running.client.put("/sandbox/api/app", json={"scopes": ["crm"]})
     token = (await running.authorize())["access_token"]
