@@ -58,9 +58,9 @@ async def test_the_week_before_connecting_is_imported_once(stack: Stack) -> None
     recent = {await lost_chat(stack, 2), await lost_chat(stack, 3)}
     await faults(stack, webhook_drop_rate=0.0)
     pushed = int(
-        (
-            await stack.chat(connector="livechat", messages=[{"author": "visitor", "text": "?"}])
-        )["session_id"]
+        (await stack.chat(connector="livechat", messages=[{"author": "visitor", "text": "?"}]))[
+            "session_id"
+        ]
     )
     stack.clock.advance(DAY)
     assert (await stack.connect(integration["id"])).status_code == 303

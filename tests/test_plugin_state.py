@@ -58,9 +58,7 @@ def test_an_offline_record_names_its_entity_or_nothing(data: Any, entity_id: int
     page = parse_offline_page(
         {
             "process_id": "abc",
-            "events": [
-                {"EVENT_NAME": "onCrmActivityAdd", "EVENT_DATA": data, "TIMESTAMP_X": "x"}
-            ],
+            "events": [{"EVENT_NAME": "onCrmActivityAdd", "EVENT_DATA": data, "TIMESTAMP_X": "x"}],
         }
     )
     assert page.process_id == "abc"

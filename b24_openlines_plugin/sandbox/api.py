@@ -14,6 +14,7 @@ from b24_openlines_plugin.sandbox.config import SandboxConfig
 from b24_openlines_plugin.sandbox.inputs import (
     BulkChats,
     ChatStart,
+    LineIn,
     MessagesIn,
     SessionStart,
 )
@@ -100,6 +101,19 @@ async def portal(request: Request) -> Response:
             "connectors": channels.TITLES,
         }
     )
+
+
+async def lines(request: Request) -> Response:
+    """GET: the open lines. POST: a new one (201 with it), e.g. with a fixed CRM source."""
+    portal = sandbox_of(request).portal
+    if request.method == "POST":
+        try:
+            body = await _body(request, LineIn)
+        except ValidationError as exc:
+            return problem(422, exc.errors(include_url=False))
+        line = portal.add_line(body.name, body.crm_create, body.crm_source)
+        return JSONResponse(vars(line), status_code=201)
+    return JSONResponse([vars(line) for line in portal.lines.values()])
 
 
 async def app(request: Request) -> Response:

@@ -53,6 +53,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/site/{page}", site.demo_page),
         Route("/sandbox/api/portal", api.portal),
         Route("/sandbox/api/app", api.app, methods=[GET, PUT]),
+        Route("/sandbox/api/lines", api.lines, methods=[GET, POST]),
         Route("/sandbox/api/outgoing-webhooks", api.outgoing_webhooks, methods=[GET, POST]),
         Route(
             "/sandbox/api/outgoing-webhooks/{webhook_id:int}",

@@ -1,13 +1,14 @@
-"""CRM methods: ``crm.{lead,deal,contact,activity}.get`` and their lists."""
+"""CRM methods: ``crm.{lead,deal,contact,activity}.get``, their lists, an activity's bindings."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from b24_openlines_plugin.sandbox.calls import Call, Method, Outcome
-from b24_openlines_plugin.sandbox.errors import crm_error
-from b24_openlines_plugin.sandbox.listing import page, read_query
-from b24_openlines_plugin.sandbox.params import get_param
+from b24_openlines_plugin.sandbox.errors import RestError, crm_error
+from b24_openlines_plugin.sandbox.listing import ListQuery, page, read_query
+from b24_openlines_plugin.sandbox.params import as_list, get_param
+from b24_openlines_plugin.sandbox.portal import Binding
 from b24_openlines_plugin.sandbox.records import (
     MULTIFIELDS,
     activity_communications,
@@ -81,11 +82,39 @@ def contact_list(call: Call) -> Outcome:
     return _list(call, [contact_record(c, call.tz) for c in contacts], MULTIFIELDS)
 
 
+def _number(value: Any) -> int:
+    """PHP's intval of a parameter: its integer, or 0."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return 0
+
+
+def _bindings_filter(query: ListQuery) -> list[tuple[int, int]]:
+    """``filter[BINDINGS]``: its (OWNER_TYPE_ID, OWNER_ID or 0 for any) pairs. As
+    CCrmActivity::PrepareBindingsFilterSql reads it, an item without a type counts for nothing."""
+    raw = next((v for _, f, v in query.filter if f == "BINDINGS"), None)
+    items = [item for item in as_list(raw) if isinstance(item, dict)]
+    pairs = [
+        (_number(get_param(i, "OWNER_TYPE_ID")), _number(get_param(i, "OWNER_ID"))) for i in items
+    ]
+    return [(type_id, owner_id) for type_id, owner_id in pairs if type_id > 0]
+
+
+def _bound(binding: Binding, pairs: list[tuple[int, int]]) -> bool:
+    return any(
+        binding.owner_type_id == type_id and owner_id in (0, binding.owner_id)
+        for type_id, owner_id in pairs
+    )
+
+
 def activity_list(call: Call) -> Outcome:
-    """OWNER_TYPE_ID/OWNER_ID match any binding (lead, deal, contact), not only the owner."""
+    """``OWNER_TYPE_ID``/``OWNER_ID`` filter on the owner (the first binding) only, as plain
+    fields; ``BINDINGS`` on every binding, joined as Bitrix24 joins its bindings table: one row
+    per binding matched, so several pairs can list an activity twice (the docs warn of it)."""
     portal = call.sandbox.portal
     query = read_query(call.params, [("START_TIME", False)])
-    owner = {f: v for op, f, v in query.filter if op == "=" and f in ("OWNER_TYPE_ID", "OWNER_ID")}
+    pairs = _bindings_filter(query)
     # Looked up directly when asked by id: building every record for each call made a portal
     # with thousands of dialogs slower than Bitrix24 itself.
     asked = [v for op, f, v in query.filter if op == "=" and f == "ID" and not isinstance(v, dict)]
@@ -97,17 +126,26 @@ def activity_list(call: Call) -> Outcome:
     )
     records = []
     for activity in candidates:
-        if owner and not any(
-            str(owner.get("OWNER_TYPE_ID", b.owner_type_id)) == str(b.owner_type_id)
-            and str(owner.get("OWNER_ID", b.owner_id)) == str(b.owner_id)
-            for b in activity.bindings
-        ):
-            continue
-        record = activity_record(activity, call.tz)
-        record["COMMUNICATIONS"] = activity_communications(activity, portal)
-        records.append(record)
-    found = page(records, query, call.tz, ("COMMUNICATIONS",), skip=set(owner))
+        rows = sum(_bound(b, pairs) for b in activity.bindings) if pairs else 1
+        if rows:
+            record = activity_record(activity, call.tz)
+            record["COMMUNICATIONS"] = activity_communications(activity, portal)
+            records += [record] * rows
+    found = page(records, query, call.tz, ("COMMUNICATIONS",), skip={"BINDINGS"})
     return Outcome(found.rows, found.total, found.next)
+
+
+def activity_binding_list(call: Call) -> Outcome:
+    """Every binding of an activity, its owner first, with numeric ids (the docs' example)."""
+    raw = get_param(call.params, "activityId")
+    if raw in (None, ""):
+        raise RestError("100", "Required fields are missing")
+    activity = call.sandbox.portal.activities.get(_number(raw))
+    if activity is None:
+        raise RestError("NOT_FOUND", "Element not found")
+    return Outcome(
+        [{"entityTypeId": b.owner_type_id, "entityId": b.owner_id} for b in activity.bindings]
+    )
 
 
 METHODS = [
@@ -119,4 +157,5 @@ METHODS = [
     Method("crm.deal.list", "crm", deal_list),
     Method("crm.contact.list", "crm", contact_list),
     Method("crm.activity.list", "crm", activity_list),
+    Method("crm.activity.binding.list", "crm", activity_binding_list),
 ]

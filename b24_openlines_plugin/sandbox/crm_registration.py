@@ -2,7 +2,10 @@
 
 Line 1 makes a lead, line 2 a contact and a deal; a known contact gets the chat's IM link; a
 returning client may get no new lead at all, only the session's IMOPENLINES_SESSION activity.
-Each record fires its event the moment it exists.
+Each record fires its event the moment it exists. The activity's first binding is its owner
+(``OWNER_TYPE_ID``/``OWNER_ID``); a plan can make that the contact, with the new lead or deal
+a second binding, and can register the activity only at the session's next step, after its
+lead or deal's event went out.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class CrmPlan:
 
     contact_id: int | None = None
     reuse: CrmLink | None = None  # no new lead/deal: bind the activity to these records
+    contact_owner: bool = False  # the contact owns the activity; the lead/deal is bound second
+    late_activity: bool = False  # the activity comes with the session's next message or close
 
 
 class CrmRegistrar:
@@ -44,6 +49,7 @@ class CrmRegistrar:
         self.portal = portal
         self.config = config
         self.emit = emit
+        self._late: dict[int, CrmPlan] = {}  # session id → the plan of its activity to come
 
     def now(self) -> float:
         return self.config.clock()
@@ -61,7 +67,16 @@ class CrmRegistrar:
             session.crm = self._create_lead(chat, session, visitor, plan.contact_id)
         else:
             session.crm = self._create_deal(chat, session, visitor, plan.contact_id)
-        self._create_activity(chat, session)
+        if plan.late_activity:
+            self._late[session.id] = plan
+        else:
+            self._create_activity(chat, session, plan)
+
+    def register_late(self, chat: Chat, session: Session) -> None:
+        """The activity of a session whose plan put it off, at the session's next step."""
+        plan = self._late.pop(session.id, None)
+        if plan is not None:
+            self._create_activity(chat, session, plan)
 
     def _communications(self, chat: Chat, visitor: Visitor) -> list[MultiField]:
         fields = []
@@ -84,6 +99,10 @@ class CrmRegistrar:
             f"imol|{chat.user_code}",
         )
 
+    def _source(self, chat: Chat) -> str:
+        line = self.portal.lines[chat.line_id]
+        return channels.source_id(line.id, chat.connector, line.crm_source)
+
     def _names(self, chat: Chat) -> tuple[str, str | None]:
         guest = self.portal.users[chat.guest_id]
         if guest.first_name == "Guest" and not guest.last_name:
@@ -99,7 +118,7 @@ class CrmRegistrar:
             id=self.portal.next_id("lead"),
             name=name,
             last_name=last_name,
-            source_id=channels.source_id(chat.line_id, chat.connector),
+            source_id=self._source(chat),
             assigned_by_id=session.operator_id,
             created_at=now,
             modified_at=now,
@@ -117,7 +136,7 @@ class CrmRegistrar:
         self, chat: Chat, session: Session, visitor: Visitor, contact_id: int | None
     ) -> CrmLink:
         now = self.now()
-        source = channels.source_id(chat.line_id, chat.connector)
+        source = self._source(chat)
         if contact_id is None:
             name, last_name = self._names(chat)
             contact = Contact(
@@ -186,12 +205,13 @@ class CrmRegistrar:
         text = f"[b]A new {kind} has been created[/b]"
         self.portal.add_message(session, 0, text, self.now(), {"attach": [attach]})
 
-    def _create_activity(self, chat: Chat, session: Session) -> None:
+    def _create_activity(self, chat: Chat, session: Session, plan: CrmPlan) -> None:
         crm = session.crm
         assert crm is not None
         bindings = [Binding(OWNER_TYPE_IDS[crm.kind], crm.id)]
         if crm.contact_id and crm.kind != "CONTACT":
-            bindings.append(Binding(OWNER_TYPE_IDS["CONTACT"], crm.contact_id))
+            contact = Binding(OWNER_TYPE_IDS["CONTACT"], crm.contact_id)
+            bindings = [contact, *bindings] if plan.contact_owner else [*bindings, contact]
         now = self.now()
         activity = Activity(
             id=self.portal.next_id("activity"),

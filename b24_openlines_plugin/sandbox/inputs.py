@@ -6,6 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+# Who owns the session's activity (its first binding): the new lead or deal, or the contact,
+# the lead or deal then bound second. ``late_activity``: Bitrix24 registers the activity only
+# with the session's next message (or its close), after the lead's or deal's event went out.
+ActivityOwner = Literal["entity", "contact"]
+
 
 class Visitor(BaseModel):
     name: str | None = None
@@ -32,6 +37,17 @@ class ChatStart(BaseModel):
     # a list are dropped, as the widget drops them).
     custom_data: str | list[Any] | None = None
     operator_id: int | None = None
+    activity_owner: ActivityOwner = "entity"
+    late_activity: bool = False
+
+
+class LineIn(BaseModel):
+    """``POST /sandbox/api/lines``: a new open line. ``crm_source`` is its fixed CRM source (a
+    SOURCE status id such as "1"); none: Open Lines writes ``<line>|<TYPE>``."""
+
+    name: str = Field(min_length=1)
+    crm_create: Literal["lead", "deal"] = "lead"
+    crm_source: str | None = Field(default=None, min_length=1, max_length=50)
 
 
 class MessagesIn(BaseModel):
@@ -46,6 +62,8 @@ class SessionStart(BaseModel):
     new_lead: bool = True
     close: bool = False
     custom_data: str | list[Any] | None = None
+    activity_owner: ActivityOwner = "entity"
+    late_activity: bool = False
 
 
 class BulkChats(BaseModel):

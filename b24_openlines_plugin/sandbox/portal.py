@@ -48,6 +48,10 @@ class Line:
     id: int
     name: str
     crm_create: Literal["lead", "deal"]
+    # The line's CRM_SOURCE setting: None is "create" (Open Lines writes and registers its own
+    # ``<line>|<TYPE>`` source), else the SOURCE status every entity of the line gets, as "1"
+    # in crm.lead.get's official example.
+    crm_source: str | None = None
 
 
 @dataclass
@@ -241,6 +245,13 @@ class Portal:
             self.users[user.id] = user
         self.lines[1] = Line(1, "Website and messengers", "lead")
         self.lines[2] = Line(2, "Sales", "deal")
+
+    def add_line(
+        self, name: str, crm_create: Literal["lead", "deal"], crm_source: str | None
+    ) -> Line:
+        line = Line(max(self.lines, default=0) + 1, name, crm_create, crm_source)
+        self.lines[line.id] = line
+        return line
 
     def next_id(self, kind: str) -> int:
         self._last_id[kind] += 1

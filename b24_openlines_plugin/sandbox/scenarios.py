@@ -124,7 +124,11 @@ class Scenarios:
         )
         portal.chats[chat.id] = chat
         self._visitors[chat.id] = visitor
-        plan = CrmPlan(contact_id=contact.id if contact else None)
+        plan = CrmPlan(
+            contact_id=contact.id if contact else None,
+            contact_owner=request.activity_owner == "contact",
+            late_activity=request.late_activity,
+        )
         if contact is not None and not request.new_lead:
             plan.reuse = CrmLink("CONTACT", contact.id, contact_id=contact.id)
         session = self._open_session(chat, plan, request.custom_data)
@@ -153,7 +157,11 @@ class Scenarios:
         previous = self.portal.last_session(chat)
         if not previous.closed:
             raise ScenarioError(409, "the last session is still open")
-        plan = CrmPlan(contact_id=(previous.crm.contact_id or None) if previous.crm else None)
+        plan = CrmPlan(
+            contact_id=(previous.crm.contact_id or None) if previous.crm else None,
+            contact_owner=request.activity_owner == "contact",
+            late_activity=request.late_activity,
+        )
         if not request.new_lead and previous.crm is not None:
             plan.reuse = previous.crm
         session = self._open_session(chat, plan, request.custom_data)
@@ -236,8 +244,11 @@ class Scenarios:
         if session.crm is None:
             plan = self._plans.pop(session.id, CrmPlan())
             self.crm.register(chat, session, plan, self._visitors.get(chat.id, Visitor()))
+        else:
+            self.crm.register_late(chat, session)
 
     def _operator_writes(self, chat: Chat, session: Session, text: str) -> None:
+        self.crm.register_late(chat, session)
         self.portal.add_message(session, session.operator_id, text, self.now())
         if session.answered:
             session.status = SessionStatus.OPERATOR
@@ -251,6 +262,7 @@ class Scenarios:
             self.emit("ONCRMACTIVITYUPDATE", activity.id)
 
     def _close(self, chat: Chat, session: Session) -> None:
+        self.crm.register_late(chat, session)
         now = self.now()
         ending = {"class": "bx-messenger-content-item-ol-end"}
         self.portal.add_message(session, 0, "Dialogue completed.", now, ending)

@@ -181,15 +181,68 @@ async def test_activity_list_shows_the_openlines_session(running: Running, token
     assert communication["ENTITY_TYPE_ID"] == "1"
 
 
-async def test_activity_filters_by_any_binding(running: Running, token: str) -> None:
-    chat = await running.chat(line_id=2, messages=[{"author": "visitor", "text": "hi"}])
-    by_deal = await running.ok(
-        "crm.activity.list", token, filter={"OWNER_TYPE_ID": 2, "OWNER_ID": chat["deal_id"]}
+async def test_owner_filter_is_the_owner_and_bindings_any_binding(
+    running: Running, token: str
+) -> None:
+    """crm.activity.list: OWNER_* are the activity's own fields, BINDINGS (an array of
+    OWNER_TYPE_ID / OWNER_ID objects) reaches every object it is bound to."""
+    chat = await running.chat(
+        line_id=2, activity_owner="contact", messages=[{"author": "visitor", "text": "hi"}]
     )
-    by_contact = await running.ok(
-        "crm.activity.list", token, filter={"OWNER_TYPE_ID": 3, "OWNER_ID": chat["contact_id"]}
+    deal = {"OWNER_TYPE_ID": 2, "OWNER_ID": chat["deal_id"]}
+    contact = {"OWNER_TYPE_ID": 3, "OWNER_ID": chat["contact_id"]}
+
+    async def ids(**filter_: Any) -> list[str]:
+        return [
+            r["ID"]
+            for r in (await running.ok("crm.activity.list", token, filter=filter_))["result"]
+        ]
+
+    activity = str(chat["activity_id"])
+    assert await ids(**deal) == [] and await ids(**contact) == [activity]
+    assert await ids(BINDINGS=[deal]) == [activity] == await ids(BINDINGS=[contact])
+    assert await ids(BINDINGS=[{"OWNER_TYPE_ID": 2}]) == [activity]
+    assert await ids(BINDINGS=[{"OWNER_TYPE_ID": 1}]) == []
+    # Two pairs that both bind it list it twice, as the docs warn.
+    assert await ids(BINDINGS=[{"OWNER_TYPE_ID": 2}, {"OWNER_TYPE_ID": 3}]) == [activity] * 2
+    bound = await running.ok("crm.activity.binding.list", token, activityId=chat["activity_id"])
+    assert bound["result"] == [
+        {"entityTypeId": 3, "entityId": chat["contact_id"]},
+        {"entityTypeId": 2, "entityId": chat["deal_id"]},
+    ]
+    assert set(bound["result"][0]) == set(
+        fixture_json("crm.activity.binding.list.json")["result"][0]
     )
-    assert by_deal["result"] == by_contact["result"] and by_deal["total"] == 1
-    assert by_deal["result"][0]["OWNER_TYPE_ID"] == "2"
+
+    usual = await running.chat(line_id=2, messages=[{"author": "visitor", "text": "hi"}])
+    owned = {"OWNER_TYPE_ID": 2, "OWNER_ID": usual["deal_id"]}
+    assert await ids(**owned) == [str(usual["activity_id"])] == await ids(BINDINGS=[owned])
     done = await running.ok("crm.activity.list", token, filter={"COMPLETED": "Y"})
     assert done["total"] == 0
+
+
+async def test_bindings_filter_in_a_batch_command(running: Running, token: str) -> None:
+    """The plugin sends BINDINGS form-encoded inside batch commands."""
+    chat = await running.chat(
+        line_id=2, activity_owner="contact", messages=[{"author": "visitor", "text": "hi"}]
+    )
+    body = await running.ok(
+        "batch",
+        token,
+        halt=0,
+        cmd={
+            "acts": "crm.activity.list?filter[BINDINGS][0][OWNER_TYPE_ID]=2"
+            f"&filter[BINDINGS][0][OWNER_ID]={chat['deal_id']}",
+            "bound": "crm.activity.binding.list?activityId=$result[acts][0][ID]",
+        },
+    )
+    assert [a["ID"] for a in body["result"]["result"]["acts"]] == [str(chat["activity_id"])]
+    assert [b["entityTypeId"] for b in body["result"]["result"]["bound"]] == [3, 2]
+
+
+async def test_binding_list_errors(running: Running, token: str) -> None:
+    missing = await running.rest("crm.activity.binding.list", token)
+    assert missing.status_code == 400 and missing.json()["error"] == "100"
+    unknown = await running.rest("crm.activity.binding.list", token, activityId=999999)
+    assert unknown.status_code == 400
+    assert unknown.json() == {"error": "NOT_FOUND", "error_description": "Element not found"}

@@ -284,9 +284,15 @@ async def test_known_contact_from_a_new_messenger(events: Running, token: str) -
     )
     assert quiet["lead_id"] is None and quiet["contact_id"] == contact_id
     activities = await running.ok(
-        "crm.activity.list", token, filter={"OWNER_TYPE_ID": 3, "OWNER_ID": contact_id}
+        "crm.activity.list",
+        token,
+        filter={"BINDINGS": [{"OWNER_TYPE_ID": 3, "OWNER_ID": contact_id}]},
     )
     assert activities["total"] == 3
+    owned = await running.ok(
+        "crm.activity.list", token, filter={"OWNER_TYPE_ID": 3, "OWNER_ID": contact_id}
+    )
+    assert [a["ID"] for a in owned["result"]] == [str(quiet["activity_id"])]
     quiet_events = (await fired(running))[-2:]
     assert quiet_events == [
         ("ONCRMCONTACTUPDATE", contact_id),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import sys
 import tempfile
 import time
@@ -32,10 +33,12 @@ from typing import Any
 
 from b24_openlines_plugin.sandbox.chaos import FaultSettings
 from b24_openlines_plugin.sandbox.portal import Portal
-from tests.stack import PORTAL_URL, running_stack
+from tests.stack import PORTAL_URL, Stack, running_stack
 
 MAPPED = {"telegrambot": 4, "vkgroup": 3}  # channel → source; the rest take the default (6)
 MIX = ["livechat", "telegrambot", "whatsappbyedna", "vkgroup", "viber", "avito"]
+CHURN_ROUNDS = 3
+CHURN_PAUSE = 0.01  # seconds between two changes: the walk's pages come in between
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Report:
     catch_up_rounds: int = 0
     mode: str = "offline events"
     restarts: int = 0
+    churned: int = 0  # dialogs changed while a walk was under way
     seconds: float = 0.0
     injected: dict[str, int] = field(default_factory=dict)
     # The cluster soak's own figures: processes killed and restarted, and where it looked.
@@ -77,6 +81,7 @@ class Report:
             f"faults injected          {faults}",
             *(self.cluster or [f"host restarts survived   {self.restarts}"]),
             f"catch-up rounds          {self.catch_up_rounds}  ({self.mode})",
+            f"changed during walks     {self.churned}",
             f"wall time                {self.seconds:.1f} s",
             *(
                 f"{name:<25}{len(ids)}: sessions {_some(ids)}"
@@ -186,9 +191,14 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
             report.restarts += 1
         await stack.settled()
         print(f"  pushes processed after {time.monotonic() - started:.1f} s", flush=True)
+        rng = random.Random(args.seed)
         for round_ in range(1, args.rounds + 1):
             report.catch_up_rounds = round_
+            changing = round_ <= CHURN_ROUNDS and args.churn > 0
+            churn = asyncio.create_task(_churn(stack, rng, args.churn if changing else 0))
             await stack.catch_up(integration["id"])
+            report.churned += await churn
+            await stack.settled()
             truth = dialog_truth(stack.sandbox.portal)
             check(truth, await stack.all_appeals(), report)
             print(
@@ -202,6 +212,29 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
         report.injected = {k: v for k, v in faults["injected"].items() if v}
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _churn(stack: Stack, rng: random.Random, changes: int) -> int:
+    """Dialogs answered or closed while a catch-up round walks them (``--churn``): each change
+    moves its activity's LAST_UPDATED past the walk's cursor, where the walk must find it, and
+    its new message must reach the appeal. How many changes were made."""
+    made = 0
+    for _ in range(changes):
+        await asyncio.sleep(CHURN_PAUSE)
+        portal = stack.sandbox.portal
+        open_chats = sorted({s.chat_id for s in portal.sessions.values() if not s.closed})
+        if not open_chats:
+            break
+        chat_id = rng.choice(open_chats)
+        body = {
+            "messages": [{"author": "operator", "text": f"churn {made} of chat {chat_id}"}],
+            "close": rng.random() < 0.5,
+        }
+        answer = await stack.browser.post(
+            f"{PORTAL_URL}/sandbox/api/chats/{chat_id}/messages", json=body
+        )
+        made += answer.status_code == 200
+    return made
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         dest="offline",
         action="store_false",
         help="a plan without offline events: the catch-up walks the activities instead",
+    )
+    parser.add_argument(
+        "--churn",
+        type=int,
+        default=0,
+        help=f"dialogs answered or closed during each of the first {CHURN_ROUNDS} catch-up"
+        " rounds, while the walk pages on",
     )
     parser.add_argument("--seed", type=int, default=20261125)
     cluster = parser.add_argument_group("cluster mode")
