@@ -65,9 +65,10 @@ bench: $(STAMP)
 	$(PY) -m tests.bench --multi-portal $(MULTI_PORTAL_ARGS)
 
 # make soak — 1,000 chats through a faulty sandbox (20% of webhooks lost, 10% of REST calls
-# failing, tokens expiring, the host restarted), once with offline events and once without;
+# failing, tokens expiring, the host restarted, 30 dialogs answered and closed while each of the
+# first catch-up rounds walks them), once with offline events and once without;
 # prints what arrived against what Bitrix24 holds (and which dialogs are missing).
-# SOAK_ARGS="--chats N --drop 0.3 --seed N --seeds 5 ..." (--seeds: that many seeds in a row)
+# SOAK_ARGS="--chats N --drop 0.3 --churn N --seed N --seeds 5 ..." (--seeds: seeds in a row)
 soak: $(STAMP)
 	$(PY) -m tests.soak $(SOAK_ARGS)
 	$(PY) -m tests.soak --no-offline $(SOAK_ARGS)

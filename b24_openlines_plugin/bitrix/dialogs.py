@@ -22,6 +22,7 @@ from b24_openlines_plugin.bitrix.client import Command, CommandResult, RestClien
 from b24_openlines_plugin.bitrix.errors import BitrixError
 from b24_openlines_plugin.bitrix.records import (
     OWNER_TYPE_IDS,
+    SESSION_PROVIDER,
     Activity,
     ActivityBinding,
     ChatEntity,
@@ -40,7 +41,6 @@ from b24_openlines_plugin.bitrix.wire import (
 )
 from hooks.errors import UpstreamError
 
-SESSION_PROVIDER = "IMOPENLINES_SESSION"
 PAGE = 50  # rows a list method answers at once
 ACTIVITY_FIELDS = [
     "ID",

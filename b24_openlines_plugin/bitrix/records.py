@@ -196,6 +196,7 @@ class ListPage(Record):
     total: int | None = None
 
 
+SESSION_PROVIDER = "IMOPENLINES_SESSION"  # the PROVIDER_ID of an Open Lines dialog's activity
 OwnerType = Literal["lead", "deal", "contact"]
 ChatEntity = Literal["lead", "deal"]  # what Open Lines create for a new chat
 OWNER_TYPE_IDS: dict[OwnerType, int] = {"lead": 1, "deal": 2, "contact": 3}

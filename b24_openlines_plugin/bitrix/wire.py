@@ -23,6 +23,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre
 from marshmallow.types import Validator
 
 from .records import (
+    SESSION_PROVIDER,
     Activity,
     ActivityBinding,
     ChatRef,
@@ -72,7 +73,6 @@ MAX_EVENT_VALUE_CHARS = 2_000
 MAX_EVENT_KEY_CHARS = 200
 _MAX_REPORTED_ERRORS = 5
 
-OPEN_LINES_PROVIDER = "IMOPENLINES_SESSION"
 
 _T = TypeVar("_T")
 
@@ -780,7 +780,7 @@ class _ActivitySchema(_Wire):
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Activity:
         # ASSOCIATED_ENTITY_ID is a session only for Open Lines; for a call it is the call.
         associated = data.pop("associated_entity_id")
-        session_id = associated if data["provider_id"] == OPEN_LINES_PROVIDER else None
+        session_id = associated if data["provider_id"] == SESSION_PROVIDER else None
         return Activity.model_construct(**data, session_id=session_id)
 
 

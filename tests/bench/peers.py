@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from b24_openlines_plugin.bitrix.records import SESSION_PROVIDER
 from tests.bench.burst import Setup
 
-SESSION_PROVIDER = "IMOPENLINES_SESSION"
 LEAD_OWNER_TYPE = 1
 ACTIVITY_SELECT = ["ID", "OWNER_ID", "ASSOCIATED_ENTITY_ID", "PROVIDER_PARAMS", "CREATED"]
 

@@ -215,7 +215,7 @@ async def soak(args: argparse.Namespace, db: Path) -> Report:
 
 
 async def _churn(stack: Stack, rng: random.Random, changes: int) -> int:
-    """Dialogs answered or closed while a catch-up round walks them (``--churn``): each change
+    """Dialogs answered and closed while a catch-up round walks them (``--churn``): each change
     moves its activity's LAST_UPDATED past the walk's cursor, where the walk must find it, and
     its new message must reach the appeal. How many changes were made."""
     made = 0
@@ -228,7 +228,7 @@ async def _churn(stack: Stack, rng: random.Random, changes: int) -> int:
         chat_id = rng.choice(open_chats)
         body = {
             "messages": [{"author": "operator", "text": f"churn {made} of chat {chat_id}"}],
-            "close": rng.random() < 0.5,
+            "close": True,  # a message alone in an answered dialog changes no activity
         }
         answer = await stack.browser.post(
             f"{PORTAL_URL}/sandbox/api/chats/{chat_id}/messages", json=body
@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--churn",
         type=int,
-        default=0,
-        help=f"dialogs answered or closed during each of the first {CHURN_ROUNDS} catch-up"
+        default=30,
+        help=f"dialogs answered and closed during each of the first {CHURN_ROUNDS} catch-up"
         " rounds, while the walk pages on",
     )
     parser.add_argument("--seed", type=int, default=20261125)
