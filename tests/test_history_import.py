@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import test_catchup
 from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
 from tests.test_catchup import catch_up, faults, lost_bulk
 
 pytestmark = pytest.mark.anyio
 
 DAY = 86_400
-
-
-@pytest.fixture(params=["offline events", "activity cursor"])
-async def stack(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Stack]:
-    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
-    offline = request.param == "offline events"
-    async with running_stack(tmp_path / "host.sqlite3", offline_events=offline) as running:
-        yield running
+stack = test_catchup.stack  # the fixture: a stack with offline events, and one without
 
 
 async def lost_chat(stack: Stack, n: int) -> int:
