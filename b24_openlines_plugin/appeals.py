@@ -11,7 +11,7 @@ from b24_openlines_plugin.bitrix.dialogs import ChatRecords, is_open_lines
 from b24_openlines_plugin.bitrix.event_queue import ACTIVITY_EVENTS, ENTITY_EVENTS
 from b24_openlines_plugin.bitrix.records import Activity, ChatEntity, CrmEntity, SessionHistory
 from b24_openlines_plugin.context import Portal
-from b24_openlines_plugin.site_script import session_in_text
+from b24_openlines_plugin.marker import visit_of_dialog
 from b24_openlines_plugin.transcript import messages_of, transcript_text
 from hooks.errors import RetryLater
 from hooks.models import Appeal, Contact, CrmRef, PortalRef, Utm
@@ -67,13 +67,9 @@ async def build_appeal(records: ChatRecords, portal: Portal) -> Appeal | None:
     attribution = await attribute(
         settings,
         host.sessions,
-        integration_id=portal.id,
-        openlines_session_id=history.session_id,
         connector=connector,
         crm_utm=utm_of(entity),
-        transcript_session_id=next(
-            (found for m in messages if (found := session_in_text(m.text))), None
-        ),
+        custom_data_visit=visit_of_dialog(history, connector),
     )
     person = records.contact if records.kind == "deal" else entity
     # When the dialog began: its activity's start, else (not registered yet) the entity's.

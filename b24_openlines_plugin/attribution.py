@@ -1,14 +1,12 @@
-"""Which campaign or source an appeal counts for: the visitor's own session when we know it,
+"""Which campaign or source an appeal counts for: the visit the dialog's own custom data names,
 else the messenger's mapping from the settings, else the default of the traffic type."""
 
 from __future__ import annotations
 
+from b24_openlines_plugin.marker import SITE_CHAT
 from b24_openlines_plugin.settings import B24Settings
 from hooks.models import Attribution, Utm, VisitorSession
 from hooks.services import SessionStore
-
-# The connector of the site's live-chat widget, the one place the site script runs.
-SITE_CHAT = "livechat"
 
 
 def _site_for(settings: B24Settings, connector: str) -> int | None:
@@ -44,23 +42,20 @@ async def attribute(
     settings: B24Settings,
     sessions: SessionStore,
     *,
-    integration_id: int,
-    openlines_session_id: int,
     connector: str,
     crm_utm: Utm,
-    transcript_session_id: str | None = None,
+    custom_data_visit: str | None = None,
 ) -> Attribution:
-    """The bound host session, then one named in the chat, then the messenger map, then default."""
-    candidates = []
-    binding = await sessions.binding(integration_id, str(openlines_session_id))
-    if binding is not None:
-        candidates.append(binding.session_id)
-    if transcript_session_id:
-        candidates.append(transcript_session_id)
-    for session_id in candidates:
-        visit = await sessions.get(session_id)
-        if visit is not None:
-            return from_visit(visit, settings)
+    """The visit the dialog's custom data names (``marker.visit_of_dialog``) if the host issued
+    it, then the messenger map, then the default.
+
+    A site script's report (a binding) never decides: anyone can send one for any dialog. It
+    is a claim only the dialog's custom data could confirm, and once that names a visit, the
+    claim adds nothing.
+    """
+    visit = await sessions.get(custom_data_visit) if custom_data_visit else None
+    if visit is not None:
+        return from_visit(visit, settings)
     row = settings.messenger_map.get(connector)
     if settings.traffic_type == "campaign":
         if row is not None and row.campaign_id is not None:

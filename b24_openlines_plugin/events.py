@@ -30,6 +30,12 @@ def parse(request: HookRequest) -> Event:
         raise BadRequest(f"Not a Bitrix24 event: {exc}", code="malformed_event") from exc
 
 
+def _same(received: str, expected: str) -> bool:
+    """Constant-time equality of any two texts: the expected token is whatever the settings
+    hold, and ``hmac.compare_digest`` raises on non-ASCII ``str``."""
+    return hmac.compare_digest(received.encode(), expected.encode())
+
+
 def is_app_delivery(request: HookRequest) -> bool:
     """Deliveries of handlers the plugin bound itself (``event.bind``) carry ``?via=app``: they
     are signed with the application's token, not the outgoing webhook's."""
@@ -41,7 +47,7 @@ async def verify(
 ) -> WebhookVerdict:
     event = parse(request)
     member_id = connection_of(integration).member_id
-    if member_id and not hmac.compare_digest(event.auth.member_id, member_id):
+    if member_id and not _same(event.auth.member_id, member_id):
         raise Forbidden("The event comes from another Bitrix24 portal", code="wrong_portal")
     settings = stored_settings(integration)
     pinned = secrets_of(integration)
@@ -52,7 +58,7 @@ async def verify(
         pin_as = "pinned_application_token"
         expected = settings.application_token or pinned.pinned_application_token
     if expected is not None:
-        if not hmac.compare_digest(event.auth.application_token, expected.get_secret_value()):
+        if not _same(event.auth.application_token, expected.get_secret_value()):
             raise Forbidden(
                 "The event's application token does not match", code="wrong_application_token"
             )
@@ -85,7 +91,7 @@ async def _pin(integration: Integration, name: PinnedToken, token: str, host: Ho
     except Conflict:
         latest = await host.integrations.get(integration.id)
         pinned = getattr(secrets_of(latest), name) if latest else None
-        if pinned is None or not hmac.compare_digest(token, pinned.get_secret_value()):
+        if pinned is None or not _same(token, pinned.get_secret_value()):
             raise Forbidden(
                 "The event's application token does not match", code="wrong_application_token"
             ) from None

@@ -1,23 +1,34 @@
 """What the site script reports: a visitor's host session meets an Open Lines session.
 
-The endpoint is called from the client's pages, so it answers CORS only for the client's own
-sites, checks every field's shape and size, and binds a session only if the host knows it.
+The endpoint is open to anyone, so a report is only a claim. It is answered for the client's
+own sites only: a request without one of their ``Origin`` is refused (browsers always send it,
+and no page elsewhere can make a visitor's browser send theirs). It must name a visit the host
+issued, and it is kept as a binding only as the dialog's first and while the dialog is new.
+Outside a browser anyone can send any ``Origin``, so a report never attributes a dialog nor
+changes an appeal: the dialog's own custom data decides (``attribution.attribute``).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from b24_openlines_plugin.appeals import appeal_key
-from b24_openlines_plugin.attribution import from_visit
 from b24_openlines_plugin.settings import B24Settings, stored_settings
 from b24_openlines_plugin.state import connection_of
 from hooks.errors import BadRequest, Forbidden, NotFound
-from hooks.models import HookRequest, HookResponse, Integration, VisitorSession
+from hooks.models import HookRequest, HookResponse, Integration
 from hooks.services import HostServices
+
+REPORT_WINDOW = timedelta(minutes=10)
+"""How long after its dialog started a report is taken. The widget tells ``sessionStart`` as
+the dialog is created and the script reports at once (retrying for seconds), so a real report
+comes within seconds; ten minutes leaves room for a phone that slept or a slow network."""
+CLOCK_SKEW = timedelta(minutes=2)
+"""How far the portal's clock may be ahead of the host's (both keep time by NTP)."""
 
 
 class SessionReport(BaseModel):
@@ -46,13 +57,12 @@ async def report(
 ) -> HookResponse:
     settings = stored_settings(integration)
     origin = request.headers.get("origin")
-    if origin is not None and not _allowed(origin, settings, host):
+    if origin is None or not _allowed(origin, settings, host):
         raise Forbidden(
-            "This site may not report sessions to the integration", code="origin_not_allowed"
+            "Only the client's own sites may report sessions to the integration",
+            code="origin_not_allowed",
         )
     if request.method == "OPTIONS":
-        if origin is None:
-            raise BadRequest("A preflight needs an Origin")
         headers = _cors(origin) | {
             "access-control-allow-methods": "POST",
             "access-control-allow-headers": "content-type",
@@ -67,34 +77,28 @@ async def report(
         raise BadRequest(
             "Expected {session_id, openlines_session_id}", code="malformed_report"
         ) from exc
-    visit = await host.sessions.get(found.session_id)
-    if visit is None:
+    if await host.sessions.get(found.session_id) is None:
         raise NotFound("No such visitor session", code="unknown_session")
-    binding = await host.sessions.bind(
-        integration.id, str(found.openlines_session_id), found.session_id
-    )
-    if binding.session_id == found.session_id:
-        await _attribute_existing(integration, found.openlines_session_id, visit, settings, host)
-    return HookResponse(
-        status=200,
-        headers=_cors(origin) if origin else {},
-        json_body={"bound": binding.session_id == found.session_id},
-    )
+    bound = False
+    if await _recent(integration, found.openlines_session_id, request, host):
+        dialog = str(found.openlines_session_id)
+        binding = await host.sessions.bind(integration.id, dialog, found.session_id)
+        bound = binding.session_id == found.session_id
+    # One answer for a dialog taken, old or unknown: a report learns nothing about the others.
+    return HookResponse(status=200, headers=_cors(origin), json_body={"bound": bound})
 
 
-async def _attribute_existing(
-    integration: Integration,
-    openlines_session_id: int,
-    visit: VisitorSession,
-    settings: B24Settings,
-    host: HostServices,
-) -> None:
-    """The chat's event may have been processed before the script's report: correct it now."""
+async def _recent(
+    integration: Integration, openlines_session_id: int, request: HookRequest, host: HostServices
+) -> bool:
+    """Whether the dialog may still be claimed: the script reports when the dialog starts, so a
+    dialog known to have started outside ``REPORT_WINDOW`` of the report is not its visitor's.
+    A dialog not seen yet passes; a claim made before it starts still never attributes it."""
     member_id = connection_of(integration).member_id
-    if not member_id:
-        return
-    appeal = await host.appeals.get(appeal_key(member_id, openlines_session_id))
-    if appeal is not None and appeal.attribution.method != "session":
-        await host.appeals.upsert(
-            appeal.model_copy(update={"attribution": from_visit(visit, settings)})
-        )
+    appeal = (
+        await host.appeals.get(appeal_key(member_id, openlines_session_id)) if member_id else None
+    )
+    if appeal is None:
+        return True
+    lag = request.received_at - appeal.created_at
+    return -CLOCK_SKEW <= lag <= REPORT_WINDOW

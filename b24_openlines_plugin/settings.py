@@ -52,6 +52,7 @@ from hooks.models import (
     FormField,
     FormSection,
     Integration,
+    Language,
     LocalizedText,
     SettingsView,
     ShowWhen,
@@ -80,10 +81,14 @@ CatalogList = Literal["employees", "sources", "sites", "campaigns"]
 
 
 class SettingsHost(Protocol):
-    """The one host service the settings need, the host's URLs (``HostServices`` provides it)."""
+    """What the settings need of the host: its URLs, and its language for the site script's
+    operator-facing line (``HostServices`` provides both)."""
 
     @property
     def urls(self) -> HostUrls: ...
+
+    @property
+    def language(self) -> Language: ...
 
 
 def _t(ru: str, en: str) -> LocalizedText:
@@ -902,6 +907,7 @@ class _Page:
             render_site_script(
                 endpoint=self.host.urls.session_report(self.integration.id),
                 getter=in_force.tracker_getter,
+                language=self.host.language,
             )
             if store is not None or self.integration.settings
             else None

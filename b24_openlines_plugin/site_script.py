@@ -1,25 +1,28 @@
 """The script a client installs on every page that carries the Bitrix24 live-chat widget.
 
-It ties a site chat to the visitor's session at the analytics host, twice over: it writes the
-host's session id into the chat (``setCustomData``, so it appears in the transcript) and it
-reports the pair {host session, Open Lines session} to the host when the dialog starts. The
-code is a fixed template; the only variable part is a JSON config, escaped for a <script>.
+It gives the widget the visitor's host session id, signed by the host, as custom data
+(``setCustomData``): Bitrix24 keeps the latest a page sent and writes it into each dialog once,
+when the dialog is created, as the operator-facing line ``<marker>: <id>`` in the host's
+language (``marker``). That line is what attributes the dialog. The script also reports the pair
+{host session, Open Lines session} when the dialog starts, a claim the host keeps
+(``sessions``). It acts once per page, however many copies of it the page carries. The code is
+a fixed template; the only variable part is a JSON config, escaped for a <script>.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
-SESSION_MARKER = "Analytics session"
-"""What precedes the host session id in the chat's first message: ``Analytics session: <id>``."""
-
-_MARKED = re.compile(re.escape(SESSION_MARKER) + r":\s*([A-Za-z0-9_-]{8,64})")
+from b24_openlines_plugin.marker import marker_prefix
+from hooks.models import Language
 
 _TEMPLATE = """<script>
 /* Bitrix24 Open Lines → analytics: ties the live chat to the visitor's session. */
 (function (config) {
   "use strict";
+  // One copy acts per page: a second would write the marker twice and report twice.
+  if (window.b24OpenLinesAnalytics) return;
+  window.b24OpenLinesAnalytics = true;
   var attached = false;
   function hostSessionId() {
     try {
@@ -91,11 +94,6 @@ def _js_json(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_site_script(*, endpoint: str, getter: str) -> str:
-    return _TEMPLATE % _js_json({"endpoint": endpoint, "getter": getter, "marker": SESSION_MARKER})
-
-
-def session_in_text(text: str) -> str | None:
-    """The host session id the script put into a chat, if this text carries it."""
-    match = _MARKED.search(text)
-    return match[1] if match else None
+def render_site_script(*, endpoint: str, getter: str, language: Language) -> str:
+    config = {"endpoint": endpoint, "getter": getter, "marker": marker_prefix(language)}
+    return _TEMPLATE % _js_json(config)

@@ -28,10 +28,15 @@ from hooks.models import (
 class SessionStore(Protocol):
     """The host's visitor sessions (campaign, source, site, UTM) and their bindings."""
 
-    async def get(self, session_id: str) -> VisitorSession | None: ...
+    async def get(self, session_id: str) -> VisitorSession | None:
+        """The visit, or ``None`` for an id the host does not know or did not issue: the ids
+        its tracker hands out are signed, so one written by anyone else is never found."""
+        ...
 
     async def bind(self, integration_id: int, external_id: str, session_id: str) -> SessionBinding:
-        """Tie a visitor session to a plugin's conversation id; binding again is harmless."""
+        """Tie a visitor session to a plugin's conversation id. The first binding of
+        ``external_id`` is kept and returned ever after: a binding never replaces another.
+        Its ``created_at`` is when it was first made."""
         ...
 
     async def binding(self, integration_id: int, external_id: str) -> SessionBinding | None: ...

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from hooks.host import csrf
 from hooks.host.app import create_app
+from hooks.host.host_key import ENV
 from hooks.host.state import Host, HostConfig
 from hooks.models import Catalog, Integration
 from hooks.services import HostServices, HostUrls
@@ -49,11 +53,18 @@ def host_config(tmp_path: Path) -> HostConfig:
     )
 
 
+def page_csrf_token(html: str) -> str:
+    """The CSRF token a page's forms carry (its hidden field)."""
+    found = re.search(rf'<input type="hidden" name="{csrf.FIELD}" value="([^"]+)">', html)
+    assert found is not None, "the page carries no CSRF token"
+    return found.group(1)
+
+
 async def send_csrf_token(client: httpx.AsyncClient) -> None:
-    """Make ``client`` pass the CSRF check as a page's own forms do: it takes the cookie from a
-    page and sends the token back with every request (the header scripts use)."""
-    await client.get("/")
-    client.headers[csrf.HEADER] = client.cookies[csrf.COOKIE]
+    """Make ``client`` pass the CSRF check as a page's own forms do: it keeps the session
+    cookie a page sets and sends the page's token back with every request (the header scripts
+    use)."""
+    client.headers[csrf.HEADER] = page_csrf_token((await client.get("/")).text)
 
 
 @pytest.fixture
@@ -64,6 +75,15 @@ async def running_host(host_config: HostConfig) -> AsyncIterator[RunningHost]:
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
             await send_csrf_token(client)
             yield RunningHost(app, client, host_config)
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``python -m hooks.host`` up to the point where it would serve (what it would serve)."""
+    monkeypatch.delenv(ENV, raising=False)
+    apps: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+    return apps
 
 
 class ElsewhereUrls:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,18 +104,22 @@ class Servers:
         raise AssertionError(f"{len(appeals)} appeals after {timeout} s, expected {count}")
 
 
-def _start_host(db: Path | str, host_url: str, quiet: dict[str, Any]) -> subprocess.Popen[bytes]:
+def _start_host(
+    db: Path | str, host_url: str, quiet: dict[str, Any], args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     port = host_url.rsplit(":", 1)[1]
-    command = [sys.executable, "-m", "hooks.host", "--db", str(db), "--port", port]
+    command = [sys.executable, "-m", "hooks.host", "--db", str(db), "--port", port, *args]
     if "ANALYTICS_HOST_KEY" not in quiet["env"]:
         command.append("--demo")  # the key beside the database, as ``make run`` keeps it
     return subprocess.Popen(command, **quiet)
 
 
 @contextlib.contextmanager
-def running_servers(db: Path | str, *, host_key: str | None = None) -> Iterator[Servers]:
+def running_servers(
+    db: Path | str, *, host_key: str | None = None, host_args: Sequence[str] = ()
+) -> Iterator[Servers]:
     """The host on ``db`` (a SQLite file, with its demo key; or a URL, with ``host_key``) and
-    the sandbox, as real processes."""
+    the sandbox, as real processes; ``host_args`` go to ``python -m hooks.host``."""
     host_url, portal_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "B24_OAUTH_SERVERS": portal_url}
     env.pop("ANALYTICS_HOST_KEY", None)
@@ -134,7 +138,7 @@ def running_servers(db: Path | str, *, host_key: str | None = None) -> Iterator[
         ],
         **quiet,
     )
-    host = _start_host(db, host_url, quiet)
+    host = _start_host(db, host_url, quiet, host_args)
     try:
         deadline = time.monotonic() + 30
         _wait_until_up(f"{portal_url}/sandbox/api/portal", sandbox, deadline)
@@ -145,7 +149,7 @@ def running_servers(db: Path | str, *, host_key: str | None = None) -> Iterator[
             nonlocal host
             host.kill()
             host.wait(timeout=10)
-            host = _start_host(db, host_url, quiet)
+            host = _start_host(db, host_url, quiet, host_args)
             _wait_until_up(f"{host_url}/api/catalog", host, time.monotonic() + 30)
 
         with httpx.Client(timeout=10.0) as client:

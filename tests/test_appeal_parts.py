@@ -138,15 +138,10 @@ CAMPAIGN = B24Settings(
 )
 
 
-async def test_bound_session_wins() -> None:
-    sessions = Sessions([VISIT], {"42": "v1"})
+async def test_the_visit_the_custom_data_names_wins() -> None:
+    sessions = Sessions([VISIT], {})
     a = await attribute(
-        SOURCE,
-        sessions,
-        integration_id=1,
-        openlines_session_id=42,
-        connector="livechat",
-        crm_utm=Utm(),
+        SOURCE, sessions, connector="livechat", crm_utm=Utm(), custom_data_visit="v1"
     )
     assert (a.method, a.session_id, a.campaign_id, a.source_id, a.site_id) == (
         "session",
@@ -158,36 +153,29 @@ async def test_bound_session_wins() -> None:
     assert a.utm.utm_campaign == "spring"
 
 
-async def test_session_named_in_the_chat_is_second() -> None:
-    sessions = Sessions([VISIT], {})
-    a = await attribute(
-        SOURCE,
-        sessions,
-        integration_id=1,
-        openlines_session_id=42,
-        connector="livechat",
-        crm_utm=Utm(),
-        transcript_session_id="v1",
-    )
-    assert a.method == "session" and a.session_id == "v1"
+async def test_a_binding_alone_never_attributes() -> None:
+    """A site script's report is a claim anyone can send: without the dialog's custom data
+    naming the visit, the dialog counts for its channel's mapping or the default."""
+    sessions = Sessions([VISIT], {"42": "v1"})
+    site = await attribute(SOURCE, sessions, connector="livechat", crm_utm=Utm())
+    telegram = await attribute(SOURCE, sessions, connector="telegrambot", crm_utm=Utm())
+    assert (site.method, telegram.method) == ("default", "messenger")
+    assert site.session_id is None and telegram.session_id is None
 
 
 async def test_messenger_mapping_then_default_for_source_traffic() -> None:
-    sessions = Sessions([], {"42": "gone"})  # bound to a session the host no longer has
+    sessions = Sessions([], {})
     mapped = await attribute(
         SOURCE,
         sessions,
-        integration_id=1,
-        openlines_session_id=42,
         connector="telegrambot",
         crm_utm=Utm(),
+        custom_data_visit="gone",  # a visit the host no longer has
     )
     assert (mapped.method, mapped.source_id, mapped.site_id) == ("messenger", 4, 1)  # default site
     default = await attribute(
         SOURCE,
         sessions,
-        integration_id=1,
-        openlines_session_id=43,
         connector="whatsappbyedna",
         crm_utm=Utm(utm_source="x"),
     )
@@ -200,8 +188,6 @@ async def test_messenger_mapping_then_default_for_campaign_traffic() -> None:
     mapped = await attribute(
         CAMPAIGN,
         sessions,
-        integration_id=1,
-        openlines_session_id=1,
         connector="viber",
         crm_utm=Utm(),
     )
@@ -209,8 +195,6 @@ async def test_messenger_mapping_then_default_for_campaign_traffic() -> None:
     default = await attribute(
         CAMPAIGN,
         sessions,
-        integration_id=1,
-        openlines_session_id=1,
         connector="vkgroup",
         crm_utm=Utm(),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -295,27 +294,6 @@ async def test_the_appeal_carries_the_site_the_visit_was_on(
     attribution = appeal["attribution"]
     assert (attribution["method"], attribution["session_id"]) == ("session", session_id)
     assert attribution["site_id"] == site_id
-
-
-async def test_a_report_after_the_event_corrects_the_appeal(stack: Stack) -> None:
-    integration = await connected(stack)
-    session_id = await visit(stack, LANDING)
-    started = await stack.chat(
-        connector="livechat", messages=[{"author": "visitor", "text": "hello"}]
-    )
-    [before] = await stack.appeals()
-    assert before["attribution"]["method"] == "default"
-    report = await stack.browser.post(
-        f"{HOST_URL}/api/sessions/{integration['id']}",
-        content=json.dumps(
-            {"session_id": session_id, "openlines_session_id": started["session_id"]}
-        ),
-        headers={"origin": PORTAL_URL, "content-type": "text/plain"},
-    )
-    assert report.status_code == 200, report.text
-    [after] = await stack.appeals()
-    assert after["attribution"]["method"] == "session" and after["attribution"]["campaign_id"] == 1
-    assert after["text"] == before["text"] and after["key"] == before["key"]
 
 
 async def test_connecting_binds_the_plugins_own_handlers_right_away(stack: Stack) -> None:

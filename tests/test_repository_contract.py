@@ -167,6 +167,18 @@ def stored_text(db_url: str) -> str:
         )
 
 
+def write_directly(db_url: str, *statements: str) -> None:
+    """SQL run on the database itself, past the repository: what an older version wrote."""
+    if is_postgres(db_url):
+        with psycopg.connect(db_url) as conn:
+            for statement in statements:
+                conn.execute(statement.encode())
+        return
+    with closing(sqlite3.connect(sqlite_path(db_url))) as db, db:
+        for statement in statements:
+            db.execute(statement)
+
+
 def assert_not_stored(secret: bytes, db_url: str) -> None:
     stored = stored_text(db_url)
     assert secret.decode("latin-1") not in stored
@@ -842,14 +854,56 @@ async def test_secrets_bodies_and_the_signing_key_are_encrypted_at_rest(
         integration.id, make_request(b"auth[application_token]=app-t0ken-value")
     )
     signing_key = await repo.host_secret_key()
+    webhook_token = integration.webhook_token.get_secret_value().encode()
 
-    for secret in (b"s3cr3t-value", b"app-t0ken-value", signing_key):
+    for secret in (b"s3cr3t-value", b"app-t0ken-value", signing_key, webhook_token):
         assert_not_stored(secret, db_url)
     assert_not_stored(HOST_KEY.get_secret_value().encode(), db_url)
     # What is stored in the clear is found (``stored_text`` sees everything that is written).
     assert "ol-visible" not in stored_text(db_url)
     await repo.bind_session(integration.id, "ol-visible", "vs-1")
     assert "ol-visible" in stored_text(db_url)
+
+
+async def test_webhook_tokens_kept_in_the_clear_are_encrypted_once_when_m011_comes(
+    db_url: str,
+) -> None:
+    """A database from before ``m011``: its next opening encrypts the tokens, keeping them."""
+    first = await open_repository(db_url, key=HOST_KEY)
+    created = [await first.create_integration("b24_openlines", name) for name in ("A", "B")]
+    await first.close()
+    plain = {i.id: f"plain-webhook-token-{i.id}-0123456789abcdefghijklmn" for i in created}
+    write_directly(
+        db_url,
+        *(
+            f"UPDATE integrations SET webhook_token = '{t}' WHERE id = {i}"
+            for i, t in plain.items()
+        ),
+        "DELETE FROM host_meta WHERE key = 'plain_webhook_tokens'",
+        "DELETE FROM _migrations WHERE name = 'm011_encrypt_webhook_tokens'",
+    )
+    assert plain[created[0].id] in stored_text(db_url)  # the test sees a token in the clear
+
+    opened = await asyncio.gather(*(open_repository(db_url, key=HOST_KEY) for _ in range(3)))
+    try:
+        for repository in opened:  # encrypted once, whoever opened first: each reads them
+            tokens = {
+                i.id: i.webhook_token.get_secret_value()
+                for i in await repository.list_integrations()
+            }
+            assert tokens == plain
+    finally:
+        for repository in opened:
+            await repository.close()
+    for token in plain.values():
+        assert_not_stored(token.encode(), db_url)
+    again = await open_repository(db_url, key=HOST_KEY)
+    try:
+        assert {i.webhook_token.get_secret_value() for i in await again.list_integrations()} == set(
+            plain.values()
+        )
+    finally:
+        await again.close()
 
 
 async def test_reopening_with_another_key_fails_and_the_right_key_still_works(
@@ -881,7 +935,12 @@ async def test_reopening_with_another_key_fails_and_the_right_key_still_works(
 def test_migration_names_are_ordered_and_unique_with_a_body_for_each_engine() -> None:
     assert NAMES == sorted(set(NAMES))
     assert all(name.startswith("m") and name[1:4].isdigit() for name in NAMES)
-    assert NAMES[-3:] == ["m008_job_queue", "m009_periodic_claims", "m010_rate_buckets"]
+    assert NAMES[7:11] == [
+        "m008_job_queue",
+        "m009_periodic_claims",
+        "m010_rate_buckets",
+        "m011_encrypt_webhook_tokens",
+    ]
     for step in MIGRATIONS:
         assert callable(step.sqlite) and step.postgres_sql().strip(), step.name
 

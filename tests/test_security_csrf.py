@@ -1,8 +1,7 @@
-"""The host's HTML forms refuse a POST that does not carry the browser's signed CSRF token."""
+"""The host's HTML forms refuse a POST that does not carry the token of the browser's session."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +13,7 @@ from starlette.routing import Route
 from hooks.host import csrf
 from hooks.host.repository import InboxOutcome
 from hooks.models import HookRequest
-from tests.conftest import PUBLIC_URL, RunningHost
+from tests.conftest import PUBLIC_URL, RunningHost, page_csrf_token
 from tests.examples import form_body
 from tests.test_host_api import create
 from tests.test_host_pages import FORM
@@ -28,12 +27,6 @@ async def stranger(running_host: RunningHost) -> AsyncIterator[httpx.AsyncClient
     transport = httpx.ASGITransport(app=running_host.app)
     async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
         yield client
-
-
-def hidden_token(html: str) -> str:
-    found = re.search(r'<input type="hidden" name="csrf_token" value="([^"]+)">', html)
-    assert found is not None, "the form carries no CSRF token"
-    return found.group(1)
 
 
 async def failed_item(rh: RunningHost, integration_id: int) -> int:
@@ -53,21 +46,22 @@ async def test_each_form_posts_with_the_token_its_page_carries(
     """The way a browser does it: the page sets the cookie and the form sends the field."""
     dashboard = await stranger.get("/")
     cookie = dashboard.headers["set-cookie"]
-    assert cookie.startswith(f"{csrf.COOKIE}=") and "HttpOnly" in cookie
-    assert "SameSite=Lax" in cookie and "Secure" in cookie  # the host is public over HTTPS
-    token = hidden_token(dashboard.text)
+    # The host is public over HTTPS: a Secure cookie that no sibling subdomain may set.
+    assert cookie.startswith(f"{csrf.SECURE_SESSION_COOKIE}=") and "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie and "Secure" in cookie and "Path=/;" in cookie
+    token = page_csrf_token(dashboard.text)
     created = await stranger.post("/integrations", data={"name": "Shop", "csrf_token": token})
     assert created.status_code == 303, created.text
     settings = await stranger.get(created.headers["location"])
     assert "set-cookie" not in settings.headers  # one token per browser, kept
     saved = await stranger.post(
-        created.headers["location"], data={**FORM, "csrf_token": hidden_token(settings.text)}
+        created.headers["location"], data={**FORM, "csrf_token": page_csrf_token(settings.text)}
     )
     assert saved.status_code == 303, saved.text  # the token is no unknown settings field
     item_id = await failed_item(running_host, 1)
     inbox = await stranger.get("/inbox")
     retried = await stranger.post(
-        f"/inbox/{item_id}/retry", data={"csrf_token": hidden_token(inbox.text)}
+        f"/inbox/{item_id}/retry", data={"csrf_token": page_csrf_token(inbox.text)}
     )
     assert retried.status_code == 303
 
@@ -77,7 +71,8 @@ async def test_each_form_posts_with_the_token_its_page_carries(
     [
         pytest.param({}, id="no token"),
         pytest.param({"field": "wrong"}, id="wrong field"),
-        pytest.param({"cookie": "forged.0000", "field": "forged.0000"}, id="unsigned pair"),
+        pytest.param({"cookie": "A" * 43, "field": "<own>"}, id="an invented session"),
+        pytest.param({"cookie": "forged.0000", "field": "<own>"}, id="a malformed session"),
         pytest.param({"field": "<own>", "cookie": None}, id="field without cookie"),
         pytest.param({"field": "<other browser>"}, id="another browser's token"),
     ],
@@ -87,14 +82,14 @@ async def test_a_form_post_without_the_browsers_token_is_refused_and_changes_not
 ) -> None:
     integration = await create(running_host)
     item_id = await failed_item(running_host, integration["id"])
-    await stranger.get("/")
-    own = stranger.cookies[csrf.COOKIE]
-    other = running_host.client.cookies[csrf.COOKIE]
+    own = page_csrf_token((await stranger.get("/")).text)
+    session = stranger.cookies[csrf.SECURE_SESSION_COOKIE]
+    other = running_host.client.headers[csrf.HEADER]
     field = {"<own>": own, "<other browser>": other}.get(sent.get("field") or "", sent.get("field"))
     stranger.cookies.clear()
-    cookie = sent.get("cookie", own)
+    cookie = sent.get("cookie", session)
     if cookie is not None:
-        stranger.cookies.set(csrf.COOKIE, cookie)
+        stranger.cookies.set(csrf.SECURE_SESSION_COOKIE, cookie)
     extra = {} if field is None else {"csrf_token": field}
     repo = running_host.host.repo
     before = await repo.get_integration(integration["id"])
@@ -110,6 +105,35 @@ async def test_a_form_post_without_the_browsers_token_is_refused_and_changes_not
     assert [i.name for i in await repo.list_integrations()] == ["Main portal"]
     assert await repo.get_integration(integration["id"]) == before
     assert [item.status for item in await repo.list_inbox()] == ["failed"]
+
+
+async def test_a_token_from_another_browser_session_is_refused_and_its_own_works(
+    running_host: RunningHost, stranger: httpx.AsyncClient
+) -> None:
+    """All another browser's page shows is its token; its session cookie no page shows."""
+    victim = page_csrf_token((await running_host.client.get("/")).text)
+    first = await stranger.get("/")
+    own = page_csrf_token(first.text)
+    cookies = [header.partition("=")[0] for header in first.headers.get_list("set-cookie")]
+    assert cookies and not any(value in first.text for value in stranger.cookies.values())
+    refused = [
+        await stranger.post("/integrations", data={"name": "Evil", "csrf_token": victim}),
+        await stranger.post("/integrations", data={"name": "Evil"}, headers={csrf.HEADER: victim}),
+    ]
+    stranger_cookies = dict(stranger.cookies)
+    stranger.cookies.clear()
+    for name in cookies:  # every cookie the host sets, given what the other page shows
+        stranger.cookies.set(name, victim)
+    refused.append(
+        await stranger.post("/integrations", data={"name": "Evil", "csrf_token": victim})
+    )
+    assert [answer.status_code for answer in refused] == [403, 403, 403]
+    stranger.cookies.clear()
+    stranger.cookies.update(stranger_cookies)
+    created = await stranger.post("/integrations", data={"name": "Own", "csrf_token": own})
+    assert created.status_code == 303, created.text
+    names = [i.name for i in await running_host.host.repo.list_integrations()]
+    assert names == ["Own"]
 
 
 async def test_every_unsafe_route_outside_the_api_is_protected(
@@ -139,7 +163,11 @@ async def test_webhooks_and_the_site_script_need_no_token(
     )
     assert webhook.json()["status"] == "ignored"  # the plugin got it: the integration is off
     assert "set-cookie" not in webhook.headers
-    report = await stranger.post(f"/api/sessions/{integration['id']}", content=b"{}")
+    report = await stranger.post(
+        f"/api/sessions/{integration['id']}",
+        content=b"{}",
+        headers={"origin": "http://127.0.0.1:8100"},  # the demo catalog's site
+    )
     assert report.json()["error"] == "inactive"  # the plugin's answer, not the CSRF check's
     visit = await stranger.post("/api/visits", json={"url": "https://shop.example/"})
     assert visit.status_code == 201

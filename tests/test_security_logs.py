@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 from uvicorn.logging import AccessFormatter
 
+from hooks.host.app import create_app
 from hooks.host.redact import install_log_redaction
+from hooks.host.server import server_options
+from hooks.host.state import HostConfig
 from tests.conftest import HOST_KEY
 from tests.stack import HOST_URL, PORTAL_URL, running_stack
+from tests.uvicorn_server import send_raw, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +81,33 @@ def test_a_logged_exception_loses_its_credentials() -> None:
         failure = record("refresh failed", exc_info=sys.exc_info())
     text = logging.Formatter().format(failure)
     assert "s3cr3t" not in text and "c0de" not in text and "client_secret=***" in text
+
+
+async def test_a_webhook_path_however_it_is_spelt_never_logs_its_token(
+    host_config: HostConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Over a real server, with uvicorn's own access log: the path written as a client may
+    write it (percent-encoded, another spelling of the id) is the one that is logged."""
+    caplog.set_level(logging.INFO)
+    app = create_app(host_config)
+    async with serving(app, **server_options()) as address:
+        integration = await app.state.host.repo.create_integration("b24_openlines", "Shop")
+        token = integration.webhook_token.get_secret_value()
+        encoded = "".join(f"%{byte:02X}" for byte in token.encode())
+        spellings = [
+            f"/webhooks/{integration.id}/{token}",
+            f"/webhooks/%D9%A1/{token}",  # an Arabic-Indic one
+            f"/webhooks/%C2%B2/{token}",  # a superscript two
+            f"/webhooks/{integration.id}/{encoded}",
+            f"/%77ebhooks/{integration.id}/{token}",
+            f"/webhooks%2F{integration.id}%2F{token}",
+            f"/webhooks/{integration.id}%2f{token}?via=app",
+        ]
+        for path in spellings:
+            request = f"POST {path} HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n"
+            await send_raw(address, f"{request}Connection: close\r\n\r\nx".encode())
+    access = [record for record in caplog.records if record.name == "uvicorn.access"]
+    assert len(access) == len(spellings)
+    for record in caplog.records:
+        text = logging.Formatter().format(record)
+        assert token not in text and token[:12] not in text, text

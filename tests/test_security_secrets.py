@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
@@ -91,15 +90,6 @@ async def test_a_wrong_key_is_refused_at_start_not_read_as_garbage(tmp_path: Pat
     [integration] = await repo.list_integrations()
     assert integration.secrets["client_secret"].get_secret_value() == "s3cr3t-value"
     await repo.close()
-
-
-@pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """``python -m hooks.host`` up to the point where it would serve (what it would serve)."""
-    monkeypatch.delenv(ENV, raising=False)
-    apps: list[Any] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
-    return apps
 
 
 @pytest.mark.parametrize(

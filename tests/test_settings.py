@@ -28,6 +28,7 @@ from hooks.models import (
     Employee,
     FormField,
     Integration,
+    Language,
     SettingsView,
     Site,
     Source,
@@ -69,9 +70,10 @@ COMPLETE_SOURCE = {
 
 @dataclass(frozen=True)
 class UrlsOnly:
-    """The one host service the settings use: the host's URLs."""
+    """What the settings use of the host: its URLs and its language."""
 
     urls: HostUrls
+    language: Language = "ru"
 
 
 HOST = UrlsOnly(PublicUrls("https://analytics.example/"))

@@ -107,7 +107,7 @@ def test_ties_and_degenerate_catalog_domains(
 def test_a_visitor_session_takes_the_pages_site_else_the_campaigns(
     url: str, site_id: int | None
 ) -> None:
-    assert new_visitor_session(url, None, DEMO_CATALOG).site_id == site_id
+    assert new_visitor_session(url, None, DEMO_CATALOG, key=b"k" * 32).site_id == site_id
 
 
 def visit_on(site_id: int | None) -> VisitorSession:

@@ -102,6 +102,7 @@ class HistoryMessage(Record):
     date: AwareDatetime
     text: str  # BB-code, as Bitrix24 stores it
     attachments: list[str] = []  # the text of its attach blocks (custom data, forms), in order
+    attach_messages: list[str] = []  # its attach's MESSAGE blocks alone (custom data goes there)
 
 
 class SessionHistory(Record):

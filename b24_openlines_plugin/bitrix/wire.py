@@ -133,19 +133,28 @@ class _Int(fields.Field[int | None]):
 
 class _Text(fields.Field[str | None]):
     """A string; numbers are taken as their decimal text, ``blank_is_none`` maps ``""`` to None,
-    ``not_blank`` refuses ``""`` (inline, like ``_Int``'s minimum)."""
+    ``not_blank`` refuses ``""`` (inline, like ``_Int``'s minimum), ``ascii_only`` refuses any other
+    character: what Bitrix24 always spells in ASCII (ids, tokens) is compared in constant time,
+    and ``hmac.compare_digest`` raises on non-ASCII text."""
 
     default_error_messages = {  # noqa: RUF012
         "invalid": "Not a string.",
         "blank": "Must not be empty.",
+        "not_ascii": "Must be ASCII.",
     }
 
     def __init__(
-        self, *, blank_is_none: bool = False, not_blank: bool = False, **kwargs: Any
+        self,
+        *,
+        blank_is_none: bool = False,
+        not_blank: bool = False,
+        ascii_only: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.blank_is_none = blank_is_none
         self.not_blank = not_blank
+        self.ascii_only = ascii_only
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
@@ -154,6 +163,8 @@ class _Text(fields.Field[str | None]):
             return str(value)
         if not isinstance(value, str):
             raise self.make_error("invalid")
+        if self.ascii_only and not value.isascii():
+            raise self.make_error("not_ascii")
         if value == "":
             if self.blank_is_none:
                 return None
@@ -340,16 +351,19 @@ class _EventDataSchema(_Wire):
 
 
 class _EventAuthSchema(_Wire):
+    """What Bitrix24 spells in ASCII is read as ASCII; the domain and the endpoints may name a
+    portal by its Unicode address."""
+
     domain = _required_text(validate.Regexp(r"[^\s/@?#\\]+\Z"))
     client_endpoint = _endpoint()
     server_endpoint = _endpoint()
-    member_id = _required_text()
-    application_token = _required_text()
-    access_token = _optional_text()
-    refresh_token = _optional_text()
+    member_id = _required_text(ascii_only=True)
+    application_token = _required_text(ascii_only=True)
+    access_token = _optional_text(ascii_only=True)
+    refresh_token = _optional_text(ascii_only=True)
     expires_in = _Int(load_default=None, zero_is_none=True)
-    scope = _optional_text()
-    status = _optional_text()
+    scope = _optional_text(ascii_only=True)
+    status = _optional_text(ascii_only=True)
     user_id = _ref_id()
 
     @post_load
@@ -361,7 +375,7 @@ class _EventSchema(_Wire):
     """An event as a tree (the JSON view); ``_FormEventSchema`` unflattens the real form first."""
 
     event = _Text(required=True, validate=validate.Regexp(r"[A-Za-z][A-Za-z0-9_]{0,99}\Z"))
-    event_handler_id = _optional_text()
+    event_handler_id = _optional_text(ascii_only=True)
     data = fields.Nested(_EventDataSchema, required=True)
     ts = _Int(required=True, minimum=0)
     auth = fields.Nested(_EventAuthSchema, required=True)
@@ -675,30 +689,36 @@ class _HistoryMessageSchema(_Wire):
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> HistoryMessage:
-        attachments = _attach_texts(data.pop("params"))
+        blocks = _attach_blocks(data.pop("params"))
         return HistoryMessage.model_construct(
-            **{**data, "text": data["text"] or "", "attachments": attachments}
+            **{
+                **data,
+                "text": data["text"] or "",
+                "attachments": [text for block in blocks for text in _block_texts(block)],
+                "attach_messages": [
+                    block["message"] for block in blocks if isinstance(block.get("message"), str)
+                ],
+            }
         )
 
 
-def _attach_texts(params: object) -> list[str]:
-    """The words of a message's attach blocks: ``message`` blocks, and grid rows as name: value.
-
-    The live-chat widget's custom data arrives this way, so an analytics session id written by
-    the site script can be read back from the transcript.
-    """
+def _attach_blocks(params: object) -> list[dict[str, Any]]:
+    """The blocks of a message's attach, in order: the live-chat widget's custom data arrives
+    as such blocks (of a system message), and so do forms' answers."""
     attach = params.get("attach") if isinstance(params, dict) else None
-    texts: list[str] = []
+    blocks: list[dict[str, Any]] = []
     for item in _php_list(attach) or []:
-        blocks = item.get("blocks") if isinstance(item, dict) else None
-        for block in _php_list(blocks) or []:
-            if not isinstance(block, dict):
-                continue
-            if isinstance(block.get("message"), str):
-                texts.append(block["message"])
-            for row in _php_list(block.get("grid")) or []:
-                if isinstance(row, dict) and isinstance(row.get("value"), str | int):
-                    texts.append(f"{row.get('name') or ''}: {row['value']}".strip(": "))
+        found = item.get("blocks") if isinstance(item, dict) else None
+        blocks += [block for block in _php_list(found) or [] if isinstance(block, dict)]
+    return blocks
+
+
+def _block_texts(block: Mapping[str, Any]) -> list[str]:
+    """The words of a block for the transcript: a ``message``, and grid rows as name: value."""
+    texts = [block["message"]] if isinstance(block.get("message"), str) else []
+    for row in _php_list(block.get("grid")) or []:
+        if isinstance(row, dict) and isinstance(row.get("value"), str | int):
+            texts.append(f"{row.get('name') or ''}: {row['value']}".strip(": "))
     return texts
 
 

@@ -53,6 +53,8 @@ class LineIn(BaseModel):
 class MessagesIn(BaseModel):
     messages: list[MessageIn] = Field(min_length=1)
     close: bool = False
+    # What a widget page sends with its data request; kept for the guest's next dialog.
+    custom_data: str | list[Any] | None = None
 
 
 class SessionStart(BaseModel):

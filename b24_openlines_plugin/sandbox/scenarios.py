@@ -3,6 +3,12 @@
 A chat creates the guest user, the operator chat (ENTITY_TYPE LINES, ENTITY_ID = USER_CODE)
 and a session (NEW; ANSWER once an operator writes); the first visitor message registers the
 session in CRM (``crm_registration``). Closing completes the session's activity.
+
+The live-chat widget's custom data is kept per guest, the latest a page sent (for 8 hours, as
+Bitrix24's ``Widget\\Cache``), and written into a dialog once, when the dialog is created: a
+system message ``[B]Data received:[/B]`` whose attach holds the blocks (imopenlines
+``Connector::addMessage``). Pages that send it later change what the next dialog gets, never
+the dialog under way.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from b24_openlines_plugin.sandbox.portal import (
 )
 
 COLORS = ("#58cc47", "#df532d", "#ab7761", "#4ba984", "#ba9c7b", "#2fc6f6", "#f76187")
+CUSTOM_DATA_TTL = 8 * 60 * 60  # Bitrix24's widget cache keeps it 8 hours
+CUSTOM_DATA_TITLE = "[B]Data received:[/B]"  # IMOL_CONNECTOR_RECEIVED_DATA (en)
 
 
 class ScenarioError(Exception):
@@ -73,6 +81,7 @@ class Scenarios:
         self.crm = CrmRegistrar(portal, config, emit)
         self._plans: dict[int, CrmPlan] = {}
         self._visitors: dict[int, Visitor] = {}
+        self._custom_data: dict[int, tuple[float, list[dict[str, Any]]]] = {}  # by guest user
         self._next_operator = 0
 
     def now(self) -> float:
@@ -131,12 +140,14 @@ class Scenarios:
         )
         if contact is not None and not request.new_lead:
             plan.reuse = CrmLink("CONTACT", contact.id, contact_id=contact.id)
-        session = self._open_session(chat, plan, request.custom_data)
+        self.keep_custom_data(chat, request.custom_data)
+        session = self._open_session(chat, plan)
         self._run(chat, session, request.messages, request.close)
         return self.summary(chat)
 
     def add_messages(self, chat_id: int, request: MessagesIn) -> dict[str, Any]:
         chat = self._chat(chat_id)
+        self.keep_custom_data(chat, request.custom_data)  # the page's data request comes first
         session = self.portal.last_session(chat)
         if session.closed:
             raise ScenarioError(409, "the session is closed: start a new one (POST .../sessions)")
@@ -164,7 +175,8 @@ class Scenarios:
         )
         if not request.new_lead and previous.crm is not None:
             plan.reuse = previous.crm
-        session = self._open_session(chat, plan, request.custom_data)
+        self.keep_custom_data(chat, request.custom_data)
+        session = self._open_session(chat, plan)
         self._run(chat, session, request.messages, request.close)
         return self.summary(chat)
 
@@ -206,9 +218,14 @@ class Scenarios:
         self._next_operator += 1
         return operators[(self._next_operator - 1) % len(operators)]
 
-    def _open_session(
-        self, chat: Chat, plan: CrmPlan, custom_data: str | list[Any] | None
-    ) -> Session:
+    def keep_custom_data(self, chat: Chat, custom_data: str | list[Any] | None) -> None:
+        """What a widget page sent (``widget.user.register``/``widget.dialog.get``), kept for
+        the guest's next dialog; nothing sent keeps what was."""
+        blocks = custom_data_blocks(custom_data) if custom_data else []
+        if blocks:
+            self._custom_data[chat.guest_id] = (self.now(), blocks)
+
+    def _open_session(self, chat: Chat, plan: CrmPlan) -> Session:
         now = self.now()
         session = Session(
             self.portal.next_id("session"), chat.id, chat.line_id, chat.operator_id, now, now
@@ -216,16 +233,20 @@ class Scenarios:
         self.portal.sessions[session.id] = session
         chat.session_ids.append(session.id)
         self._plans[session.id] = plan
-        blocks = custom_data_blocks(custom_data) if custom_data else []
-        if blocks:
-            text = "\n".join(str(b["MESSAGE"]) for b in blocks if "MESSAGE" in b)
+        kept_at, blocks = self._custom_data.get(chat.guest_id, (0.0, []))
+        if blocks and now - kept_at < CUSTOM_DATA_TTL:
             attach = {
                 "id": int(now),
                 "blocks": [_attach_block(b) for b in blocks],
                 "description": "",
                 "color": chat.color,
             }
-            self.portal.add_message(session, 0, text, now, {"attach": [attach]})
+            params = {
+                "class": "bx-messenger-content-item-system",
+                "componentId": "HiddenMessage",
+                "attach": [attach],
+            }
+            self.portal.add_message(session, 0, CUSTOM_DATA_TITLE, now, params)
         return session
 
     def _run(self, chat: Chat, session: Session, messages: list[MessageIn], close: bool) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from hooks.host.host_key import ENV, HostKeyError, resolve_host_key
 from hooks.host.inbox import LOCKED_JOBS
 from hooks.host.jobs import open_job_queue
 from hooks.host.ratelimit import Rate
+from hooks.host.server import HEADER_TIMEOUT_SECONDS, server_options
 from hooks.host.state import HostConfig
 from hooks.models import Language
 
@@ -33,6 +35,16 @@ def _rate(text: str) -> Rate | None:
         return Rate.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,6 +85,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--demo",
         action="store_true",
         help=f"without ${ENV}, encrypt the secrets with a key kept in a file beside the database",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=HEADER_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help="a connection that has not sent a whole request head this long after it opened (or"
+        f" after its last response) is closed (default {HEADER_TIMEOUT_SECONDS:g})",
     )
     for name, route in RATE_LIMITS.items():
         default: Rate = getattr(HostConfig, name)
@@ -133,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Analytics host: {public_url}/  (Raw data → Appeals and goals: {public_url}/raw/appeals)",
         flush=True,
     )
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        **server_options(args.header_timeout),
+    )
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -10,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hooks.errors import BadRequest, NotFound, ValidationFailed
+from hooks.host.jsonbody import read_bounded, read_json
+from hooks.host.params import path_id, query_number
 from hooks.host.ratelimit import RateLimiter
-from hooks.host.state import Host, hook_request, read_capped_body
+from hooks.host.state import Host, hook_request
 from hooks.host.visits import new_visitor_session
 from hooks.models import Integration, SettingsView
 
@@ -37,16 +38,15 @@ def host_of(request: Request) -> Host:
 
 
 async def json_body(request: Request, limit: int = JSON_MAX_BYTES) -> Any:
-    body = await read_capped_body(request, limit)
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest("The body is not valid JSON") from exc
+    """The body as JSON, within ``limit`` bytes and ``jsonbody.MAX_DEPTH`` levels."""
+    return await read_json(request, limit)
 
 
 async def integration_of(request: Request) -> Integration:
-    raw = request.path_params["integration_id"]
-    integration = await host_of(request).repo.get_integration(int(raw)) if raw.isdigit() else None
+    """The integration named by the path's ``integration_id``; ``NotFound`` otherwise."""
+    integration_id = path_id(request, "integration_id")
+    repo = host_of(request).repo
+    integration = None if integration_id is None else await repo.get_integration(integration_id)
     if integration is None:
         raise NotFound("No such integration")
     return integration
@@ -144,9 +144,9 @@ async def get_catalog(request: Request) -> Response:
 
 async def list_appeals(request: Request) -> Response:
     host = host_of(request)
-    integration_id = _int_param(request, "integration_id")
-    limit = min(_int_param(request, "limit") or 100, 500)
-    offset = _int_param(request, "offset") or 0
+    integration_id = query_number(request, "integration_id")
+    limit = min(query_number(request, "limit") or 100, 500)
+    offset = query_number(request, "offset") or 0
     stored = await host.repo.list_appeals(integration_id=integration_id, limit=limit, offset=offset)
     return JSONResponse({"appeals": [s.appeal.model_dump(mode="json") for s in stored]})
 
@@ -173,7 +173,8 @@ async def add_visit(request: Request) -> Response:
         raise BadRequest(_first_error(exc)) from exc
     if not visit.url.startswith(("http://", "https://")):
         raise BadRequest("url must be an http(s) address")
-    session = new_visitor_session(visit.url, visit.referrer, await host.repo.get_catalog())
+    catalog, key = await host.repo.get_catalog(), await host.repo.host_secret_key()
+    session = new_visitor_session(visit.url, visit.referrer, catalog, key=key)
     await host.repo.add_visitor_session(session)
     return JSONResponse({"session_id": session.id}, status_code=201, headers=cors)
 
@@ -183,22 +184,13 @@ async def report_session(request: Request) -> Response:
     host = host_of(request)
     _count_client(host.session_limiter, request)
     integration = await integration_of(request)
-    body = await read_capped_body(request, host.config.session_max_bytes)
+    body = await read_bounded(request, host.config.session_max_bytes)
     answer = await host.plugins.session(
         integration, request=hook_request(request, body), host=await host.services()
     )
     if answer.json_body is None:
         return Response(status_code=answer.status, headers=answer.headers)
     return JSONResponse(answer.json_body, status_code=answer.status, headers=answer.headers)
-
-
-def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
-    if not raw.isdigit():
-        raise BadRequest(f"{name} must be a whole number")
-    return int(raw)
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -21,6 +21,7 @@ from hooks.host import api, pages
 from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
 from hooks.host.csrf import CsrfMiddleware
 from hooks.host.database import open_repository
+from hooks.host.headers import SecurityHeadersMiddleware
 from hooks.host.inbox import LOCKED_JOBS, receive_webhook
 from hooks.host.jobs import open_job_queue
 from hooks.host.plugins import PluginHost, get_plugin_manager
@@ -115,7 +116,8 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
     )
     app = Starlette(
         routes=routes,
-        middleware=[csrf],
+        # Outermost first: the CSRF check's refusals carry the security headers too.
+        middleware=[Middleware(SecurityHeadersMiddleware), csrf],
         lifespan=lifespan,
         exception_handlers={HookError: handle_hook_error},
     )

@@ -1,13 +1,19 @@
-"""CSRF protection of the host's HTML forms: a signed double-submit token.
+"""CSRF protection of the host's HTML forms: a token bound to the browser's session.
 
 A platform puts these pages behind a cookie session, and a page on any other site could then
 submit their forms in a signed-in person's browser: change the credentials, retry webhooks. So
-each browser gets a random token in an HttpOnly, SameSite=Lax cookie, signed with the host's
-key (a cookie planted from a sibling domain is refused), and every form carries it in a hidden
-field, which another site can neither read nor guess. A POST (or any unsafe method) without a
-matching pair gets 403 before its handler runs, for every route outside ``EXEMPT``, so a new
-form is protected without anyone remembering to. Scripts may send the token in ``x-csrf-token``
-instead: another site cannot set that header without the host's CORS consent.
+each browser gets a random session id in an HttpOnly, SameSite=Lax cookie, and every form
+carries a token made from it (an HMAC with the host's signing key), in a hidden field that
+another site can neither read nor guess. A POST (or any unsafe method) whose token is not the
+one of the session its cookie names gets 403 before its handler runs, for every route outside
+``EXEMPT``, so a new form is protected without anyone remembering to. Scripts may send the token
+in ``x-csrf-token`` instead: another site cannot set that header without the host's CORS consent.
+
+The token is not the cookie: a page shows the token, never the session id, so a token copied
+from another browser's page (or its HTML saved, or its screen shared) is refused without that
+browser's cookie, which no page and no script can read. Over HTTPS the cookie is ``Secure`` and
+``__Host-`` prefixed, which browsers let no sibling subdomain set: nobody can plant their own
+session, with its token, in someone else's browser.
 
 ``/api/`` is not cookie-authenticated and ``/webhooks/`` is called by Bitrix24: neither gets a
 token nor needs one.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
@@ -33,27 +40,24 @@ from hooks.errors import Forbidden, HookError
 from hooks.host.api import host_of
 from hooks.host.state import read_capped_body
 
-COOKIE = "csrf"
+SESSION_COOKIE = "host_session"
+SECURE_SESSION_COOKIE = f"__Host-{SESSION_COOKIE}"  # HTTPS only: no subdomain may set it
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
 EXEMPT = ("/api/", "/webhooks/", "/static/", "/tracker.js")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # ``secrets.token_urlsafe(32)``
 
 Refuse = Callable[[Request, HookError], Awaitable[Response]]
 
 
-def _mac(key: bytes, nonce: str) -> str:
-    return hmac.new(key, f"csrf:{nonce}".encode(), hashlib.sha256).hexdigest()
+def session_cookie(*, secure: bool) -> str:
+    """The session cookie's name: ``__Host-`` prefixed when the host is served over HTTPS."""
+    return SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
 
 
-def _new_token(key: bytes) -> str:
-    nonce = secrets.token_urlsafe(16)
-    return f"{nonce}.{_mac(key, nonce)}"
-
-
-def _signed(key: bytes, token: str) -> bool:
-    nonce, _, mac = token.partition(".")
-    return bool(nonce) and _same(mac, _mac(key, nonce))
+def _token(key: bytes, session_id: str) -> str:
+    return hmac.new(key, f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def _same(a: str, b: str) -> bool:
@@ -77,7 +81,8 @@ def csrf_field(context: Context) -> Markup:
 
 
 class CsrfMiddleware:
-    """Hands each browser a token and refuses unsafe requests that do not send it back.
+    """Hands each browser a session (its cookie) and refuses unsafe requests that do not send
+    the session's token back.
 
     ``refuse`` renders the 403 (the host's error page); ``max_body`` caps what is read to find
     the form field; ``secure`` marks the cookie for HTTPS only.
@@ -88,6 +93,7 @@ class CsrfMiddleware:
         self.refuse = refuse
         self.max_body = max_body
         self.secure = secure
+        self.cookie = session_cookie(secure=secure)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT):
@@ -95,12 +101,13 @@ class CsrfMiddleware:
             return
         request = Request(scope, receive)
         key = await host_of(request).repo.host_secret_key()
-        cookie = request.cookies.get(COOKIE, "")
-        known = _signed(key, cookie)
-        token = cookie if known else _new_token(key)
-        scope.setdefault("state", {})["csrf_token"] = token
+        session_id = request.cookies.get(self.cookie, "")
+        known = _SESSION_ID.fullmatch(session_id) is not None
         if not known:
-            send = self._setting_cookie(send, token)
+            session_id = secrets.token_urlsafe(32)
+            send = self._setting_cookie(send, session_id)
+        token = _token(key, session_id)
+        scope.setdefault("state", {})["csrf_token"] = token
         if scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
@@ -119,8 +126,8 @@ class CsrfMiddleware:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _setting_cookie(self, send: Send, token: str) -> Send:
-        cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax" + (
+    def _setting_cookie(self, send: Send, session_id: str) -> Send:
+        cookie = f"{self.cookie}={session_id}; Path=/; HttpOnly; SameSite=Lax" + (
             "; Secure" if self.secure else ""
         )
 

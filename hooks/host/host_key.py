@@ -14,6 +14,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from hooks.host.private_files import FILE_MODE, private_folder, tighten_file
+
 ENV = "ANALYTICS_HOST_KEY"
 MAKE_ONE = (
     "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
@@ -40,11 +42,13 @@ def cipher(key: SecretStr | None) -> Fernet:
 
 
 def demo_key(key_file: Path) -> tuple[SecretStr, bool]:
-    """The key kept in ``key_file`` (owner-only), made on first use; and whether it was made now."""
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    """The key kept in ``key_file`` (owner-only, in an owner-only folder), made on first use;
+    and whether it was made now."""
+    private_folder(key_file.parent)
     try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
+        tighten_file(key_file)  # one kept by an older version may be readable by others
         return SecretStr(key_file.read_text(encoding="ascii").strip()), False
     key = Fernet.generate_key().decode("ascii")
     with os.fdopen(fd, "w", encoding="ascii") as file:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hooks.errors import HookError, NotFound, RetryLater
+from hooks.host.params import path_id
 from hooks.host.repository import InboxItem, InboxOutcome, Repository
 from hooks.host.state import Host, hook_request, read_capped_body
 from hooks.models import Appeal, Integration, StoredAppeal
@@ -48,8 +49,10 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> float:
 
 async def receive_webhook(request: Request) -> JSONResponse:
     host: Host = request.app.state.host
-    raw_id = request.path_params["integration_id"]
-    integration = await host.repo.get_integration(int(raw_id)) if raw_id.isdigit() else None
+    integration_id = path_id(request, "integration_id")
+    integration = (
+        None if integration_id is None else await host.repo.get_integration(integration_id)
+    )
     token = request.path_params["token"]
     if integration is None or not hmac.compare_digest(
         token.encode(), integration.webhook_token.get_secret_value().encode()

@@ -322,6 +322,19 @@ def m010_rate_buckets(db: sqlite3.Connection) -> None:
     )
 
 
+# Webhook URL tokens were kept in the clear until now. Encrypting them needs the host key, which
+# a migration does not have, so this one only marks the database (a ``host_meta`` row); the
+# repository that opens it next encrypts the tokens and removes the mark in one transaction.
+PLAIN_WEBHOOK_TOKENS = "plain_webhook_tokens"
+
+
+@migration(
+    postgres=f"INSERT INTO host_meta (key, value) VALUES ('{PLAIN_WEBHOOK_TOKENS}', '\\x01');"
+)
+def m011_encrypt_webhook_tokens(db: sqlite3.Connection) -> None:
+    db.execute("INSERT INTO host_meta (key, value) VALUES (?, x'01')", (PLAIN_WEBHOOK_TOKENS,))
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 

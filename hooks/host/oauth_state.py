@@ -50,7 +50,8 @@ def verify_state(key: bytes, state: str, *, now: float | None = None) -> Verifie
     used before is the caller's check, against the repository."""
     body, _, mac = state.partition(".")
     expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-    if not mac or not hmac.compare_digest(mac, expected):
+    # A state the host signed is ASCII; ``compare_digest`` raises on any other text.
+    if not state.isascii() or not mac or not hmac.compare_digest(mac, expected):
         raise BadRequest(
             "The authorization link is not valid; start the connection again", code="invalid_state"
         )

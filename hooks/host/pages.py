@@ -18,6 +18,7 @@ from hooks.host.forms import form_name, nest_form
 from hooks.host.i18n import localized, t
 from hooks.host.inbox import DRAIN, SCHEDULE
 from hooks.host.oauth_state import accept_state, sign_state
+from hooks.host.params import path_id, query_number
 from hooks.host.state import Host
 from hooks.models import Catalog, FormField, LocalizedText, SettingsView, StoredAppeal
 
@@ -196,13 +197,9 @@ def _names(catalog: Catalog) -> dict[str, dict[int, str]]:
 
 async def appeals_page(request: Request) -> Response:
     host = host_of(request)
-    raw = request.query_params.get("integration_id") or ""
-    if raw and not raw.isdigit():
-        raise BadRequest("integration_id must be a whole number")
-    offset_raw = request.query_params.get("offset") or "0"
-    offset = int(offset_raw) if offset_raw.isdigit() else 0
+    integration_id = query_number(request, "integration_id")
+    offset = query_number(request, "offset") or 0
     limit = 100
-    integration_id = int(raw) if raw else None
     appeals: list[StoredAppeal] = await host.repo.list_appeals(
         integration_id=integration_id, limit=limit + 1, offset=offset
     )
@@ -229,11 +226,11 @@ async def inbox_page(request: Request) -> Response:
 
 async def inbox_retry(request: Request) -> Response:
     host: Host = host_of(request)
-    raw = request.path_params["item_id"]
+    item_id = path_id(request, "item_id")
     item = (
-        await host.repo.requeue_inbox_item(int(raw), now=datetime.now(UTC))
-        if raw.isdigit()
-        else None
+        None
+        if item_id is None
+        else await host.repo.requeue_inbox_item(item_id, now=datetime.now(UTC))
     )
     if item is None:
         raise NotFound("No failed inbox item with this id")

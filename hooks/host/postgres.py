@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from hooks.errors import NotFound
 from hooks.host.database import DatabaseUnavailable
 from hooks.host.host_key import cipher
-from hooks.host.migrations import apply_postgres_migrations
+from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_postgres_migrations
 from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
 from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
@@ -576,7 +576,8 @@ def _read_json_as_text(conn: AsyncConnection[TupleRow]) -> None:
 
 async def _adopt_key(conn: AsyncConnection[TupleRow], rows: Rows) -> None:
     """Check the key against the database; a database without a key yet takes this one (and
-    whatever it holds in the clear is encrypted with it), as ``SqliteRepository`` does."""
+    whatever it holds in the clear is encrypted with it), and webhook tokens kept in the clear
+    (``m011``) are encrypted, as ``SqliteRepository`` does."""
     cursor = conn.cursor(row_factory=dict_row)
     async with conn.transaction():
         check = await _meta(cursor, Rows.KEY_CHECK)
@@ -584,30 +585,50 @@ async def _adopt_key(conn: AsyncConnection[TupleRow], rows: Rows) -> None:
             # The first opener adopts; a concurrent one waits here and then finds the check.
             await cursor.execute("LOCK TABLE host_meta IN SHARE ROW EXCLUSIVE MODE")
             check = await _meta(cursor, Rows.KEY_CHECK)
-        if check is not None:
+        if check is None:
+            await _encrypt_plain_secrets(cursor, rows)
+        else:
             rows.check_key(check)
-            return
-        await cursor.execute("SELECT id, secrets FROM integrations FOR UPDATE")
-        for plain in await cursor.fetchall():
-            await cursor.execute(
-                "UPDATE integrations SET secrets = %s WHERE id = %s",
-                (rows.encrypt_text(plain["secrets"]), plain["id"]),
-            )
-        await cursor.execute("SELECT id, body FROM webhook_inbox FOR UPDATE")
-        for plain in await cursor.fetchall():
-            await cursor.execute(
-                "UPDATE webhook_inbox SET body = %s WHERE id = %s",
-                (rows.encrypt(bytes(plain["body"])), plain["id"]),
-            )
-        signing_key = await _meta(cursor, Rows.HOST_SECRET_KEY)
-        if signing_key is not None:
-            await cursor.execute(
-                "UPDATE host_meta SET value = %s WHERE key = %s",
-                (rows.encrypt(signing_key), Rows.HOST_SECRET_KEY),
-            )
+        await _encrypt_plain_webhook_tokens(cursor, rows)
+
+
+async def _encrypt_plain_secrets(cursor: AsyncCursor[DictRow], rows: Rows) -> None:
+    """A database that never had a key: encrypt what it holds in the clear, adopt the key."""
+    await cursor.execute("SELECT id, secrets FROM integrations FOR UPDATE")
+    for plain in await cursor.fetchall():
         await cursor.execute(
-            "INSERT INTO host_meta (key, value) VALUES (%s, %s)",
-            (Rows.KEY_CHECK, rows.key_check()),
+            "UPDATE integrations SET secrets = %s WHERE id = %s",
+            (rows.encrypt_text(plain["secrets"]), plain["id"]),
+        )
+    await cursor.execute("SELECT id, body FROM webhook_inbox FOR UPDATE")
+    for plain in await cursor.fetchall():
+        await cursor.execute(
+            "UPDATE webhook_inbox SET body = %s WHERE id = %s",
+            (rows.encrypt(bytes(plain["body"])), plain["id"]),
+        )
+    signing_key = await _meta(cursor, Rows.HOST_SECRET_KEY)
+    if signing_key is not None:
+        await cursor.execute(
+            "UPDATE host_meta SET value = %s WHERE key = %s",
+            (rows.encrypt(signing_key), Rows.HOST_SECRET_KEY),
+        )
+    await cursor.execute(
+        "INSERT INTO host_meta (key, value) VALUES (%s, %s)",
+        (Rows.KEY_CHECK, rows.key_check()),
+    )
+
+
+async def _encrypt_plain_webhook_tokens(cursor: AsyncCursor[DictRow], rows: Rows) -> None:
+    """Once per database: whoever deletes ``m011``'s mark encrypts the tokens (a concurrent
+    opener waits on the mark's row lock, then finds it gone)."""
+    await cursor.execute("DELETE FROM host_meta WHERE key = %s", (PLAIN_WEBHOOK_TOKENS,))
+    if cursor.rowcount == 0:
+        return
+    await cursor.execute("SELECT id, webhook_token FROM integrations FOR UPDATE")
+    for plain in await cursor.fetchall():
+        await cursor.execute(
+            "UPDATE integrations SET webhook_token = %s WHERE id = %s",
+            (rows.encrypt_text(plain["webhook_token"]), plain["id"]),
         )
 
 

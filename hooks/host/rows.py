@@ -1,12 +1,12 @@
 """Stored rows ↔ the contract's models, and the secrets encrypted at rest.
 
 The SQLite and PostgreSQL repositories keep the same tables (``hooks.host.migrations``) with the
-same encodings: JSON as text, and the integrations' secrets, the host's signing key and the
-webhook bodies (which carry Bitrix24's application token) encrypted with the host key
-(``hooks.host.host_key``). So what a row holds, and how a model becomes one and back, is written
-here once. A backend keeps only its dialect: the SQL with its placeholders (every parameter set
-here is a dict, for named ones), how it stores a time, and how its driver reports a foreign-key
-failure (the last two given to ``Rows``).
+same encodings: JSON as text, and the integrations' secrets and webhook URL tokens, the host's
+signing key and the webhook bodies (which carry Bitrix24's application token) encrypted with the
+host key (``hooks.host.host_key``). So what a row holds, and how a model becomes one and back,
+is written here once. A backend keeps only its dialect: the SQL with its placeholders (every
+parameter set here is a dict, for named ones), how it stores a time, and how its driver reports
+a foreign-key failure (the last two given to ``Rows``).
 """
 
 from __future__ import annotations
@@ -142,6 +142,13 @@ class Rows:
         )
         return {key: SecretStr(value) for key, value in plain.items()}
 
+    def webhook_token(self, stored: str, integration_id: int) -> SecretStr:
+        """The Webhook URL's token, encrypted rather than hashed: the settings page shows the
+        URL again, and the host finds an integration by its id, never by its token, so the
+        check stays one constant-time comparison (``hooks.host.inbox``)."""
+        what = f"The webhook token of integration {integration_id}"
+        return SecretStr(self.decrypt(stored.encode(), what).decode())
+
     # --- integrations -------------------------------------------------------------------
 
     def new_integration(self, plugin: str, name: str) -> dict[str, Any]:
@@ -153,7 +160,7 @@ class Rows:
             "settings": json.dumps({}),
             "secrets": self.dump_secrets({}),
             "connection": json.dumps({}),
-            "webhook_token": secrets_module.token_urlsafe(32),
+            "webhook_token": self.encrypt_text(secrets_module.token_urlsafe(32)),
             "now": self._to_db(utc_now()),
         }
 
@@ -195,7 +202,7 @@ class Rows:
             settings=_json_object(row["settings"]),
             secrets=self.load_secrets(row["secrets"], row["id"]),
             connection=_json_object(row["connection"]),
-            webhook_token=SecretStr(row["webhook_token"]),
+            webhook_token=self.webhook_token(row["webhook_token"], row["id"]),
             version=row["version"],
             created_at=self._from_db(row["created_at"]),
             updated_at=self._from_db(row["updated_at"]),

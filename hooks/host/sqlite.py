@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from hooks.errors import NotFound
 from hooks.host.database import MEMORY
 from hooks.host.host_key import cipher
-from hooks.host.migrations import apply_migrations
+from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_migrations
+from hooks.host.private_files import private_sqlite_files
 from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
 from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
@@ -52,7 +53,7 @@ class SqliteRepository:
         that ``key`` is the one its secrets are encrypted with."""
         rows = Rows(cipher(key), to_db=_db_time, from_db=_py_time, foreign_key_failure=_fk_failure)
         if path != MEMORY:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_files(Path(path))
         # Autocommit mode: transactions are the explicit ones in ``_write``, never implicit.
         db = sqlite3.connect(path, isolation_level=None)
         try:
@@ -91,31 +92,48 @@ class SqliteRepository:
 
     def _adopt_key(self) -> None:
         """Check the key against the database; a database without a key yet (new, or written
-        by a version that kept secrets in the clear) takes this one and is encrypted with it."""
+        by a version that kept secrets in the clear) takes this one and is encrypted with it.
+        Webhook tokens kept in the clear (``m011``) are encrypted then too."""
         with self._write() as db:
             check = self._meta(Rows.KEY_CHECK)
-            if check is not None:
+            if check is None:
+                self._encrypt_plain_secrets(db)
+            else:
                 self._rows.check_key(check)
-                return
-            for plain in db.execute("SELECT id, secrets FROM integrations").fetchall():
-                db.execute(
-                    "UPDATE integrations SET secrets = ? WHERE id = ?",
-                    (self._rows.encrypt_text(plain["secrets"]), plain["id"]),
-                )
-            for plain in db.execute("SELECT id, body FROM webhook_inbox").fetchall():
-                db.execute(
-                    "UPDATE webhook_inbox SET body = ? WHERE id = ?",
-                    (self._rows.encrypt(bytes(plain["body"])), plain["id"]),
-                )
-            signing_key = self._meta(Rows.HOST_SECRET_KEY)
-            if signing_key is not None:
-                db.execute(
-                    "UPDATE host_meta SET value = ? WHERE key = ?",
-                    (self._rows.encrypt(signing_key), Rows.HOST_SECRET_KEY),
-                )
+            self._encrypt_plain_webhook_tokens(db)
+
+    def _encrypt_plain_secrets(self, db: sqlite3.Connection) -> None:
+        """A database that never had a key: encrypt what it holds in the clear, adopt the key."""
+        for plain in db.execute("SELECT id, secrets FROM integrations").fetchall():
             db.execute(
-                "INSERT INTO host_meta (key, value) VALUES (?, ?)",
-                (Rows.KEY_CHECK, self._rows.key_check()),
+                "UPDATE integrations SET secrets = ? WHERE id = ?",
+                (self._rows.encrypt_text(plain["secrets"]), plain["id"]),
+            )
+        for plain in db.execute("SELECT id, body FROM webhook_inbox").fetchall():
+            db.execute(
+                "UPDATE webhook_inbox SET body = ? WHERE id = ?",
+                (self._rows.encrypt(bytes(plain["body"])), plain["id"]),
+            )
+        signing_key = self._meta(Rows.HOST_SECRET_KEY)
+        if signing_key is not None:
+            db.execute(
+                "UPDATE host_meta SET value = ? WHERE key = ?",
+                (self._rows.encrypt(signing_key), Rows.HOST_SECRET_KEY),
+            )
+        db.execute(
+            "INSERT INTO host_meta (key, value) VALUES (?, ?)",
+            (Rows.KEY_CHECK, self._rows.key_check()),
+        )
+
+    def _encrypt_plain_webhook_tokens(self, db: sqlite3.Connection) -> None:
+        """Once per database: whoever removes ``m011``'s mark encrypts the tokens."""
+        unmarked = db.execute("DELETE FROM host_meta WHERE key = ?", (PLAIN_WEBHOOK_TOKENS,))
+        if unmarked.rowcount == 0:
+            return
+        for plain in db.execute("SELECT id, webhook_token FROM integrations").fetchall():
+            db.execute(
+                "UPDATE integrations SET webhook_token = ? WHERE id = ?",
+                (self._rows.encrypt_text(plain["webhook_token"]), plain["id"]),
             )
 
     def _meta(self, key: str) -> bytes | None:

@@ -14,7 +14,9 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from hooks.errors import PayloadTooLarge
+from hooks.host import visit_ids
 from hooks.host.jobs import JobQueue
+from hooks.host.params import whole_number
 from hooks.host.plugins import PluginHost
 from hooks.host.ratelimit import SESSION_RATE, VISIT_RATE, Rate, RateLimiter
 from hooks.host.repository import Repository
@@ -63,6 +65,9 @@ class _Sessions:
         self._repo = repo
 
     async def get(self, session_id: str) -> VisitorSession | None:
+        """``None`` for an id the host did not sign, whatever the database holds under it."""
+        if not visit_ids.issued(await self._repo.host_secret_key(), session_id):
+            return None
         return await self._repo.get_visitor_session(session_id)
 
     async def bind(self, integration_id: int, external_id: str, session_id: str) -> SessionBinding:
@@ -171,8 +176,8 @@ def hook_request(request: Request, body: bytes, *, path: str | None = None) -> H
 
 async def read_capped_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes ``limit`` bytes (never buffered whole)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = whole_number(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"The body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -2,15 +2,15 @@
 
 This is the reference host's small stand-in for the platform's tracker: UTM tags pick the
 campaign and the source, the page's domain picks the site (``hooks.host.sites``), else the
-campaign's site.
+campaign's site. The session's id is signed (``hooks.host.visit_ids``).
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
+from hooks.host import visit_ids
 from hooks.host.sites import site_of
 from hooks.models import Catalog, Utm, VisitorSession
 
@@ -24,7 +24,10 @@ def utm_from_url(url: str) -> Utm:
     return Utm(**tags)
 
 
-def new_visitor_session(url: str, referrer: str | None, catalog: Catalog) -> VisitorSession:
+def new_visitor_session(
+    url: str, referrer: str | None, catalog: Catalog, *, key: bytes
+) -> VisitorSession:
+    """The visit a page view starts, its id signed with the host's ``key``."""
     utm = utm_from_url(url)
     site = site_of(url, catalog.sites)
     campaign = next(
@@ -36,7 +39,7 @@ def new_visitor_session(url: str, referrer: str | None, catalog: Catalog) -> Vis
         None,
     )
     return VisitorSession(
-        id=secrets.token_urlsafe(16),
+        id=visit_ids.issue(key),
         created_at=datetime.now(UTC),
         landing_url=url,
         referrer=referrer or None,

@@ -72,7 +72,10 @@ async def test_custom_data_is_the_first_message(running: Running, token: str) ->
     )
     messages = history["result"]["message"]
     first = messages[min(messages, key=int)]
-    assert first["senderid"] == "0" and first["text"] == "analytics:host-session-42"
+    # As Bitrix24 writes it: a system message titled in the portal's language, the data in
+    # its attach (imopenlines Connector::addMessage).
+    assert first["senderid"] == "0" and first["text"] == "[B]Data received:[/B]"
+    assert first["params"]["componentId"] == "HiddenMessage"
     assert first["params"]["attach"][0]["blocks"] == [
         {"user": [{"name": "John Smith"}]},
         {"grid": [{"name": "Visit", "value": "host-session-42", "display": "LINE"}]},
@@ -85,7 +88,9 @@ async def test_custom_data_is_the_first_message(running: Running, token: str) ->
         "imopenlines.session.history.get", token, SESSION_ID=plain["session_id"]
     )
     messages = history["result"]["message"]
-    assert messages[min(messages, key=int)]["text"] == "Site: https://shop.example/?utm_source=ya"
+    assert messages[min(messages, key=int)]["params"]["attach"][0]["blocks"] == [
+        {"message": "Site: https://shop.example/?utm_source=ya"}
+    ]
 
 
 async def test_telegram(running: Running, token: str) -> None:

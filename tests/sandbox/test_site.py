@@ -39,6 +39,13 @@ async def _first_message(running: Running, token: str, session_id: int) -> dict[
     return first
 
 
+def _custom_lines(message: dict[str, Any]) -> list[str]:
+    """The MESSAGE blocks of a system message's attach: where the widget's custom data is."""
+    assert message["senderid"] == "0" and message["text"] == "[B]Data received:[/B]"
+    blocks = message["params"]["attach"][0]["blocks"]
+    return [block["message"] for block in blocks if "message" in block]
+
+
 async def test_site_api_round_trip(running: Running) -> None:
     assert (await running.client.get("/sandbox/api/site")).json() == {"head_html": ""}
     put = await running.client.put("/sandbox/api/site", json={"head_html": HEAD})
@@ -111,21 +118,21 @@ async def test_a_chat_started_as_the_widget_starts_it(running: Running, token: s
     lead = (await running.ok("crm.lead.get", token, id=chat["lead_id"]))["result"]
     assert lead["SOURCE_ID"] == "1|OPENLINE"
     first = await _first_message(running, token, chat["session_id"])
-    assert first["senderid"] == "0" and first["text"] == "Analytics session: abcdef123456"
+    assert _custom_lines(first) == ["Analytics session: abcdef123456"]
     assert first["params"]["attach"][0]["blocks"][1]["grid"][0]["value"] == "v1"
     default = await running.chat(
         **{**WIDGET_START, "visitor": None, "custom_data": [{"MESSAGE": "Site: http://x/"}]}
     )
-    assert (await _first_message(running, token, default["session_id"]))["text"] == (
+    assert _custom_lines(await _first_message(running, token, default["session_id"])) == [
         "Site: http://x/"
-    )
+    ]
 
 
 async def test_custom_data_keeps_the_objects_of_a_list(running: Running, token: str) -> None:
     chat = await running.chat(
         **{**WIDGET_START, "custom_data": ["dropped", 7, {"MESSAGE": "kept"}, None]}
     )
-    assert (await _first_message(running, token, chat["session_id"]))["text"] == "kept"
+    assert _custom_lines(await _first_message(running, token, chat["session_id"])) == ["kept"]
     nothing = await running.chat(**{**WIDGET_START, "custom_data": ["only junk"]})
     first = await _first_message(running, token, nothing["session_id"])
     assert first["text"] == "Hello, is the chair in stock?"
@@ -174,4 +181,4 @@ async def test_widget_js_under_node(running: Running, token: str) -> None:
     # The very body the widget sent starts a chat whose first message is the custom data.
     chat = await running.chat(**start["body"])
     first = await _first_message(running, token, chat["session_id"])
-    assert first["text"] == "Analytics session: abcdef123456"
+    assert _custom_lines(first) == ["Analytics session: abcdef123456"]

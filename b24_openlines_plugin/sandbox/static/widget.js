@@ -5,8 +5,11 @@
  * a global BXLiveChat made asynchronously (as the real loader does), then the 'onBitrixLiveChat'
  * event; open, close, setCustomData, setUserRegisterData, getUserData, subscribe, start. The
  * visitor's first message starts a livechat chat through the sandbox's JSON API (the origin this
- * file came from), sending custom_data as Bitrix24 does at user registration. Element ids
- * (#b24-*) are stable for browser tests. Plain JS, no dependencies; it never throws into the page.
+ * file came from). As Bitrix24's, the widget remembers its guest and chat across the site's
+ * pages (localStorage), so the dialog goes on from page to page, and each page sends its custom
+ * data once, with its first request (Bitrix24: user.register, then widget.dialog.get): the
+ * portal keeps the latest for the guest's next dialog. Element ids (#b24-*) are stable for
+ * browser tests. Plain JS, no dependencies; it never throws into the page.
  */
 (function (window, document) {
   'use strict';
@@ -109,6 +112,8 @@
     this.ui = null;
     this.queue = Promise.resolve();
     this.sent = 0;
+    this.dataSent = false; // this page's custom data went with a request
+    this._restore();
   }
 
   var proto = LiveChatWidget.prototype;
@@ -195,6 +200,45 @@
       if (index >= 0) { self.subscribers.splice(index, 1); }
     };
   });
+
+  proto._storageKey = function () { return 'b24-sandbox-widget:' + this.code; };
+
+  /* The guest and chat of an earlier page of the site, if this browser has them. */
+  proto._restore = function () {
+    try {
+      var kept = JSON.parse(window.localStorage.getItem(this._storageKey()) || 'null');
+      if (kept && kept.chatId > 0) {
+        this.chatId = kept.chatId;
+        this.clientChatId = kept.clientChatId || 0;
+        this.sessionId = kept.sessionId || 0;
+        this.user = kept.user || this.user;
+      }
+    } catch (e) { /* no storage: every page starts anew */ }
+  };
+
+  proto._keep = function () {
+    try {
+      window.localStorage.setItem(this._storageKey(), JSON.stringify({
+        chatId: this.chatId, clientChatId: this.clientChatId, sessionId: this.sessionId,
+        user: this.user
+      }));
+    } catch (e) { /* private mode */ }
+  };
+
+  /* What setCustomData() collected, else Bitrix24's default: the page's address. */
+  proto._customData = function () {
+    return this.customData.length ? this.customData
+      : [{MESSAGE: 'Site: ' + window.location.href}]; // Bitrix24's default (newer: [URL]…[/URL])
+  };
+
+  /* A request body, with this page's custom data if no request of the page carried it yet. */
+  proto._withPageData = function (body) {
+    if (!this.dataSent) {
+      this.dataSent = true;
+      body.custom_data = this._customData();
+    }
+    return body;
+  };
 
   /* Internal in Bitrix24 too; handy for tests. */
   proto.getChatId = function () { return this.clientChatId; };
@@ -309,8 +353,15 @@
     if (!this.chatId) {
       return post('/sandbox/api/chats', this._startBody(messages)).then(took);
     }
-    return post('/sandbox/api/chats/' + this.chatId + '/messages', {messages: messages})
+    var body = this._withPageData({messages: messages});
+    return post('/sandbox/api/chats/' + this.chatId + '/messages', body)
       .then(took, function (error) {
+        if (error.status === 404) {
+          // A chat remembered from a sandbox that has since restarted: start anew.
+          self.chatId = 0;
+          self.sessionId = 0;
+          return post('/sandbox/api/chats', self._startBody(messages)).then(took);
+        }
         if (error.status !== 409) { throw error; }
         // The dialog was closed: the next message opens a new session in the same chat.
         // (Bitrix24 tells sessionFinish when the operator closes; the sandbox learns it here.)
@@ -322,14 +373,13 @@
 
   /* The body of POST /sandbox/api/chats: what Bitrix24 registers for a new livechat guest. */
   proto._startBody = function (messages) {
-    var customData = this.customData.length ? this.customData
-      : [{MESSAGE: 'Site: ' + window.location.href}]; // Bitrix24's default (newer: [URL]…[/URL])
+    this.dataSent = true;
     return {
       connector: 'livechat',
       line_id: this.lineId,
       visitor: this._visitor(),
       messages: messages,
-      custom_data: customData
+      custom_data: this._customData()
     };
   };
 
@@ -352,12 +402,12 @@
     if (!this.user.id) {
       this.user = {id: chat.guest_user_id, hash: this.userRegisterData.hash || randomHash()};
     }
-    if (chat.session_id && chat.session_id !== this.sessionId) {
-      this.sessionId = chat.session_id;
-      this.ui.panel.setAttribute('data-chat-id', String(this.chatId));
-      this.ui.panel.setAttribute('data-session-id', String(this.sessionId));
-      this._fire('sessionStart', {sessionId: this.sessionId});
-    }
+    var started = chat.session_id && chat.session_id !== this.sessionId;
+    this.sessionId = chat.session_id || this.sessionId;
+    this._keep();
+    this.ui.panel.setAttribute('data-chat-id', String(this.chatId));
+    this.ui.panel.setAttribute('data-session-id', String(this.sessionId));
+    if (started) { this._fire('sessionStart', {sessionId: this.sessionId}); }
   };
 
   LiveChatWidget.sandbox = true;

@@ -7,12 +7,14 @@
  *   window.analyticsHost.onSession(fn)    -> calls fn(sessionId) once it is known
  *
  * A new session starts on a visit with UTM tags, or after 30 minutes without a page view.
+ * The id is the host's, signed: scripts pass it on as it is.
  * It never throws into the page.
  */
 (function () {
   "use strict";
   var KEY = "analyticsHost.session";
   var IDLE_MS = 30 * 60 * 1000;
+  var SIGNED = /^[A-Za-z0-9_-]{44}$/; // the host's signed ids; an older unsigned one starts anew
   var script = document.currentScript;
   var base = script && script.src ? new URL(script.src).origin : "";
   var waiting = [];
@@ -37,7 +39,7 @@
   try {
     var stored = read();
     var tagged = /[?&]utm_[a-z]+=/.test(window.location.search);
-    if (stored && stored.id && !tagged && Date.now() - stored.seen < IDLE_MS) {
+    if (stored && SIGNED.test(stored.id) && !tagged && Date.now() - stored.seen < IDLE_MS) {
       settle(stored.id);
       return;
     }
