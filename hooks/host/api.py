@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hooks.errors import BadRequest, NotFound, ValidationFailed
+from hooks.host.i18n import t
 from hooks.host.jsonbody import read_bounded, read_json
 from hooks.host.params import path_id, query_number
 from hooks.host.ratelimit import RateLimiter
@@ -128,13 +129,53 @@ async def get_integration(request: Request) -> Response:
 
 
 async def put_settings(request: Request) -> Response:
+    """All the settings at once: a setting left out takes its default, so one that would change
+    that way is refused (422) rather than cleared without a word — PATCH changes some."""
     host = host_of(request)
     integration = await integration_of(request)
+    submitted = await _settings_body(request)
+    before = await render_view(host, integration)
+    after = await render_view(host, integration, submitted)
+    dropped = [
+        key
+        for key, value in after.values.items()
+        if key not in submitted and after.store is not None and before.values.get(key) != value
+    ]
+    if dropped:
+        message = t("settings_left_out", host.config.language)
+        raise ValidationFailed(dict.fromkeys(dropped, message))
+    saved, view = await save_settings(host, integration, submitted)
+    return JSONResponse(integration_json(saved, view, host))
+
+
+async def patch_settings(request: Request) -> Response:
+    """Some of the settings, as a JSON merge patch (RFC 7396) on the stored ones: a key with
+    null goes back to its default, an object merges key by key, secrets left out are kept."""
+    host = host_of(request)
+    integration = await integration_of(request)
+    patch = await _settings_body(request)
+    saved, view = await save_settings(host, integration, merge_patch(integration.settings, patch))
+    return JSONResponse(integration_json(saved, view, host))
+
+
+async def _settings_body(request: Request) -> dict[str, Any]:
     submitted = await json_body(request)
     if not isinstance(submitted, dict):
         raise BadRequest("Settings must be a JSON object")
-    saved, view = await save_settings(host, integration, submitted)
-    return JSONResponse(integration_json(saved, view, host))
+    return submitted
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: ``patch`` applied to ``target`` (neither is changed)."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 
 
 async def get_catalog(request: Request) -> Response:

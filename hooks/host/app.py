@@ -101,6 +101,7 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
         Route("/api/integrations", api.list_integrations, methods=["GET"]),
         Route("/api/integrations/{integration_id}", api.get_integration),
         Route("/api/integrations/{integration_id}/settings", api.put_settings, methods=["PUT"]),
+        Route("/api/integrations/{integration_id}/settings", api.patch_settings, methods=["PATCH"]),
         Route("/api/sessions/{integration_id}", api.report_session, methods=["POST", "OPTIONS"]),
         Route("/api/catalog", api.get_catalog),
         Route("/api/appeals", api.list_appeals),

@@ -23,6 +23,11 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message never holds the URL."""
 
 
+class DatabaseReadOnly(DatabaseUnavailable):
+    """The database can be read but not written: the host would accept webhooks it cannot
+    keep, so it does not start (the message never holds the URL)."""
+
+
 def _scheme(url: str) -> str | None:
     scheme, separator, _ = url.partition("://")
     return scheme.lower() if separator else None

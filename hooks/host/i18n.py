@@ -30,6 +30,12 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "сохранён — оставьте пустым, чтобы не менять",
         "saved — leave empty to keep it",
     ),
+    "settings_left_out": (
+        "Не указано, а сейчас задано: PUT заменяет все настройки — передайте это поле или "
+        "измените часть настроек через PATCH",
+        "Left out but set now: PUT replaces all the settings — send this field, or change "
+        "some settings with PATCH",
+    ),
     "copy": ("Копировать", "Copy"),
     "webhook_url": ("Webhook URL", "Webhook URL"),
     "redirect_url": (

@@ -32,7 +32,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
 
 from hooks.errors import NotFound
-from hooks.host.database import DatabaseUnavailable
+from hooks.host.database import DatabaseReadOnly, DatabaseUnavailable
 from hooks.host.host_key import cipher
 from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_postgres_migrations
 from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
@@ -123,8 +123,12 @@ class PostgresRepository:
             ) from None
         try:
             _read_json_as_text(conn)
+            if (await (await conn.execute("SHOW transaction_read_only")).fetchone()) == ("on",):
+                raise _read_only()
             await apply_postgres_migrations(conn)
             await _adopt_key(conn, rows)
+        except psycopg.errors.ReadOnlySqlTransaction:
+            raise _read_only() from None
         finally:
             await conn.close()
         pool: Pool = AsyncConnectionPool(
@@ -146,7 +150,13 @@ class PostgresRepository:
             raise DatabaseUnavailable(
                 "cannot connect to PostgreSQL: the connection pool did not fill in time"
             ) from None
-        return cls(pool, rows)
+        repository = cls(pool, rows)
+        try:
+            await repository.host_secret_key()  # made now: no page writes it later
+        except BaseException:
+            await pool.close()
+            raise
+        return repository
 
     async def close(self) -> None:
         await self._pool.close()
@@ -491,15 +501,18 @@ class PostgresRepository:
     # --- host secrets --------------------------------------------------------------------
 
     async def host_secret_key(self) -> bytes:
-        """The same in every process: the first insert wins."""
+        """The same in every process: the first insert wins. Read first, so that a page that
+        signs a token writes nothing once the key exists."""
         if self._secret_key is None:
-            await self._rowcount(
-                "INSERT INTO host_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-                (Rows.HOST_SECRET_KEY, self._rows.new_signing_key()),
-            )
-            row = await self._fetch_one(
-                "SELECT value FROM host_meta WHERE key = %s", (Rows.HOST_SECRET_KEY,)
-            )
+            select = "SELECT value FROM host_meta WHERE key = %s"
+            row = await self._fetch_one(select, (Rows.HOST_SECRET_KEY,))
+            if row is None:
+                await self._rowcount(
+                    "INSERT INTO host_meta (key, value) VALUES (%s, %s)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (Rows.HOST_SECRET_KEY, self._rows.new_signing_key()),
+                )
+                row = await self._fetch_one(select, (Rows.HOST_SECRET_KEY,))
             assert row is not None  # inserted now or before, never deleted
             self._secret_key = self._rows.signing_key(bytes(row["value"]))
         return self._secret_key
@@ -572,6 +585,13 @@ async def _configure(conn: AsyncConnection[TupleRow]) -> None:
 def _read_json_as_text(conn: AsyncConnection[TupleRow]) -> None:
     """``json`` columns come back as their text, which pydantic parses (as with SQLite)."""
     conn.adapters.register_loader("json", TextLoader)
+
+
+def _read_only() -> DatabaseReadOnly:
+    return DatabaseReadOnly(
+        "the PostgreSQL database can be read but not written (a standby, or read-only"
+        " transactions by default): the host must be able to write it"
+    )
 
 
 async def _adopt_key(conn: AsyncConnection[TupleRow], rows: Rows) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from hooks.errors import NotFound
-from hooks.host.database import MEMORY
+from hooks.host.database import MEMORY, DatabaseReadOnly
 from hooks.host.host_key import cipher
 from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_migrations
 from hooks.host.private_files import private_sqlite_files
@@ -69,10 +69,23 @@ class SqliteRepository:
             apply_migrations(db)
             repository = cls(db, rows)
             repository._adopt_key()
+            repository._check_writable()
+            await repository.host_secret_key()  # made now: no page writes it later
+        except sqlite3.OperationalError as error:
+            db.close()
+            if "readonly" in str(error).replace(" ", "").lower():
+                raise _read_only(path) from None
+            raise
         except BaseException:
             db.close()
             raise
         return repository
+
+    def _check_writable(self) -> None:
+        """A write that changes nothing, to learn now rather than at the first webhook that
+        the file, its folder or its disk is read-only."""
+        with self._write() as db:
+            db.execute("UPDATE host_meta SET value = value WHERE key = ?", (Rows.KEY_CHECK,))
 
     async def close(self) -> None:
         self._db.close()
@@ -451,13 +464,17 @@ class SqliteRepository:
     # --- host secrets ------------------------------------------------------------------
 
     async def host_secret_key(self) -> bytes:
+        """Read, and written only the first time ever: a page that signs a token writes nothing."""
         if self._secret_key is None:
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO host_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                    (Rows.HOST_SECRET_KEY, self._rows.new_signing_key()),
-                )
-                stored = self._meta(Rows.HOST_SECRET_KEY)
+            stored = self._meta(Rows.HOST_SECRET_KEY)
+            if stored is None:
+                with self._write() as db:
+                    db.execute(
+                        "INSERT INTO host_meta (key, value) VALUES (?, ?)"
+                        " ON CONFLICT (key) DO NOTHING",
+                        (Rows.HOST_SECRET_KEY, self._rows.new_signing_key()),
+                    )
+                    stored = self._meta(Rows.HOST_SECRET_KEY)
             assert stored is not None  # inserted or already there, inside the same transaction
             self._secret_key = self._rows.signing_key(stored)
         return self._secret_key
@@ -521,3 +538,10 @@ def _py_time(stored: str) -> datetime:
 def _fk_failure(error: Exception) -> bool:
     """sqlite3 says so in the message of an ``IntegrityError``."""
     return isinstance(error, sqlite3.IntegrityError) and "FOREIGN KEY" in str(error)
+
+
+def _read_only(path: str) -> DatabaseReadOnly:
+    return DatabaseReadOnly(
+        f"the database {path} can be read but not written (a read-only file, folder or disk):"
+        " the host must be able to write it"
+    )

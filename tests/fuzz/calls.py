@@ -431,11 +431,12 @@ def routes(setup: Setup) -> RouteTable:
         "GET /api/integrations/{integration_id}",
         path=by_id("/api/integrations/{integration_id}", everyone),
     )
-    table.add(
-        "PUT /api/integrations/{integration_id}/settings",
-        path=by_id("/api/integrations/{integration_id}/settings", editable),
-        body=json_bodies(SETTINGS_KEYS, near(SETTINGS, SETTINGS_KEYS)),
-    )
+    for method in ("PUT", "PATCH"):
+        table.add(
+            f"{method} /api/integrations/{{integration_id}}/settings",
+            path=by_id("/api/integrations/{integration_id}/settings", editable),
+            body=json_bodies(SETTINGS_KEYS, near(SETTINGS, SETTINGS_KEYS)),
+        )
     table.add(
         "POST /api/sessions/{integration_id}",
         path=by_id("/api/sessions/{integration_id}", everyone),
