@@ -585,8 +585,13 @@ class B24Settings(_Model):
     @classmethod
     def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
         secret = value.get_secret_value() if value is not None else ""
-        if len(secret) > 200 or any(c.isspace() for c in secret):
-            raise _invalid(_t("Без пробелов, до 200 символов", "No spaces, up to 200 characters"))
+        if len(secret) > 200 or not (secret.isascii() and secret.isprintable()) or " " in secret:
+            raise _invalid(
+                _t(
+                    "Латинские буквы, цифры и знаки, без пробелов, до 200 символов",
+                    "Latin letters, digits and signs, no spaces, up to 200 characters",
+                )
+            )
         return value
 
     @field_validator("portal")

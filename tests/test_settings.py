@@ -633,7 +633,8 @@ def test_bad_connector_ids_are_rejected(connector: str) -> None:
         ({"messenger_map": ["viber"]}, "messenger_map", "Expected an object"),
         ({"client_id": "local.1 2"}, "client_id", "no spaces"),
         ({"client_id": "x" * 101}, "client_id", "up to 100 characters"),
-        ({"client_secret": "has space"}, "client_secret", "No spaces"),
+        ({"client_secret": "has space"}, "client_secret", "no spaces"),
+        ({"application_token": "токен"}, "application_token", "Latin letters"),
         ({"client_secret": 12345}, "client_secret", "Expected text"),
     ],
 )

@@ -8,6 +8,7 @@ tries the same on every route at random.
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from tests.conftest import RunningHost
 from tests.fuzz.calls import served_routes
@@ -154,10 +155,24 @@ async def test_a_non_ascii_webhook_field_is_400_and_stores_nothing(
     assert await running_host.host.repo.list_inbox() == []
 
 
-async def test_a_non_ascii_application_token_in_the_settings_refuses_events(
+async def test_a_non_ascii_application_token_is_refused_by_the_settings_and_by_events(
     running_host: RunningHost,
 ) -> None:
-    path = await connected(running_host, application_token="токен-приложения")
+    path = await connected(running_host)
+    integration_id = int(path.split("/")[2])
+    refused = await running_host.client.patch(
+        f"/api/integrations/{integration_id}/settings",
+        json={"application_token": "токен-приложения"},
+    )
+    assert refused.status_code == 422 and set(refused.json()["errors"]) == {"application_token"}
+    # One stored before the settings refused such tokens still fails events cleanly.
+    stored = await running_host.host.repo.get_integration(integration_id)
+    assert stored is not None
+    await running_host.host.repo.update_integration(
+        integration_id,
+        expected_version=stored.version,
+        secrets={"application_token": SecretStr("токен-приложения")},
+    )
     answer = await post(running_host, path, lead_event())
     assert answer.status_code == 403 and answer.json()["error"] == "wrong_application_token"
     assert await running_host.host.repo.list_inbox() == []
