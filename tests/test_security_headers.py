@@ -9,8 +9,13 @@ import httpx
 import pytest
 from starlette.routing import Route
 
+from hooks import hookimpl
+from hooks.host.app import create_app
 from hooks.host.headers import SECURITY_HEADERS
-from tests.conftest import RunningHost
+from hooks.host.plugins import get_plugin_manager
+from hooks.host.state import HostConfig
+from hooks.models import Integration
+from tests.conftest import PUBLIC_URL, RunningHost
 from tests.test_host_api import create
 from tests.test_security_csrf import failed_item
 
@@ -60,3 +65,22 @@ async def test_every_page_route_and_its_errors_carry_the_headers(
     assert len(pages) >= 6
     for page in pages:
         assert INLINE.search(page.text) is None, (page.request.url.path, INLINE.search(page.text))
+
+
+class Broken:
+    """A plugin with a bug: what a crash (a 500) looks like to the browser."""
+
+    @hookimpl
+    def on_settings_render(self, integration: Integration) -> object:
+        raise RuntimeError("a bug")
+
+
+async def test_a_crash_keeps_the_headers_and_closes_the_connection(host_config: HostConfig) -> None:
+    app = create_app(host_config, plugins=get_plugin_manager(extra={"broken": Broken()}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client:
+            answer = await client.post("/api/integrations", json={"plugin": "broken", "name": "x"})
+    assert answer.status_code == 500 and "a bug" not in answer.text
+    assert_protected(answer)
+    assert answer.headers["connection"] == "close"

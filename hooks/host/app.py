@@ -12,7 +12,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -21,7 +21,7 @@ from hooks.host import api, pages
 from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
 from hooks.host.csrf import CsrfMiddleware
 from hooks.host.database import open_repository
-from hooks.host.headers import SecurityHeadersMiddleware
+from hooks.host.headers import SECURITY_HEADERS, SecurityHeadersMiddleware
 from hooks.host.inbox import LOCKED_JOBS, receive_webhook
 from hooks.host.jobs import open_job_queue
 from hooks.host.plugins import PluginHost, get_plugin_manager
@@ -46,6 +46,17 @@ async def handle_hook_error(request: Request, exc: Exception) -> Response:
         headers = None if retry_after is None else {"retry-after": retry_after_header(retry_after)}
         return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
     return pages.page(request, "error.html", status=exc.status, error=exc)
+
+
+async def handle_crash(request: Request, exc: Exception) -> Response:
+    """A bug's 500, sent outside every middleware: with the security headers all the same, and
+    ``Connection: close``, as the server drops the connection after it (a client that had sent
+    its next request on it would see a reset instead of an answer)."""
+    return PlainTextResponse(
+        "Internal Server Error",
+        status_code=500,
+        headers={**dict(SECURITY_HEADERS), "connection": "close"},
+    )
 
 
 def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Starlette:
@@ -120,7 +131,7 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
         # Outermost first: the CSRF check's refusals carry the security headers too.
         middleware=[Middleware(SecurityHeadersMiddleware), csrf],
         lifespan=lifespan,
-        exception_handlers={HookError: handle_hook_error},
+        exception_handlers={HookError: handle_hook_error, Exception: handle_crash},
     )
     app.state.templates = pages.make_templates(str(HERE / "templates"))
     return app
