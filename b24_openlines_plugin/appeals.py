@@ -10,6 +10,7 @@ from b24_openlines_plugin.bitrix.client import RestClient
 from b24_openlines_plugin.bitrix.dialogs import ChatRecords, is_open_lines
 from b24_openlines_plugin.bitrix.event_queue import ACTIVITY_EVENTS, ENTITY_EVENTS
 from b24_openlines_plugin.bitrix.records import Activity, ChatEntity, CrmEntity, SessionHistory
+from b24_openlines_plugin.connectors import connector_label
 from b24_openlines_plugin.context import Portal
 from b24_openlines_plugin.marker import visit_of_dialog
 from b24_openlines_plugin.transcript import messages_of, transcript_text
@@ -79,6 +80,7 @@ async def build_appeal(records: ChatRecords, portal: Portal) -> Appeal | None:
         integration_id=portal.id,
         created_at=started or entity.date_create,
         channel=connector,
+        channel_title=connector_label(connector),
         contact=contact_of(person) if person is not None else Contact(),
         attribution=attribution,
         employee_id=settings.employee_id,

@@ -34,8 +34,8 @@ from b24_openlines_plugin.bitrix.errors import BitrixError
 from b24_openlines_plugin.bitrix.records import Activity, OfflineEvent
 from b24_openlines_plugin.connection import rest_client
 from b24_openlines_plugin.context import Portal
-from b24_openlines_plugin.state import CATCHUP, Catchup, HistoryImport
-from hooks.errors import Conflict, HookError, RetryLater
+from b24_openlines_plugin.state import CATCHUP, PROBLEM, Catchup, HistoryImport, save_connection
+from hooks.errors import HookError
 from hooks.models import Appeal, Integration, ScheduleOutcome
 from hooks.services import HostServices
 
@@ -236,17 +236,5 @@ async def walk_activities(client: RestClient, portal: Portal, state: Catchup) ->
 
 
 async def _save(portal: Portal, state: Catchup) -> None:
-    """Keep the cursor; a token refresh may have moved the version on, so read and write again."""
-    host = portal.host
-    for _ in range(3):
-        current = await host.integrations.get(portal.id)
-        if current is None:
-            return
-        try:
-            await host.integrations.update(
-                current.id, expected_version=current.version, connection={CATCHUP: state.to_json()}
-            )
-            return
-        except Conflict:
-            continue
-    raise RetryLater("could not save the catch-up cursor: the integration kept changing")
+    """Keep the cursor (and forget a problem that a run getting this far has outlived)."""
+    await save_connection(portal.host, portal.id, {CATCHUP: state.to_json(), PROBLEM: None})

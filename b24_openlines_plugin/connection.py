@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
+from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.bitrix.client import Credentials, RestClient
 from b24_openlines_plugin.bitrix.errors import BitrixError
 from b24_openlines_plugin.bitrix.limits import bucket_for
@@ -26,10 +27,24 @@ from b24_openlines_plugin.bitrix.oauth import (
     refresh_tokens,
 )
 from b24_openlines_plugin.bitrix.records import TokenGrant
+from b24_openlines_plugin.health import (
+    RECONNECT,
+    UNREACHABLE,
+    error_status,
+    problem_text,
+    record_problem,
+)
 from b24_openlines_plugin.settings import B24Settings, stored_settings
-from b24_openlines_plugin.state import Connection, connection_of, not_connected, secrets_of
-from hooks.errors import BadRequest, Conflict, Forbidden, UpstreamError
-from hooks.models import Integration, LocalizedText, OAuthOutcome
+from b24_openlines_plugin.state import (
+    PROBLEM,
+    Connection,
+    connection_of,
+    not_connected,
+    save_connection,
+    secrets_of,
+)
+from hooks.errors import BadRequest, Conflict, Forbidden, HookError, RetryLater, UpstreamError
+from hooks.models import ConnectionCheck, Integration, LocalizedText, OAuthOutcome, Status
 from hooks.services import HostServices
 
 MAX_QUERY_VALUE = 500
@@ -68,6 +83,21 @@ def _refreshed(grant: TokenGrant) -> dict[str, str]:
 
 
 async def connect(
+    integration: Integration, query: Mapping[str, str], host: HostServices
+) -> OAuthOutcome:
+    """Finish OAuth; a failure is remembered (``Connection.problem``), so the settings page and
+    the integrations list say what went wrong and what to do until a connection works."""
+    try:
+        return await _connect(integration, query, host)
+    except RetryLater:
+        await record_problem(host, integration.id, UNREACHABLE)
+        raise
+    except HookError as exc:
+        await record_problem(host, integration.id, exc.code)
+        raise
+
+
+async def _connect(
     integration: Integration, query: Mapping[str, str], host: HostServices
 ) -> OAuthOutcome:
     """Exchange the callback's code for tokens, after checking who and where it is from."""
@@ -154,9 +184,10 @@ class TokenKeeper:
             latest = secrets_of(await self._current()).token("access_token")
             if latest != stale_access_token:
                 return latest  # lost the race to another process
+            await record_problem(self.host, self.integration_id, RECONNECT)
             raise UpstreamError(
                 f"Bitrix24 refused to renew the access ({exc.b24_code}): connect the portal again",
-                code="reconnect_required",
+                code=RECONNECT,
             ) from exc
         try:
             await self.host.integrations.update(
@@ -203,6 +234,80 @@ def rest_client(integration: Integration, host: HostServices) -> RestClient:
         endpoint,
         Credentials(secrets_of(integration).token("access_token"), keeper.refresh),
         bucket_for(host.rate_limits, endpoint, stored_settings(integration).plan),
+        metrics=host.metrics,
+        integration_id=integration.id,
     )
     per_http[integration.id] = (integration.version, client)
     return client
+
+
+# --- a person's actions on the connection ------------------------------------------------
+
+
+async def act(integration: Integration, action: str, host: HostServices) -> ConnectionCheck:
+    if action == "check":
+        return await _check(integration, host)
+    if action == "disconnect":
+        return await _disconnect(integration, host)
+    raise BadRequest(f"Unknown action {action!r}")
+
+
+async def _check(integration: Integration, host: HostServices) -> ConnectionCheck:
+    """A live call with the stored tokens (``scope``: what access the portal grants now)."""
+    connection = connection_of(integration)
+    if not connection.connected:
+        return ConnectionCheck(status=error_status(problem_text("not_connected")))
+    try:
+        granted = await rest_client(integration, host).call("scope")
+    except RetryLater:
+        return ConnectionCheck(status=error_status(problem_text(UNREACHABLE)))
+    except HookError as exc:  # Bitrix24's refusal, a refused refresh (``reconnect_required``)
+        await record_problem(host, integration.id, exc.code)
+        return ConnectionCheck(status=error_status(problem_text(exc.code)))
+    scopes = [str(s) for s in granted] if isinstance(granted, list) else []
+    await save_connection(host, integration.id, {PROBLEM: None, "scope": scopes})
+    missing = [scope for scope in REQUIRED_SCOPES if scope not in scopes]
+    if missing:
+        names = ", ".join(missing)
+        return ConnectionCheck(
+            status=Status(
+                level="warning",
+                text=LocalizedText(
+                    ru=f"Токен работает, но у приложения нет прав: {names}. Добавьте их в "
+                    "локальном приложении и нажмите «Переподключить».",
+                    en=f"The token works, but the application lacks the scopes: {names}. Add them "
+                    "in the local application and press “Reconnect”.",
+                ),
+            )
+        )
+    domain = connection.domain or ""
+    return ConnectionCheck(
+        status=Status(
+            level="ok",
+            text=LocalizedText(
+                ru=f"Подключение работает: портал {domain} ответил, все права есть.",
+                en=f"The connection works: {domain} answered, every scope is granted.",
+            ),
+        )
+    )
+
+
+async def _disconnect(integration: Integration, host: HostServices) -> ConnectionCheck:
+    """Forget the tokens and the portal's identity; the settings stay for reconnecting."""
+    await save_connection(
+        host,
+        integration.id,
+        dict.fromkeys(Connection.model_fields),  # the catch-up too: a new portal starts afresh
+        secrets={"access_token": None, "refresh_token": None},
+    )
+    return ConnectionCheck(
+        status=Status(
+            level="off",
+            text=LocalizedText(
+                ru="Портал отключён: токены удалены, настройки сохранены. Чтобы подключить снова, "
+                "нажмите «Подключить Битрикс24».",
+                en="The portal is disconnected: the tokens are deleted, the settings kept. To "
+                "connect again, press “Connect Bitrix24”.",
+            ),
+        )
+    )

@@ -17,8 +17,13 @@ from b24_openlines_plugin.bitrix.wire import WireError, parse_event
 from b24_openlines_plugin.settings import stored_settings
 from b24_openlines_plugin.state import PinnedToken, connection_of, secrets_of
 from hooks.errors import BadRequest, Conflict, Forbidden
-from hooks.models import HookRequest, Integration, WebhookVerdict
+from hooks.models import HookRequest, Integration, LocalizedText, WebhookVerdict
 from hooks.services import HostServices
+
+INACTIVE = LocalizedText(
+    ru="интеграция выключена: отметьте «Интеграция активна» в настройках",
+    en="the integration is off: tick “Integration active” in the settings",
+)
 
 APP_DELIVERY = "app"
 
@@ -65,7 +70,9 @@ async def verify(
     elif member_id:
         await _pin(integration, pin_as, event.auth.application_token, host)
     if not settings.active:
-        return WebhookVerdict(result="ignore", reason="the integration is not active")
+        return WebhookVerdict(
+            result="ignore", reason="the integration is not active", reason_text=INACTIVE
+        )
     if event.name in ACTIVITY_EVENTS:
         # An activity changes many times (answered, closed): each change is its own event.
         return WebhookVerdict(
@@ -77,6 +84,12 @@ async def verify(
             result="ignore",
             reason=f"{event.name} is not handled: the settings say chats create a "
             f"{settings.entity} ({wanted})",
+            reason_text=LocalizedText(
+                ru=f"{event.name} не обрабатывается: по настройкам чаты создают "
+                f"{'лид' if settings.entity == 'lead' else 'сделку'} ({wanted})",
+                en=f"{event.name} is not handled: the settings say chats create a "
+                f"{settings.entity} ({wanted})",
+            ),
         )
     return WebhookVerdict(result="accept", dedupe_key=f"{event.name}:{event.entity_id}")
 

@@ -6,6 +6,7 @@ coroutine: with ``firstresult`` a coroutine is never ``None``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -18,14 +19,18 @@ from b24_openlines_plugin import (
     sessions,
 )
 from b24_openlines_plugin.context import Portal
+from b24_openlines_plugin.health import is_refusal, record_problem
 from b24_openlines_plugin.settings import build_settings_view
 from hooks import hookimpl
-from hooks.errors import RetryLater
+from hooks.errors import HookError, RetryLater
 from hooks.models import (
     Catalog,
+    ConnectionCheck,
     HookRequest,
     HookResponse,
     Integration,
+    IntegrationHealth,
+    LocalizedText,
     OAuthOutcome,
     ScheduleOutcome,
     SettingsView,
@@ -33,6 +38,8 @@ from hooks.models import (
     WebhookVerdict,
 )
 from hooks.services import HostServices
+
+log = logging.getLogger("b24_openlines_plugin")
 
 
 def _ours(integration: Integration) -> bool:
@@ -45,10 +52,11 @@ def on_settings_render(
     catalog: Catalog,
     submitted: Mapping[str, Any] | None,
     host: HostServices,
+    health: IntegrationHealth | None = None,
 ) -> SettingsView | None:
     if not _ours(integration):
         return None
-    return build_settings_view(integration, catalog, submitted, host)
+    return build_settings_view(integration, catalog, submitted, host, health)
 
 
 @hookimpl
@@ -82,9 +90,13 @@ async def _process_webhook(
     integration: Integration, request: HookRequest, host: HostServices
 ) -> WebhookOutcome:
     event = events.parse(request)
+    # The host's log context adds the integration and the inbox item to this line.
+    log.info("%s of entity %s", event.name, event.entity_id, extra={"event": event.name})
     portal = Portal.of(integration, host)
     if not portal.settings.active:
-        return WebhookOutcome(result="ignored", reason="the integration is not active")
+        return WebhookOutcome(
+            result="ignored", reason="the integration is not active", reason_text=events.INACTIVE
+        )
     if not portal.connection.connected:
         raise RetryLater("The portal is not connected yet: connect it in the settings")
     client = connection.rest_client(integration, host)
@@ -93,6 +105,10 @@ async def _process_webhook(
         return WebhookOutcome(
             result="ignored",
             reason=f"{event.name} {event.entity_id}: not handled, or no Open Lines chat behind it",
+            reason_text=LocalizedText(
+                ru=f"{event.name} {event.entity_id}: за этим событием нет чата открытой линии",
+                en=f"{event.name} {event.entity_id}: not handled, or no Open Lines chat behind it",
+            ),
         )
     return WebhookOutcome(result="processed", appeal_keys=[appeal.key])
 
@@ -101,7 +117,26 @@ async def _process_webhook(
 def on_schedule(integration: Integration, host: HostServices) -> Awaitable[ScheduleOutcome] | None:
     if not _ours(integration):
         return None
-    return catchup.run(integration, host)
+    return _catch_up(integration, host)
+
+
+async def _catch_up(integration: Integration, host: HostServices) -> ScheduleOutcome:
+    """The periodic run; a refusal that a person must act on is remembered for the status."""
+    try:
+        return await catchup.run(integration, host)
+    except HookError as exc:
+        if is_refusal(exc.code):
+            await record_problem(host, integration.id, exc.code)
+        raise
+
+
+@hookimpl
+def on_connection_action(
+    integration: Integration, action: str, host: HostServices
+) -> Awaitable[ConnectionCheck] | None:
+    if not _ours(integration):
+        return None
+    return connection.act(integration, action, host)
 
 
 @hookimpl

@@ -41,6 +41,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
+from b24_openlines_plugin.health import error_status, health_status, problem_text
 from b24_openlines_plugin.portal import PortalAddressError, normalize_portal
 from b24_openlines_plugin.site_script import render_site_script
 from b24_openlines_plugin.state import Connection, connection_of
@@ -52,6 +53,7 @@ from hooks.models import (
     FormField,
     FormSection,
     Integration,
+    IntegrationHealth,
     Language,
     LocalizedText,
     SettingsView,
@@ -788,6 +790,7 @@ def build_settings_view(
     catalog: Catalog,
     submitted: Mapping[str, Any] | None,
     host: SettingsHost,
+    health: IntegrationHealth | None = None,
 ) -> SettingsView:
     """The settings page of ``integration``, and the validation of ``submitted`` if given.
 
@@ -797,7 +800,7 @@ def build_settings_view(
     The derived values describe the settings in force: the new ones once valid, else the
     stored ones.
     """
-    page = _Page(integration, catalog, host)
+    page = _Page(integration, catalog, host, health)
     stored, _, _ = _parse(_without_secrets(integration.settings))
     stored_secrets = frozenset(
         key
@@ -886,6 +889,7 @@ class _Page:
     integration: Integration
     catalog: Catalog
     host: SettingsHost
+    health: IntegrationHealth | None
 
     def view(
         self,
@@ -1054,6 +1058,8 @@ class _Page:
                     "Fix: " + ", ".join(w.en for w in wrong),
                 ),
             )
+        if not connection.member_id and connection.problem is not None:
+            return error_status(problem_text(connection.problem.code))  # connecting failed
         if not connection.member_id:
             return Status(
                 level="warning",
@@ -1064,6 +1070,10 @@ class _Page:
                     "application access.",
                 ),
             )
+        settings_host = urlsplit(portal_url).netloc if portal_url else None
+        broken = health_status(connection, settings_host, self.health)
+        if broken is not None:
+            return broken
         domain = connection.domain or urlsplit(portal_url or "").hostname or ""
         granted = connection.scope if connection.scope is not None else list(REQUIRED_SCOPES)
         missing_scopes = [scope for scope in REQUIRED_SCOPES if scope not in granted]

@@ -14,10 +14,12 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from b24_openlines_plugin.bitrix.records import ChatEntity
-from hooks.errors import UpstreamError
+from hooks.errors import Conflict, RetryLater, UpstreamError
 from hooks.models import Integration
+from hooks.services import HostServices
 
 CATCHUP = "catchup"
+PROBLEM = "problem"
 MAX_RETRY = 1000
 
 
@@ -67,6 +69,14 @@ class Catchup(_Stored):
         return self.model_dump(mode="json")
 
 
+class Problem(_Stored):
+    """Why the connection does not work, as the plugin last saw it: a failed OAuth callback, a
+    refused token refresh, a catch-up refused by Bitrix24. Cleared when the same works again."""
+
+    code: str = Field(max_length=100)  # a HookError code: ``bitrix24:invalid_client``, …
+    at: AwareDatetime
+
+
 class Connection(_Stored):
     """The connected portal, as OAuth and the catch-up left it."""
 
@@ -80,6 +90,7 @@ class Connection(_Stored):
     access_expires_at: AwareDatetime | None = None
     connected_at: AwareDatetime | None = None  # by the portal's clock
     catchup: Catchup | None = None
+    problem: Problem | None = None
 
     @property
     def connected(self) -> bool:
@@ -134,3 +145,25 @@ def secrets_of(integration: Integration) -> Secrets:
     return Secrets.model_validate(
         {name: integration.secrets.get(name) for name in Secrets.model_fields}
     )
+
+
+async def save_connection(
+    host: HostServices,
+    integration_id: int,
+    connection: dict[str, Any],
+    secrets: dict[str, SecretStr | None] | None = None,
+) -> None:
+    """Merge ``connection`` (and ``secrets``) into the stored integration; a token refresh or a
+    save may move the version on meanwhile, so read and write again a few times."""
+    for _ in range(3):
+        current = await host.integrations.get(integration_id)
+        if current is None:
+            return
+        try:
+            await host.integrations.update(
+                current.id, expected_version=current.version, connection=connection, secrets=secrets
+            )
+            return
+        except Conflict:
+            continue
+    raise RetryLater("could not save the connection: the integration kept changing")

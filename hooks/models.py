@@ -157,6 +157,25 @@ class DerivedValues(ContractModel):
     site_script_note: LocalizedText | None = None
 
 
+class IntegrationHealth(ContractModel):
+    """What the host saw of an integration's deliveries and appeals: shown beside its status,
+    and handed to the plugin, which alone can tell what a failure's reason means."""
+
+    last_event_at: AwareDatetime | None = Field(default=None, description="last webhook stored")
+    last_appeal_at: AwareDatetime | None = Field(default=None, description="last appeal written")
+    appeals_today: int = Field(default=0, description="created since midnight, account's zone")
+    appeals_week: int = Field(default=0, description="created in the last 7 days, today included")
+    failures_day: int = Field(default=0, description="deliveries failed in the last 24 hours")
+    last_failure: str | None = Field(default=None, description="the newest failure's reason")
+    last_failure_at: AwareDatetime | None = None
+
+
+class ConnectionCheck(ContractModel):
+    """The answer to a person's action on the connection (a live check, disconnecting)."""
+
+    status: Status
+
+
 class StoredSettings(ContractModel):
     """What the host saves after a valid submission; ``secrets`` are merged into the stored ones."""
 
@@ -250,6 +269,11 @@ class Appeal(ContractModel):
     integration_id: int
     created_at: AwareDatetime
     channel: str
+    channel_title: LocalizedText | None = Field(
+        default=None,
+        description="the channel's name as the settings show it: the appeal names its channel "
+        "itself, so the host shows it without asking the plugin (which may be gone)",
+    )
     contact: Contact = Contact()
     attribution: Attribution
     employee_id: int | None = None
@@ -295,6 +319,9 @@ class WebhookVerdict(ContractModel):
 
     result: Literal["accept", "ignore"]
     reason: str | None = None
+    reason_text: LocalizedText | None = Field(
+        default=None, description="the reason in people's words, shown on the inbox page"
+    )
     dedupe_key: str | None = Field(
         default=None,
         max_length=200,
@@ -307,6 +334,9 @@ class WebhookOutcome(ContractModel):
 
     result: Literal["processed", "ignored"]
     reason: str | None = None
+    reason_text: LocalizedText | None = Field(
+        default=None, description="the reason in people's words, shown on the inbox page"
+    )
     appeal_keys: list[str] = []
 
 

@@ -1,5 +1,5 @@
-"""What the host lends to hooks: its stores, its HTTP client, its public URLs and shared rate
-limits.
+"""What the host lends to hooks: its stores, its HTTP client, its public URLs, shared rate
+limits and a place to report what the plugin's work costs (``Metrics``).
 
 Plugins depend on these protocols only, so any host (this repository's reference host, the real
 platform, a test double) can serve them.
@@ -8,7 +8,7 @@ platform, a test double) can serve them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -122,6 +122,46 @@ class RateLimits(Protocol):
         ...
 
 
+class Metrics(Protocol):
+    """What a plugin reports about its calls to a remote service, for the host's monitoring
+    (the reference host: Prometheus, ``GET /metrics``). The host labels each figure with the
+    integration only; the other arguments become labels too, so they must come from a small
+    fixed set (a REST method name, an error code): never a secret, a URL or free text."""
+
+    def rest_request(self, integration_id: int, *, method: str, outcome: str) -> None:
+        """One HTTP request to the remote API (``batch``…), answered with ``outcome`` (``ok``,
+        the remote's error code such as ``QUERY_LIMIT_EXCEEDED``, ``timeout``, ``http_502``)."""
+        ...
+
+    def rest_command(self, integration_id: int, *, method: str, outcome: str) -> None:
+        """One command carried inside a request (``crm.lead.get`` in a ``batch``)."""
+        ...
+
+    def rate_limit_wait(self, integration_id: int, seconds: float) -> None:
+        """Time spent waiting for the remote's rate limit before a request could go."""
+        ...
+
+    def token_refresh_failed(self, integration_id: int) -> None:
+        """Renewing the remote's access token failed."""
+        ...
+
+
+class NoMetrics:
+    """``Metrics`` that keeps nothing: for hosts that do not monitor (and test doubles)."""
+
+    def rest_request(self, integration_id: int, *, method: str, outcome: str) -> None:
+        return None
+
+    def rest_command(self, integration_id: int, *, method: str, outcome: str) -> None:
+        return None
+
+    def rate_limit_wait(self, integration_id: int, seconds: float) -> None:
+        return None
+
+    def token_refresh_failed(self, integration_id: int) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class HostServices:
     """Handed to every hook as ``host``."""
@@ -134,3 +174,4 @@ class HostServices:
     integrations: IntegrationStore
     rate_limits: RateLimits
     catalog: Catalog
+    metrics: Metrics = field(default_factory=NoMetrics)

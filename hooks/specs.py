@@ -21,9 +21,11 @@ from typing import Any
 from hooks import hookspec
 from hooks.models import (
     Catalog,
+    ConnectionCheck,
     HookRequest,
     HookResponse,
     Integration,
+    IntegrationHealth,
     OAuthOutcome,
     ScheduleOutcome,
     SettingsView,
@@ -39,6 +41,7 @@ def on_settings_render(
     catalog: Catalog,
     submitted: Mapping[str, Any] | None,
     host: HostServices,
+    health: IntegrationHealth | None,
 ) -> SettingsView | Awaitable[SettingsView] | None:
     """Describe the integration's settings page, and validate a submission.
 
@@ -52,6 +55,9 @@ def on_settings_render(
         nested JSON (a form is converted by the host: ``a[b][c]`` names become nested keys,
         values stay strings, an unticked checkbox is absent).
     :param host: the host's services.
+    :param health: what the host saw of the integration's deliveries and appeals (last event,
+        failures of the last 24 hours and the newest one's reason, …), for the status to turn
+        red with a reason the plugin can read; ``None`` when the host has none to give.
     :return: a ``SettingsView``: the sections and fields to render (secrets never echoed back),
         the current values as JSON with secrets masked, field errors, the derived read-only
         values, and, when ``submitted`` is valid, ``store`` with what the host must save. A
@@ -160,4 +166,26 @@ def on_schedule(
     :return: a ``ScheduleOutcome`` naming the appeals written. Raise ``RetryLater`` when the
         remote side is busy (the next run tries again). ``None``: the integration is not this
         plugin's.
+    """
+
+
+@hookspec(firstresult=True)
+def on_connection_action(
+    integration: Integration,
+    action: str,
+    host: HostServices,
+) -> ConnectionCheck | Awaitable[ConnectionCheck] | None:
+    """A person's action on the integration's connection to the remote service.
+
+    Called for ``POST /integrations/{id}/check`` (``action="check"``: a live call with the
+    stored tokens, telling whether they work and the access granted covers what the plugin
+    needs) and ``POST /integrations/{id}/disconnect`` (``action="disconnect"``: forget the
+    tokens and the remote identity, keeping the settings; the plugin writes that itself through
+    ``host.integrations.update``).
+
+    :param integration: the integration, as stored now.
+    :param action: ``"check"`` or ``"disconnect"``; raise ``BadRequest`` for another.
+    :param host: the host's services; ``host.http`` is the client for outbound calls.
+    :return: a ``ConnectionCheck`` whose status the host shows as the action's result, in the
+        person's language. ``None``: the integration is not this plugin's.
     """

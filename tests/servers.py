@@ -116,10 +116,15 @@ def _start_host(
 
 @contextlib.contextmanager
 def running_servers(
-    db: Path | str, *, host_key: str | None = None, host_args: Sequence[str] = ()
+    db: Path | str,
+    *,
+    host_key: str | None = None,
+    host_args: Sequence[str] = (),
+    host_log: Path | None = None,
 ) -> Iterator[Servers]:
     """The host on ``db`` (a SQLite file, with its demo key; or a URL, with ``host_key``) and
-    the sandbox, as real processes; ``host_args`` go to ``python -m hooks.host``."""
+    the sandbox, as real processes; ``host_args`` go to ``python -m hooks.host``; ``host_log``
+    gets what the host (and its local worker) write to stderr."""
     host_url, portal_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "B24_OAUTH_SERVERS": portal_url}
     env.pop("ANALYTICS_HOST_KEY", None)
@@ -138,7 +143,11 @@ def running_servers(
         ],
         **quiet,
     )
-    host = _start_host(db, host_url, quiet, host_args)
+    logs = contextlib.ExitStack()
+    host_output = quiet
+    if host_log is not None:
+        host_output = {**quiet, "stderr": logs.enter_context(host_log.open("ab"))}
+    host = _start_host(db, host_url, host_output, host_args)
     try:
         deadline = time.monotonic() + 30
         _wait_until_up(f"{portal_url}/sandbox/api/portal", sandbox, deadline)
@@ -149,7 +158,7 @@ def running_servers(
             nonlocal host
             host.kill()
             host.wait(timeout=10)
-            host = _start_host(db, host_url, quiet, host_args)
+            host = _start_host(db, host_url, host_output, host_args)
             _wait_until_up(f"{host_url}/api/catalog", host, time.monotonic() + 30)
 
         with httpx.Client(timeout=10.0) as client:
@@ -159,3 +168,4 @@ def running_servers(
             process.terminate()
         for process in (host, sandbox):
             process.wait(timeout=10)
+        logs.close()

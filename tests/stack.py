@@ -177,6 +177,11 @@ class Stack:
         callback: str = allowed.headers["location"]
         return callback
 
+    async def followed(self, answer: httpx.Response) -> httpx.Response:
+        """The host's page a redirect sends the browser to (a host's ``Location`` is a path)."""
+        assert answer.status_code == 303, answer.text
+        return await self.browser.get(HOST_URL + answer.headers["location"])
+
     async def chat(self, **body: Any) -> dict[str, Any]:
         answer = await self.browser.post(f"{PORTAL_URL}/sandbox/api/chats", json=body)
         assert answer.status_code == 201, answer.text

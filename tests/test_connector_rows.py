@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from html import escape
 from pathlib import Path
 
 import pytest
 
-from b24_openlines_plugin.connectors import CONNECTORS
+from b24_openlines_plugin.connectors import CONNECTORS, connector_label
 from b24_openlines_plugin.sandbox import ENTERPRISE_RATE
 from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
 
@@ -67,3 +68,11 @@ async def test_every_row_maps_its_own_messenger(stack: Stack) -> None:
         mapped = (attribution["source_id"], attribution["site_id"])
         assert mapped == tuple(rows[appeal["channel"]].values()), appeal["channel"]
         assert f"hello from {appeal['channel']}" in appeal["text"]
+
+    # Each appeal names its channel as the settings' row does, and the appeals page shows that.
+    raw = (await stack.browser.get(f"{HOST_URL}/raw/appeals")).text
+    for appeal in appeals:
+        name = escape(connector_label(appeal["channel"]).ru)
+        assert appeal["channel_title"]["ru"] == connector_label(appeal["channel"]).ru
+        assert name in page.text, appeal["channel"]
+        assert f'title="{appeal["channel"]}">{name}</td>' in raw, appeal["channel"]

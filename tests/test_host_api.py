@@ -206,6 +206,7 @@ async def test_appeals_newest_first_filtered_by_integration(running_host: Runnin
         "integration_id",
         "created_at",
         "channel",
+        "channel_title",
         "contact",
         "attribution",
         "employee_id",
@@ -278,6 +279,10 @@ async def test_webhook_is_checked_persisted_then_answered(running_host: RunningH
     assert item.status == "ignored" and item.outcome == {
         "result": "ignored",
         "reason": "the integration is not active",
+        "reason_text": {
+            "ru": "интеграция выключена: отметьте «Интеграция активна» в настройках",
+            "en": "the integration is off: tick “Integration active” in the settings",
+        },
     }
 
 
@@ -314,10 +319,11 @@ async def test_oauth_callback_needs_a_valid_state(running_host: RunningHost) -> 
     key = await running_host.host.repo.host_secret_key()
     old = sign_state(key, data["id"], now=datetime.now(UTC).timestamp() - 3600)
     answer = await running_host.client.get(f"/oauth2/callback?code=x&state={old}")
-    assert answer.status_code == 400 and "expired" in answer.text
+    assert answer.headers["location"].endswith("/settings?oauth_error=expired_state")
     good = sign_state(key, data["id"])
     answer = await running_host.client.get(f"/oauth2/callback?code=x&state={good}")
-    assert answer.status_code == 400 and "domain" in answer.text  # the plugin checks the query
+    # The plugin checks the query (no domain) and refuses: back to the settings.
+    assert answer.headers["location"].endswith("/settings?oauth_error=failed")
 
 
 async def test_the_accounts_catalog_loads_from_a_json_file(

@@ -44,6 +44,8 @@ from hooks.models import (
     CrmRef,
     Employee,
     HookRequest,
+    IntegrationHealth,
+    LocalizedText,
     Message,
     PortalRef,
     Site,
@@ -407,6 +409,39 @@ async def test_list_appeals_newest_first_across_time_zones(repo: Repository) -> 
     assert stored[1].appeal.created_at.utcoffset() == timedelta(hours=3)
 
 
+async def test_appeals_in_a_time_range_are_listed_and_counted(repo: Repository) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    clinic = await repo.create_integration("b24_openlines", "Clinic")
+    # The range is of instants: 02:30+03:00 on May 2 is 23:30 UTC on May 1, inside a range that
+    # starts at midnight of May 2 in Moscow.
+    times = {
+        "before": datetime(2024, 5, 1, 20, 59, tzinfo=UTC),
+        "first": datetime(2024, 5, 2, 2, 30, tzinfo=MSK),
+        "last": datetime(2024, 5, 2, 20, 59, 59, tzinfo=UTC),
+        "after": datetime(2024, 5, 2, 21, 0, tzinfo=UTC),
+    }
+    for key, created_at in times.items():
+        await repo.upsert_appeal(make_appeal(key, integration_id=shop.id, created_at=created_at))
+    await repo.upsert_appeal(make_appeal("other", integration_id=clinic.id, created_at=T0))
+    since = datetime(2024, 5, 2, tzinfo=MSK)
+    before = datetime(2024, 5, 3, tzinfo=MSK)
+
+    listed = await repo.list_appeals(created_from=since, created_before=before)
+    assert [s.appeal.key for s in listed] == ["last", "first"]
+    assert await repo.count_appeals(created_from=since, created_before=before) == 2
+    assert [s.appeal.key for s in await repo.list_appeals(created_from=since)] == [
+        "after",
+        "last",
+        "first",
+    ]
+    assert await repo.count_appeals(created_before=since) == 2  # "before" and clinic's
+    assert await repo.count_appeals() == 5
+    assert await repo.count_appeals(integration_id=clinic.id) == 1
+    assert await repo.count_appeals(integration_id=clinic.id, created_from=since) == 0
+    paged = await repo.list_appeals(integration_id=shop.id, created_from=since, limit=1, offset=1)
+    assert [s.appeal.key for s in paged] == ["last"]
+
+
 async def test_appeals_of_one_time_are_paged_in_byte_order_of_their_keys(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -437,6 +472,65 @@ async def test_appeals_of_one_time_are_paged_in_byte_order_of_their_keys(
 # --- the webhook inbox ----------------------------------------------------------------------
 
 
+async def test_integration_health_counts_its_own_appeals_days_and_failures(
+    repo: Repository,
+) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    other = await repo.create_integration("b24_openlines", "Other")
+    now = datetime.now(UTC)
+    bounds = {
+        "today": now - timedelta(hours=1),  # the account's midnight, as the host computes it
+        "week": now - timedelta(days=6),
+        "failures_since": now - timedelta(hours=24),
+    }
+    assert await repo.integration_health(shop.id, **bounds) == IntegrationHealth()
+    for key, created_at, owner in [
+        ("today", now.astimezone(MSK), shop),  # an offset of its own: compared as a time
+        ("this week", now - timedelta(days=3), shop),
+        ("last month", now - timedelta(days=30), shop),
+        ("another's", now, other),
+    ]:
+        await repo.upsert_appeal(make_appeal(key, integration_id=owner.id, created_at=created_at))
+    first = await repo.add_inbox_item(shop.id, make_request(b"a"))
+    second = await repo.add_inbox_item(shop.id, make_request(b"b"))
+    fine = await repo.add_inbox_item(shop.id, make_request(b"c"))
+    await repo.add_inbox_item(other.id, make_request(b"d"))
+    await repo.finish_drain([InboxOutcome(item_id=first.id, status="failed", error="x: 1")], [])
+    denied = "bitrix24:ACCESS_DENIED: REST API is available only on commercial plans"
+    await repo.finish_drain([InboxOutcome(item_id=second.id, status="failed", error=denied)], [])
+    await repo.finish_drain([done(fine.id)], [])
+
+    health = await repo.integration_health(shop.id, **bounds)
+    assert (health.appeals_today, health.appeals_week, health.failures_day) == (1, 2, 2)
+    assert health.last_failure == denied and health.last_failure_at is not None
+    assert health.last_event_at is not None and health.last_appeal_at is not None
+    assert health.last_failure_at >= health.last_event_at >= health.last_appeal_at >= now
+    later = await repo.integration_health(
+        shop.id, **{**bounds, "failures_since": datetime.now(UTC) + timedelta(seconds=1)}
+    )
+    assert later.failures_day == 0 and later.last_failure is None
+
+
+async def test_rename_and_delete_an_integration_with_its_data(repo: Repository) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    other = await repo.create_integration("b24_openlines", "Other")
+    renamed = await repo.rename_integration(shop.id, "Магазин")
+    assert renamed.name == "Магазин" and renamed.version == shop.version
+    with pytest.raises(NotFound):
+        await repo.rename_integration(999, "x")
+    for owner in (shop, other):
+        await repo.upsert_appeal(make_appeal(f"k{owner.id}", integration_id=owner.id))
+        await repo.add_inbox_item(owner.id, make_request(b"body"))
+        await repo.bind_session(owner.id, "301", "visit")
+    assert await repo.delete_integration(shop.id) is True
+    assert await repo.get_integration(shop.id) is None
+    assert [s.appeal.integration_id for s in await repo.list_appeals()] == [other.id]
+    assert [i.integration_id for i in await repo.list_inbox()] == [other.id]
+    assert await repo.get_binding(shop.id, "301") is None
+    assert await repo.get_binding(other.id, "301") is not None
+    assert await repo.delete_integration(shop.id) is False
+
+
 async def test_inbox_dedupes_on_integration_and_body(repo: Repository) -> None:
     shop = await repo.create_integration("b24_openlines", "Shop")
     clinic = await repo.create_integration("b24_openlines", "Clinic")
@@ -462,6 +556,15 @@ async def test_inbox_dedupe_key_and_ignored_deliveries(repo: Repository) -> None
     first = await repo.add_inbox_item(shop.id, make_request(b"one"), dedupe_key="event-1")
     same_event = await repo.add_inbox_item(shop.id, make_request(b"two"), dedupe_key="event-1")
     ignored = await repo.add_inbox_item(shop.id, make_request(b"ping"), ignored="not a chat")
+    worded = LocalizedText(ru="не чат", en="not a chat")
+    said = await repo.add_inbox_item(
+        shop.id, make_request(b"pong"), ignored="not a chat", ignored_text=worded
+    )
+    assert said.outcome == {
+        "result": "ignored",
+        "reason": "not a chat",
+        "reason_text": {"ru": "не чат", "en": "not a chat"},
+    }
 
     assert same_event == first and first.request.body == b"one"
     assert (ignored.status, ignored.outcome) == (
@@ -531,7 +634,7 @@ async def test_inbox_item_life_cycle(repo: Repository) -> None:
     requeued = await repo.requeue_inbox_item(a.id, now=now)
     assert requeued is not None
     assert (requeued.status, requeued.next_attempt_at, requeued.attempts) == ("pending", now, 0)
-    assert requeued.last_error == "upstream_error: 400"
+    assert requeued.last_error is None  # the error of the attempts given up on is gone
     assert await repo.requeue_inbox_item(a.id, now=now) is None  # pending, not failed
     assert await repo.requeue_inbox_item(b.id, now=now) is None  # done
     assert await repo.requeue_inbox_item(12345, now=now) is None
@@ -945,6 +1048,10 @@ def test_migration_names_are_ordered_and_unique_with_a_body_for_each_engine() ->
         assert callable(step.sqlite) and step.postgres_sql().strip(), step.name
 
 
+# The jobs of ``hooks.host.sqlite_jobs`` and its workers' proofs of life (m008, m012).
+SQLITE_JOB_TABLES = {"jobs", "job_workers"}
+
+
 def sqlite_tables(path: str) -> set[str]:
     with closing(sqlite3.connect(path)) as db:
         rows = db.execute(
@@ -959,7 +1066,7 @@ def test_sqlite_migrations_apply_once_in_order(tmp_path: Path) -> None:
         assert apply_migrations(db) == NAMES
         assert apply_migrations(db) == []
         assert applied_migrations(db) == NAMES
-    assert sqlite_tables(path) == HOST_TABLES | {"jobs"}
+    assert sqlite_tables(path) == HOST_TABLES | SQLITE_JOB_TABLES
 
 
 def test_sqlite_concurrent_openers_apply_each_migration_once(tmp_path: Path) -> None:
@@ -990,7 +1097,7 @@ async def test_sqlite_open_creates_parent_dirs_uses_wal_and_reopen_applies_nothi
     for _ in range(2):
         repository = await SqliteRepository.open(path, key=HOST_KEY)
         await repository.close()
-    assert sqlite_tables(path) == HOST_TABLES | {"jobs"}
+    assert sqlite_tables(path) == HOST_TABLES | SQLITE_JOB_TABLES
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
@@ -1008,8 +1115,9 @@ async def test_postgres_migrations_apply_once_in_order(postgres_url: str) -> Non
         assert await apply_postgres_migrations(conn) == []
         assert await applied_postgres_migrations(conn) == NAMES
     tables = await postgres_tables(postgres_url)
-    # m008 is procrastinate's schema on PostgreSQL: its tables hold the jobs, no ``jobs`` here.
-    assert HOST_TABLES <= tables and "jobs" not in tables
+    # m008 is procrastinate's schema on PostgreSQL: its tables hold the jobs (and m012 adds
+    # nothing: procrastinate_workers holds the workers), no ``jobs`` here.
+    assert HOST_TABLES <= tables and not SQLITE_JOB_TABLES & tables
     assert {"procrastinate_jobs", "procrastinate_periodic_defers"} <= tables
 
 
@@ -1158,3 +1266,23 @@ async def test_an_unreachable_postgresql_says_so_without_the_password(url: str) 
     assert "Pa55-w0rd" not in str(error) and "Pa55-w0rd" not in repr(error)
     # Nothing chained either: a logged traceback shows the causes too.
     assert error.__cause__ is None and error.__suppress_context__
+
+
+async def test_inbox_and_appeal_counts_per_integration(repo: Repository) -> None:
+    """What ``/metrics`` reports from the database, whichever process did the work."""
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    other = await repo.create_integration("b24_openlines", "Other")
+    assert await repo.inbox_counts() == {} and await repo.appeal_counts() == {}
+    for key in ("one", "two"):
+        await repo.upsert_appeal(make_appeal(key, integration_id=shop.id))
+    await repo.upsert_appeal(make_appeal("two", integration_id=shop.id))  # the same appeal
+    first = await repo.add_inbox_item(shop.id, make_request(b"a"))
+    await repo.add_inbox_item(shop.id, make_request(b"b"))
+    await repo.add_inbox_item(other.id, make_request(b"c"), ignored="not wanted")
+    await repo.finish_drain([done(first.id)], [])
+    assert await repo.appeal_counts() == {shop.id: 2}
+    assert await repo.inbox_counts() == {
+        (shop.id, "done"): 1,
+        (shop.id, "pending"): 1,
+        (other.id, "ignored"): 1,
+    }

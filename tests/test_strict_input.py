@@ -77,12 +77,13 @@ async def test_settings_put_at_arabic_indic_two_saves_nothing(running_host: Runn
             ("/api/appeals", "offset"),
             ("/api/appeals", "limit"),
             ("/api/appeals", "integration_id"),
-            ("/raw/appeals", "offset"),
+            ("/raw/appeals", "page"),
             ("/raw/appeals", "integration_id"),
+            ("/raw/appeals.csv", "integration_id"),
         ]
         for odd in [SUPERSCRIPT_TWO, ARABIC_INDIC_ONE, "9" * 30]
     ]
-    + [("/raw/appeals", "offset", odd) for odd in ["-1", "x"]],  # were read as 0
+    + [("/raw/appeals", "page", odd) for odd in ["-1", "x"]],  # were read as 0
 )
 async def test_a_query_number_that_is_not_ascii_digits_within_64_bits_is_400(
     running_host: RunningHost, path: str, name: str, odd: str
@@ -95,7 +96,8 @@ async def test_a_query_number_that_is_not_ascii_digits_within_64_bits_is_400(
 @pytest.mark.parametrize("path", ["/api/appeals", "/raw/appeals"])
 async def test_query_numbers_up_to_64_bits_are_read(running_host: RunningHost, path: str) -> None:
     await create(running_host)
-    for query in ("", "?offset=0&integration_id=1", f"?offset={2**63 - 1}&limit=500"):
+    queries = ("", "?offset=0&integration_id=1", f"?offset={2**63 - 1}&limit=500")
+    for query in (*queries, f"?page={2**63 - 1}", "?page=0") if path == "/raw/appeals" else queries:
         assert (await running_host.client.get(path + query)).status_code == 200, query
 
 

@@ -4,7 +4,8 @@ Every call goes out inside a ``batch``: callers that ask at about the same time 
 request (up to 50 commands), each keeping its own ``$result[...]`` references. The portal's
 rate limit is kept on our side (``limits``), an expired access token is refreshed once per
 portal however many callers hit it, and failures come back as the host's error types:
-``RetryLater`` for what may pass, ``BitrixError`` for what will not.
+``RetryLater`` for what may pass, ``BitrixError`` for what will not. Each request, command,
+wait on the limit and failed refresh is reported to the host (``host.metrics``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from b24_openlines_plugin.bitrix.limits import LeakyBucket
 from b24_openlines_plugin.bitrix.records import ErrorBody
 from b24_openlines_plugin.bitrix.wire import WireError, form_encode, parse_error
 from hooks.errors import HookError, RetryLater, UpstreamError
+from hooks.services import Metrics, NoMetrics
 
 MAX_BATCH = 50
 FILL_WAIT_SECONDS = 0.5
 LIMIT_RETRIES = 5
 _REFERENCE = re.compile(r"\$result\[([^\]]+)\]")
+# An outcome becomes a metric's label: Bitrix24's error codes are short words; anything else
+# a portal might answer is one label, not a new series each time.
+_LABEL = re.compile(r"[A-Za-z0-9_.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class RestClient:
         *,
         window: float = 0.005,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+        integration_id: int = 0,
     ) -> None:
         self.http = http
         self.endpoint = endpoint.rstrip("/") + "/"
@@ -93,6 +100,8 @@ class RestClient:
         self.window = window
         self.clock = clock
         self.requests = 0  # HTTP requests sent, for the benchmark and the tests
+        self.metrics = metrics or NoMetrics()
+        self.integration_id = integration_id
         self._pending: list[_Group] = []
         self._leader = False
 
@@ -131,7 +140,7 @@ class RestClient:
         await asyncio.sleep(self.window)
         while self._pending:
             try:
-                await self.bucket.acquire()
+                await self._acquire()
             except Exception as exc:
                 # The host could not count the request (its database): no one waiting can go.
                 _fail(self._pending, exc)
@@ -172,9 +181,21 @@ class RestClient:
         if not isinstance(outer, dict):
             raise UpstreamError("Bitrix24 answered a batch without results")
         for number, group in enumerate(groups):
-            group.future.set_result(
-                {key: _command_result(outer, f"g{number}_{key}") for key in group.commands}
-            )
+            results = {key: _command_result(outer, f"g{number}_{key}") for key in group.commands}
+            for key, command in group.commands.items():
+                self.metrics.rest_command(
+                    self.integration_id, method=command.method, outcome=_outcome(results[key])
+                )
+            group.future.set_result(results)
+
+    async def _acquire(self) -> None:
+        waited = await self.bucket.acquire()
+        if waited > 0:
+            self.metrics.rate_limit_wait(self.integration_id, waited)
+
+    def _report(self, method: str, outcome: str) -> None:
+        label = outcome if _LABEL.fullmatch(outcome) else "other"
+        self.metrics.rest_request(self.integration_id, method=method, outcome=label)
 
     async def _post(self, method: str, params: dict[str, Any]) -> Any:
         """POST one request (its first place in the bucket is taken), with one token refresh
@@ -182,7 +203,7 @@ class RestClient:
         refreshed = False
         for attempt in range(LIMIT_RETRIES + 1):
             if attempt:
-                await self.bucket.acquire()
+                await self._acquire()
             token = self.credentials.token
             try:
                 self.requests += 1
@@ -190,11 +211,14 @@ class RestClient:
                     f"{self.endpoint}{method}", json={**params, "auth": token}
                 )
             except httpx.TimeoutException as exc:
+                self._report(method, "timeout")
                 raise RetryLater(f"Bitrix24 did not answer {method} in time") from exc
             except httpx.TransportError as exc:
+                self._report(method, "unreachable")
                 raise RetryLater(f"Bitrix24 unreachable: {type(exc).__name__}") from exc
             payload = _json(answer)
             error = _error_of(payload)
+            self._report(method, _answer_outcome(error, answer.status_code))
             if error is None:
                 if answer.status_code >= 400:
                     raise _status_error(answer.status_code)
@@ -202,13 +226,20 @@ class RestClient:
             code = error.error.lower()
             if code == "expired_token" and not refreshed:
                 refreshed = True
-                await self.credentials.renew(token)
+                await self._renew(token)
                 continue
             if code == "query_limit_exceeded" and attempt < LIMIT_RETRIES:
                 await self.bucket.saturate()
                 continue
             raise error_for(error.error, error.description, retry_after=self._reset_in(payload))
         raise RetryLater("Bitrix24 kept refusing: request limit")  # pragma: no cover - loop exits
+
+    async def _renew(self, stale: str) -> None:
+        try:
+            await self.credentials.renew(stale)
+        except Exception:
+            self.metrics.token_refresh_failed(self.integration_id)
+            raise
 
     def _reset_in(self, payload: Any) -> float | None:
         """Seconds until Bitrix24's operating-time window resets, when it says."""
@@ -217,6 +248,21 @@ class RestClient:
         if isinstance(reset_at, int | float):
             return max(float(reset_at) - self.clock(), 1.0)
         return None
+
+
+def _answer_outcome(error: ErrorBody | None, status: int) -> str:
+    """A request's outcome: Bitrix24's error code, else ``http_<status>`` for a failed one."""
+    if error is not None:
+        return error.error
+    return f"http_{status}" if status >= 400 else "ok"
+
+
+def _outcome(result: CommandResult) -> str:
+    """A command's outcome as a label: ``ok``, or Bitrix24's error code."""
+    if result.error is None:
+        return "ok"
+    code = result.error.code.removeprefix("bitrix24:")
+    return code if _LABEL.fullmatch(code) else "other"
 
 
 def _fail(groups: list[_Group], error: Exception) -> None:

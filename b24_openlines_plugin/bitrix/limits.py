@@ -31,8 +31,9 @@ class LeakyBucket:
     burst: int
     level: float = 0.0  # as last seen here: including the request counted then
 
-    async def acquire(self) -> None:
-        """Count one request now and wait until it fits under the burst.
+    async def acquire(self) -> float:
+        """Count one request now and wait until it fits under the burst; return the seconds
+        waited (the host's monitoring shows how long the portal's limit holds us up).
 
         Counting before waiting is a reservation: concurrent callers, in this process or any
         other, queue up in order without a lock, each sleeping until the bucket has drained
@@ -41,8 +42,10 @@ class LeakyBucket:
         self.level = await self.limits.take(self.key, rate=self.rate, burst=self.burst)
         # One below the burst: the portal's counter and ours never tick at quite the same time.
         wait = (self.level - (self.burst - 1)) / self.rate
-        if wait > 0:
-            await asyncio.sleep(wait)
+        if wait <= 0:
+            return 0.0
+        await asyncio.sleep(wait)
+        return wait
 
     async def saturate(self) -> None:
         """The portal said we are over the limit: believe it (another client may share the IP)."""

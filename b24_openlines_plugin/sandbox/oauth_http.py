@@ -24,10 +24,12 @@ async def authorize(request: Request) -> Response:
         client_id, state = str(form.get("client_id") or ""), str(form.get("state") or "")
         raw_user = str(form.get("user_id") or "1")
         user_id = int(raw_user) if raw_user.isdigit() else 0
+        denied = form.get("decision") == "deny"
     else:
         client_id = request.query_params.get("client_id", "")
         state = request.query_params.get("state", "")
         user_id = 1
+        denied = False
     if client_id != app.client_id:
         return _refuse(
             request, "invalid_client", "Application not found or not installed on this portal"
@@ -39,6 +41,17 @@ async def authorize(request: Request) -> Response:
     if request.method == "GET":
         staff = [u for u in sandbox.portal.users.values() if not u.guest]
         return render(request, "consent.html", app=app, state=state, staff=staff)
+    if denied:
+        # Bitrix24 documents no error redirect: "if authorization cannot be completed, Bitrix24
+        # shows the error on its own page; the application gets neither a redirect nor error
+        # parameters" ([RU] settings/oauth/index.md). The person stays on the portal.
+        return render(
+            request,
+            "oauth_error.html",
+            403,
+            code="access_denied",
+            message="Access to the application was denied. No data was shared with it.",
+        )
     if user_id not in sandbox.portal.users or sandbox.portal.users[user_id].guest:
         return _refuse(request, "invalid_request", "Unknown user")
     config = sandbox.config

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import math
 import os
 import sys
@@ -14,14 +13,17 @@ from pathlib import Path
 from typing import cast
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from hooks.host import worker
+from hooks.host.account_time import DEFAULT_ZONE, account_zone
 from hooks.host.app import create_app
 from hooks.host.catalog import CatalogFileError, load_catalog_file
 from hooks.host.database import DatabaseUnavailable, open_repository
 from hooks.host.host_key import ENV, HostKeyError, resolve_host_key
 from hooks.host.inbox import LOCKED_JOBS
 from hooks.host.jobs import open_job_queue
+from hooks.host.logs import add_log_format_argument, configure_logging
 from hooks.host.ratelimit import Rate
 from hooks.host.server import HEADER_TIMEOUT_SECONDS, server_options
 from hooks.host.state import HostConfig
@@ -74,12 +76,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=8, help="jobs the local worker runs at once"
     )
+    parser.add_argument(
+        "--worker-metrics-port",
+        type=int,
+        metavar="PORT",
+        help="the local worker serves its own Prometheus metrics on this port (what it does:"
+        " REST requests, drains, rate-limit waits), on the address of --host",
+    )
+    add_log_format_argument(parser)
     parser.add_argument("--catalog", type=Path, help="load the account catalog from this JSON file")
     parser.add_argument(
         "--lang",
         choices=["ru", "en"],
         default=os.environ.get("ANALYTICS_HOST_LANG", "ru"),
         help="language of the pages (default ru, or $ANALYTICS_HOST_LANG)",
+    )
+    parser.add_argument(
+        "--timezone",
+        type=account_zone,
+        default=os.environ.get("ANALYTICS_HOST_TZ", DEFAULT_ZONE),
+        help=f"the account's time zone: times and days on the pages (default {DEFAULT_ZONE},"
+        " or $ANALYTICS_HOST_TZ)",
     )
     parser.add_argument(
         "--demo",
@@ -123,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["worker"]:
         return worker.main(argv[1:])
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_format, role="web")
     if args.catalog is not None:
         try:
             load_catalog_file(args.catalog)  # fail before serving, with the file's own error
@@ -138,9 +153,14 @@ def main(argv: list[str] | None = None) -> int:
             db=args.db,
             public_url=public_url,
             language=cast(Language, args.lang),
+            timezone=args.timezone.key,
             catalog_path=args.catalog,
             schedule_seconds=args.schedule_seconds,
             worker=args.worker,
+            log_format=args.log_format,
+            worker_metrics=None
+            if args.worker_metrics_port is None
+            else (args.host, args.worker_metrics_port),
             concurrency=args.concurrency,
             host_key=resolve_host_key(args.db, demo=args.demo),
             **{name: getattr(args, name) for name in RATE_LIMITS if hasattr(args, name)},
@@ -158,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         log_level="info",
+        # JSON: uvicorn's records go to the root logger's JSON handler, not its own text one.
+        log_config=None if args.log_format == "json" else LOGGING_CONFIG,
         **server_options(args.header_timeout),
     )
     return 0

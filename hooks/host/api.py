@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from hooks.errors import BadRequest, NotFound, ValidationFailed
+from hooks.host.account_time import day_start
 from hooks.host.i18n import t
 from hooks.host.jsonbody import read_bounded, read_json
 from hooks.host.params import path_id, query_number
 from hooks.host.ratelimit import RateLimiter
 from hooks.host.state import Host, hook_request
 from hooks.host.visits import new_visitor_session
-from hooks.models import Integration, SettingsView
+from hooks.models import Integration, IntegrationHealth, SettingsView
 
 JSON_MAX_BYTES = 256 * 1024
 VISIT_MAX_BYTES = 8 * 1024
@@ -75,12 +78,31 @@ def integration_json(integration: Integration, view: SettingsView, host: Host) -
     }
 
 
-async def render_view(host: Host, integration: Integration, submitted: Any = None) -> SettingsView:
+async def health_of(host: Host, integration_id: int) -> IntegrationHealth:
+    """The integration's figures; days are the account's (midnight in its time zone)."""
+    zone = ZoneInfo(host.config.timezone)
+    today = datetime.now(zone).date()
+    return await host.repo.integration_health(
+        integration_id,
+        today=day_start(today, zone),
+        week=day_start(today - timedelta(days=6), zone),
+        failures_since=datetime.now(UTC) - timedelta(hours=24),
+    )
+
+
+async def render_view(
+    host: Host,
+    integration: Integration,
+    submitted: Any = None,
+    health: IntegrationHealth | None = None,
+) -> SettingsView:
+    """The plugin's view; its status reads the integration's health (fetched unless given)."""
     return await host.plugins.settings_view(
         integration,
         catalog=await host.repo.get_catalog(),
         submitted=submitted,
         host=await host.services(),
+        health=health or await health_of(host, integration.id),
     )
 
 
@@ -126,6 +148,30 @@ async def get_integration(request: Request) -> Response:
     host = host_of(request)
     integration = await integration_of(request)
     return JSONResponse(integration_json(integration, await render_view(host, integration), host))
+
+
+class Renamed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+
+
+async def patch_integration(request: Request) -> Response:
+    """``{"name": …}``: rename the integration."""
+    host = host_of(request)
+    integration = await integration_of(request)
+    try:
+        renamed = Renamed.model_validate(await json_body(request))
+    except ValidationError as exc:
+        raise BadRequest(_first_error(exc)) from exc
+    saved = await host.repo.rename_integration(integration.id, renamed.name.strip() or "Bitrix24")
+    return JSONResponse(integration_json(saved, await render_view(host, saved), host))
+
+
+async def delete_integration(request: Request) -> Response:
+    """The integration and everything of it (its appeals too): 204, or 404."""
+    integration = await integration_of(request)
+    await host_of(request).repo.delete_integration(integration.id)
+    return Response(status_code=204)
 
 
 async def put_settings(request: Request) -> Response:

@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hooks.errors import HookError, RetryLater
-from hooks.host import api, pages
+from hooks.host import api, pages, probes
 from hooks.host.catalog import DEMO_CATALOG, load_catalog_file
 from hooks.host.csrf import CsrfMiddleware
 from hooks.host.database import open_repository
@@ -103,14 +103,23 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
             "/integrations/{integration_id}/settings", pages.settings_page, methods=["GET", "POST"]
         ),
         Route("/integrations/{integration_id}/connect", pages.connect),
+        Route("/integrations/{integration_id}/check", pages.connection_action, methods=["POST"]),
+        Route(
+            "/integrations/{integration_id}/disconnect", pages.connection_action, methods=["POST"]
+        ),
+        Route("/integrations/{integration_id}/rename", pages.rename_form, methods=["POST"]),
+        Route("/integrations/{integration_id}/delete", pages.delete_page, methods=["GET", "POST"]),
         Route("/oauth2/callback", pages.oauth_callback),
         Route("/raw/appeals", pages.appeals_page),
+        Route("/raw/appeals.csv", pages.appeals_csv),
         Route("/inbox", pages.inbox_page),
         Route("/inbox/{item_id}/retry", pages.inbox_retry, methods=["POST"]),
         Route("/webhooks/{integration_id}/{token}", receive_webhook, methods=["POST"]),
         Route("/api/integrations", api.create_integration, methods=["POST"]),
         Route("/api/integrations", api.list_integrations, methods=["GET"]),
         Route("/api/integrations/{integration_id}", api.get_integration),
+        Route("/api/integrations/{integration_id}", api.patch_integration, methods=["PATCH"]),
+        Route("/api/integrations/{integration_id}", api.delete_integration, methods=["DELETE"]),
         Route("/api/integrations/{integration_id}/settings", api.put_settings, methods=["PUT"]),
         Route("/api/integrations/{integration_id}/settings", api.patch_settings, methods=["PATCH"]),
         Route("/api/sessions/{integration_id}", api.report_session, methods=["POST", "OPTIONS"]),
@@ -118,6 +127,9 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
         Route("/api/appeals", api.list_appeals),
         Route("/api/visits", api.add_visit, methods=["POST", "OPTIONS"]),
         Route("/tracker.js", tracker_js),
+        Route("/healthz", probes.healthz),
+        Route("/readyz", probes.readyz),
+        Route("/metrics", probes.metrics),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     csrf = Middleware(

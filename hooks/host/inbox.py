@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import logging
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hooks.errors import HookError, NotFound, RetryLater
+from hooks.host.logs import log_context
 from hooks.host.params import path_id
 from hooks.host.repository import InboxItem, InboxOutcome, Repository
 from hooks.host.state import Host, hook_request, read_capped_body
@@ -57,17 +59,27 @@ async def receive_webhook(request: Request) -> JSONResponse:
     if integration is None or not hmac.compare_digest(
         token.encode(), integration.webhook_token.get_secret_value().encode()
     ):
+        host.metrics.webhook_refused(integration.id if integration else None, "unknown_webhook")
         raise NotFound("No such webhook")
-    body = await read_capped_body(request, host.config.webhook_max_bytes)
-    # The path carries the webhook token: keep it out of the stored request.
-    req = hook_request(request, body, path=f"/webhooks/{integration.id}/")
-    verdict = await host.plugins.webhook_verify(
-        integration, request=req, host=await host.services()
-    )
+    try:
+        body = await read_capped_body(request, host.config.webhook_max_bytes)
+        # The path carries the webhook token: keep it out of the stored request.
+        req = hook_request(request, body, path=f"/webhooks/{integration.id}/")
+        verdict = await host.plugins.webhook_verify(
+            integration, request=req, host=await host.services()
+        )
+    except HookError as exc:
+        host.metrics.webhook_refused(integration.id, exc.code)
+        raise
     ignored = (verdict.reason or "ignored") if verdict.result == "ignore" else None
     item = await host.repo.add_inbox_item(
-        integration.id, req, dedupe_key=verdict.dedupe_key, ignored=ignored
+        integration.id,
+        req,
+        dedupe_key=verdict.dedupe_key,
+        ignored=ignored,
+        ignored_text=verdict.reason_text if ignored is not None else None,
     )
+    host.metrics.webhook_received(integration.id)
     if item.status == "pending":
         try:
             await host.queue.enqueue(DRAIN, str(integration.id))
@@ -83,15 +95,18 @@ async def drain(host: Host, key: str) -> None:
     integration = await host.repo.get_integration(int(key))
     if integration is None:
         return
+    started = time.monotonic()
     items = await host.repo.due_inbox_items(
         integration.id, now=datetime.now(UTC), limit=DRAIN_BATCH
     )
     sink = DrainAppeals(host.repo)
     services = await host.services(appeals=sink)
-    outcomes = await asyncio.gather(
-        *(_process(host, services, integration, item) for item in items)
-    )
+    with log_context(integration_id=integration.id):
+        outcomes = await asyncio.gather(
+            *(_process(host, services, integration, item) for item in items)
+        )
     await host.repo.finish_drain(outcomes, sink.appeals)
+    host.metrics.drain_finished(integration.id, time.monotonic() - started)
     if len(items) == DRAIN_BATCH:
         await host.queue.enqueue(DRAIN, key)
         return
@@ -120,23 +135,27 @@ async def schedule(host: Host, key: str) -> None:
     integration = await host.repo.get_integration(integration_id)
     if integration is None:
         return
-    try:
-        outcome = await host.plugins.schedule(integration, host=await host.services())
-    except RetryLater as exc:
-        log.info("periodic work of integration %s postponed: %s", integration_id, exc.message)
-    except HookError as exc:
-        if exc.status != 404:  # 404: the plugin has no periodic work
-            log.warning("periodic work of integration %s failed: %s", integration_id, exc.message)
-    except Exception:
-        log.exception("periodic work of integration %s failed", integration_id)
-    else:
-        if outcome.appeal_keys or outcome.note:
-            log.info(
-                "integration %s: %d appeals caught up. %s",
-                integration_id,
-                len(outcome.appeal_keys),
-                outcome.note or "",
-            )
+    with log_context(integration_id=integration_id):
+        try:
+            outcome = await host.plugins.schedule(integration, host=await host.services())
+        except RetryLater as exc:
+            log.info("periodic work of integration %s postponed: %s", integration_id, exc.message)
+        except HookError as exc:
+            if exc.status != 404:  # 404: the plugin has no periodic work
+                log.warning(
+                    "periodic work of integration %s failed: %s", integration_id, exc.message
+                )
+        except Exception:
+            log.exception("periodic work of integration %s failed", integration_id)
+        else:
+            host.metrics.catchup_succeeded(integration_id)
+            if outcome.appeal_keys or outcome.note:
+                log.info(
+                    "integration %s: %d appeals caught up. %s",
+                    integration_id,
+                    len(outcome.appeal_keys),
+                    outcome.note or "",
+                )
 
 
 async def tick(host: Host, key: str) -> None:
@@ -200,6 +219,19 @@ class DrainAppeals:
 
 
 async def _process(
+    host: Host, services: HostServices, integration: Integration, item: InboxItem
+) -> InboxOutcome:
+    """One item; every line logged meanwhile (a plugin's too) carries its id."""
+    with log_context(inbox_item_id=item.id):
+        outcome = await _attempt(host, services, integration, item)
+        error = f": {outcome.error}" if outcome.error else ""
+        log.info(
+            "inbox item %s of integration %s: %s%s", item.id, integration.id, outcome.status, error
+        )
+    return outcome
+
+
+async def _attempt(
     host: Host, services: HostServices, integration: Integration, item: InboxItem
 ) -> InboxOutcome:
     try:

@@ -56,13 +56,29 @@ class JobQueue(Protocol):
         """Wait until no job is running or waiting to run now (later ones don't count)."""
         ...
 
+    async def status(self) -> QueueStatus:
+        """The queue as the database holds it, for every worker on every machine."""
+        ...
+
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """How much work waits and who is there to do it (``/readyz``, ``/metrics``)."""
+
+    due: int  # waiting, and due now
+    scheduled: int  # waiting for a later time
+    running: int
+    workers: int  # workers that proved alive within ``stalled_after``
+    last_worker_seen: float | None  # Unix seconds of the latest proof of life, if any
 
 
 @dataclass(frozen=True)
 class WorkerTimings:
     """How often a worker looks for jobs and proves it is alive, when a silent one's jobs are
-    taken back, and how long a failed job waits (tests shorten them all)."""
+    taken back (and it no longer counts as alive), and how long a failed job waits (tests
+    shorten them all)."""
 
     poll: float = 0.05
     heartbeat: float = 1.0

@@ -335,6 +335,13 @@ def m011_encrypt_webhook_tokens(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO host_meta (key, value) VALUES (?, x'01')", (PLAIN_WEBHOOK_TOKENS,))
 
 
+# Workers on SQLite prove they are alive here even while idle (``/readyz``: "a worker seen
+# recently"); on PostgreSQL procrastinate's own ``procrastinate_workers`` does. Unix seconds.
+@migration(postgres="SELECT 1; -- procrastinate_workers holds the workers' heartbeats")
+def m012_job_workers(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE job_workers (name TEXT PRIMARY KEY, heartbeat_at REAL NOT NULL)")
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 

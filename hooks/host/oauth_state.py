@@ -39,6 +39,15 @@ def sign_state(key: bytes, integration_id: int, *, now: float | None = None) -> 
     return f"{body}.{mac}"
 
 
+class StaleState(BadRequest):
+    """A state the host signed that can no longer be used (expired, or used already): the
+    integration it names is known, so the person can be sent back to its settings."""
+
+    def __init__(self, message: str, *, code: str, integration_id: int) -> None:
+        super().__init__(message, code=code)
+        self.integration_id = integration_id
+
+
 class VerifiedState(NamedTuple):
     integration_id: int
     nonce: str
@@ -61,8 +70,10 @@ def verify_state(key: bytes, state: str, *, now: float | None = None) -> Verifie
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequest("The authorization link is not valid", code="invalid_state") from exc
     if (time.time() if now is None else now) > verified.expires:
-        raise BadRequest(
-            "The authorization link has expired; start the connection again", code="expired_state"
+        raise StaleState(
+            "The authorization link has expired; start the connection again",
+            code="expired_state",
+            integration_id=verified.integration_id,
         )
     return verified
 
@@ -81,8 +92,9 @@ async def accept_state(repo: Repository, state: str, *, now: float | None = None
         now=datetime.fromtimestamp(at, UTC),
     )
     if not first_use:
-        raise BadRequest(
+        raise StaleState(
             "This authorization link has already been used; start the connection again",
             code="used_state",
+            integration_id=verified.integration_id,
         )
     return verified.integration_id

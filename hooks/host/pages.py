@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from hooks.errors import BadRequest, Conflict, HookError, NotFound, ValidationFailed
-from hooks.host.api import host_of, integration_of, render_view, save_settings
+from hooks.host.account_time import shown
+from hooks.host.api import health_of, host_of, integration_of, render_view, save_settings
+from hooks.host.appeal_views import (
+    CHART_LIMIT,
+    PAGE_SIZE,
+    AppealFilters,
+    Names,
+    chart_data,
+    csv_text,
+    utm_pairs,
+)
 from hooks.host.csrf import FIELD as CSRF_FIELD
 from hooks.host.csrf import csrf_field
 from hooks.host.forms import form_name, nest_form
 from hooks.host.i18n import localized, t
 from hooks.host.inbox import DRAIN, SCHEDULE
-from hooks.host.oauth_state import accept_state, sign_state
-from hooks.host.params import path_id, query_number
+from hooks.host.inbox_view import event_name, reason
+from hooks.host.oauth_state import StaleState, accept_state, sign_state
+from hooks.host.params import path_id
 from hooks.host.state import Host
-from hooks.models import Catalog, FormField, LocalizedText, SettingsView, StoredAppeal
+from hooks.models import FormField, Integration, LocalizedText, SettingsView, Status, StoredAppeal
 
 FORM_MAX_BYTES = 256 * 1024
 DEFAULT_PLUGIN = "b24_openlines"
@@ -48,18 +62,26 @@ async def dashboard(request: Request) -> Response:
     host = host_of(request)
     rows = []
     for integration in await host.repo.list_integrations():
+        health = await health_of(host, integration.id)
         try:
-            status = (await render_view(host, integration)).derived.status
+            status = (await render_view(host, integration, health=health)).derived.status
         except HookError:
             status = None
-        rows.append((integration, status))
+        rows.append((integration, status, health))
     return page(
         request,
         "dashboard.html",
         rows=rows,
         plugins=host.plugins.names(),
         failures=host.plugins.failures,
+        when=_when(host),
     )
+
+
+def _when(host: Host) -> Callable[[datetime | None], str]:
+    """Times as the pages show them: in the account's zone; none yet: a dash."""
+    zone = ZoneInfo(host.config.timezone)
+    return lambda value: "—" if value is None else shown(value, zone)
 
 
 async def create_integration_form(request: Request) -> Response:
@@ -110,32 +132,44 @@ async def settings_page(request: Request) -> Response:
             await save_settings(host, integration, nest_form(pairs))
         except ValidationFailed:
             view = await render_view(host, integration, nest_form(pairs))
-            return _settings(request, integration.id, view, status=422, notice="has_errors")
+            return await _settings(request, integration, view, status=422, notice="has_errors")
         except Conflict:
             view = await render_view(host, integration, nest_form(pairs))
-            return _settings(request, integration.id, view, status=409, notice="conflict")
+            return await _settings(request, integration, view, status=409, notice="conflict")
         return RedirectResponse(f"/integrations/{integration.id}/settings?saved=1", status_code=303)
     view = await render_view(host, integration)
     notice = "saved" if request.query_params.get("saved") else None
     notice = "connected" if request.query_params.get("connected") else notice
-    return _settings(request, integration.id, view, notice=notice)
+    notice = OAUTH_NOTICES.get(request.query_params.get("oauth_error", ""), notice)
+    notice = "renamed" if request.query_params.get("renamed") else notice
+    return await _settings(request, integration, view, notice=notice)
 
 
-def _settings(
+async def _settings(
     request: Request,
-    integration_id: int,
+    integration: Integration,
     view: SettingsView,
     *,
     status: int = 200,
     notice: str | None = None,
+    result: Status | None = None,
 ) -> Response:
+    """The settings page; ``result``: the answer of an action on the connection."""
+    host = host_of(request)
     values = _field_values(view)
     orphans = {k: v for k, v in view.errors.items() if k not in values}
+    # What the plugin learnt of the remote side stays until it is disconnected (nulls then).
+    connected = any(value is not None for value in integration.connection.values())
     return page(
         request,
         "settings.html",
         status=status,
-        integration_id=integration_id,
+        integration_id=integration.id,
+        integration=integration,
+        health=await health_of(host, integration.id),
+        when=_when(host),
+        connected=connected,
+        result=result,
         view=view,
         values=values,
         visible=lambda f: _visible(f, values),
@@ -143,6 +177,48 @@ def _settings(
         rows=_rows,
         notice=notice,
         orphan_errors=orphans,
+    )
+
+
+async def connection_action(request: Request) -> Response:
+    """*Проверить подключение* (``check``) and *Отключить* (``disconnect``), by the plugin."""
+    host = host_of(request)
+    integration = await integration_of(request)
+    action = request.url.path.rsplit("/", 1)[-1]
+    answer = await host.plugins.connection_action(
+        integration, action=action, host=await host.services()
+    )
+    fresh = await integration_of(request)  # the action may have written the connection
+    return await _settings(request, fresh, await render_view(host, fresh), result=answer.status)
+
+
+async def rename_form(request: Request) -> Response:
+    host = host_of(request)
+    integration = await integration_of(request)
+    form = await request.form()
+    name = str(form.get("name") or "").strip()[:200]
+    if name:
+        await host.repo.rename_integration(integration.id, name)
+    return RedirectResponse(f"/integrations/{integration.id}/settings?renamed=1", status_code=303)
+
+
+async def delete_page(request: Request) -> Response:
+    """GET: what deleting takes away, and a checkbox to confirm; POST: delete if ticked."""
+    host = host_of(request)
+    integration = await integration_of(request)
+    if request.method == "POST":
+        form = await request.form()
+        if form.get("confirm") == "yes":
+            await host.repo.delete_integration(integration.id)
+            return RedirectResponse("/?deleted=1", status_code=303)
+    health = await health_of(host, integration.id)
+    return page(
+        request,
+        "delete.html",
+        status=422 if request.method == "POST" else 200,
+        integration=integration,
+        health=health,
+        unconfirmed=request.method == "POST",
     )
 
 
@@ -163,18 +239,45 @@ async def connect(request: Request) -> Response:
     return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=303)
 
 
+# What an OAuth callback that failed sends the person back to the settings with (a key of
+# ``i18n``: what happened and what to do). The plugin's own failures say their reason in the
+# status, which the plugin keeps (``failed``).
+OAUTH_NOTICES: Final = {
+    "used_state": "oauth_used_state",
+    "expired_state": "oauth_expired_state",
+    "access_denied": "oauth_access_denied",
+    "refused": "oauth_refused",
+    "failed": "oauth_failed",
+}
+
+
 async def oauth_callback(request: Request) -> Response:
+    """Finish OAuth; whatever fails sends the person back to the integration's settings with a
+    message saying what to do (a state that names no integration: the error page)."""
     host = host_of(request)
     query = {k: v for k, v in request.query_params.items()}
     state = query.get("state")
-    if not state:
-        raise BadRequest("The callback has no state: start the connection from the settings page")
-    integration = await host.repo.get_integration(await accept_state(host.repo, state))
+    try:
+        if not state:
+            raise BadRequest("The callback has no state", code="no_state")
+        integration_id = await accept_state(host.repo, state)
+    except StaleState as exc:
+        return _back_to_settings(exc.integration_id, exc.code)
+    except BadRequest:
+        return _oauth_error(request)
+    integration = await host.repo.get_integration(integration_id)
     if integration is None:
-        raise NotFound("The integration of this authorization no longer exists")
-    outcome = await host.plugins.oauth_callback(
-        integration, query=query, host=await host.services()
-    )
+        return _oauth_error(request)
+    if "error" in query:  # RFC 6749 §4.1.2.1: the person (or the server) said no
+        return _back_to_settings(
+            integration.id, "access_denied" if query["error"] == "access_denied" else "refused"
+        )
+    try:
+        outcome = await host.plugins.oauth_callback(
+            integration, query=query, host=await host.services()
+        )
+    except HookError:
+        return _back_to_settings(integration.id, "failed")
     await host.repo.update_integration(
         integration.id,
         expected_version=integration.version,
@@ -186,42 +289,80 @@ async def oauth_callback(request: Request) -> Response:
     return RedirectResponse(f"/integrations/{integration.id}/settings?connected=1", status_code=303)
 
 
-def _names(catalog: Catalog) -> dict[str, dict[int, str]]:
-    return {
-        "employees": {e.id: e.name for e in catalog.employees},
-        "sources": {s.id: s.name for s in catalog.sources},
-        "sites": {s.id: s.name for s in catalog.sites},
-        "campaigns": {c.id: c.name for c in catalog.campaigns},
-    }
+def _back_to_settings(integration_id: int, why: str) -> Response:
+    query = urlencode({"oauth_error": why})
+    return RedirectResponse(f"/integrations/{integration_id}/settings?{query}", status_code=303)
+
+
+def _oauth_error(request: Request) -> Response:
+    """A callback whose state the host did not sign, or whose integration is gone."""
+    error = BadRequest("The authorization link is not valid", code="invalid_state")
+    return page(request, "error.html", status=400, error=error, message_key="oauth_invalid_state")
 
 
 async def appeals_page(request: Request) -> Response:
     host = host_of(request)
-    integration_id = query_number(request, "integration_id")
-    offset = query_number(request, "offset") or 0
-    limit = 100
-    appeals: list[StoredAppeal] = await host.repo.list_appeals(
-        integration_id=integration_id, limit=limit + 1, offset=offset
-    )
+    zone = ZoneInfo(host.config.timezone)
+    filters = AppealFilters.of(request)
+    chosen = filters.repository_filters(zone)
+    names = Names(await host.repo.get_catalog(), host.config.language)
+    total = await host.repo.count_appeals(**chosen)
+    appeals = await host.repo.list_appeals(**chosen, limit=PAGE_SIZE, offset=filters.offset)
+    counted = await host.repo.list_appeals(**chosen, limit=CHART_LIMIT)
     return page(
         request,
         "appeals.html",
-        appeals=appeals[:limit],
-        more=len(appeals) > limit,
-        next_offset=offset + limit,
+        appeals=appeals,
+        total=total,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        filters=filters,
         integrations=await host.repo.list_integrations(),
-        integration_id=integration_id,
-        names=_names(await host.repo.get_catalog()),
+        names=names,
+        zone=zone,
+        shown=shown,
+        utm_pairs=utm_pairs,
+        chart=json.dumps(chart_data(counted, names, zone), ensure_ascii=False),
     )
+
+
+async def appeals_csv(request: Request) -> Response:
+    """The page's appeals, every page of them, as a CSV file with the page's filters."""
+    host = host_of(request)
+    zone = ZoneInfo(host.config.timezone)
+    chosen = AppealFilters.of(request).repository_filters(zone)
+    names = Names(await host.repo.get_catalog(), host.config.language)
+    stored: list[StoredAppeal] = []
+    while batch := await host.repo.list_appeals(**chosen, limit=1000, offset=len(stored)):
+        stored.extend(batch)
+    return Response(
+        csv_text(stored, names, zone, host.config.language),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="appeals.csv"'},
+    )
+
+
+INBOX_TABS: Final = ("all", "failed", "pending", "done", "ignored")
 
 
 async def inbox_page(request: Request) -> Response:
     host = host_of(request)
-    status = request.query_params.get("status") or "failed"
-    if status not in ("pending", "done", "ignored", "failed"):
+    tab = request.query_params.get("status") or "all"
+    if tab not in INBOX_TABS:
         raise BadRequest("Unknown status")
+    status = None if tab == "all" else tab
     items = await host.repo.list_inbox(status=status, limit=200)  # type: ignore[arg-type]
-    return page(request, "inbox.html", items=items, tab=status)
+    language = host.config.language
+    return page(
+        request,
+        "inbox.html",
+        items=items,
+        tab=tab,
+        tabs=INBOX_TABS,
+        zone=ZoneInfo(host.config.timezone),
+        shown=shown,
+        event_name=event_name,
+        reason=lambda item: reason(item, language),
+    )
 
 
 async def inbox_retry(request: Request) -> Response:
@@ -235,4 +376,4 @@ async def inbox_retry(request: Request) -> Response:
     if item is None:
         raise NotFound("No failed inbox item with this id")
     await host.queue.enqueue(DRAIN, str(item.integration_id))
-    return RedirectResponse("/inbox?status=pending", status_code=303)
+    return RedirectResponse("/inbox", status_code=303)

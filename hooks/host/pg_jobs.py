@@ -25,7 +25,7 @@ import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
 
-from hooks.host.jobs import JobHandler, QueueBase, WorkerTimings
+from hooks.host.jobs import JobHandler, QueueBase, QueueStatus, WorkerTimings
 
 log = logging.getLogger("hooks.host.jobs")
 
@@ -104,6 +104,36 @@ class ProcrastinateJobQueue(QueueBase):
             if not row["busy"]:
                 return
             await asyncio.sleep(0.05)
+
+    async def status(self) -> QueueStatus:
+        """Jobs from ``procrastinate_jobs``; workers from ``procrastinate_workers``, whose
+        heartbeat procrastinate's workers keep whether they run jobs or not."""
+        jobs = await self._app.connector.execute_query_one_async(
+            """
+            SELECT count(*) FILTER (WHERE status = 'todo'
+                                    AND (scheduled_at IS NULL OR scheduled_at <= now())) AS due,
+                   count(*) FILTER (WHERE status = 'todo' AND scheduled_at > now()) AS scheduled,
+                   count(*) FILTER (WHERE status = 'doing') AS running
+            FROM procrastinate_jobs
+            """
+        )
+        workers = await self._app.connector.execute_query_one_async(
+            """
+            SELECT count(*) FILTER (
+                       WHERE last_heartbeat >= now() - make_interval(secs => %(stall)s)
+                   ) AS alive,
+                   extract(epoch FROM max(last_heartbeat))::float8 AS seen
+            FROM procrastinate_workers
+            """,
+            stall=self._timings.stalled_after,
+        )
+        return QueueStatus(
+            due=jobs["due"],
+            scheduled=jobs["scheduled"],
+            running=jobs["running"],
+            workers=workers["alive"],
+            last_worker_seen=workers["seen"],
+        )
 
     async def run_worker(
         self, stop: asyncio.Event, *, concurrency: int = 8, grace: float = 10.0

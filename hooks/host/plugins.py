@@ -20,9 +20,11 @@ from hooks import NAME, specs
 from hooks.errors import NotAvailable, NotFound
 from hooks.models import (
     Catalog,
+    ConnectionCheck,
     HookRequest,
     HookResponse,
     Integration,
+    IntegrationHealth,
     OAuthOutcome,
     ScheduleOutcome,
     SettingsView,
@@ -65,6 +67,7 @@ class PluginHost:
         catalog: Catalog,
         submitted: Mapping[str, Any] | None,
         host: HostServices,
+        health: IntegrationHealth | None = None,
     ) -> SettingsView:
         return await self._call(
             "on_settings_render",
@@ -73,6 +76,14 @@ class PluginHost:
             catalog=catalog,
             submitted=submitted,
             host=host,
+            health=health,
+        )
+
+    async def connection_action(
+        self, integration: Integration, *, action: str, host: HostServices
+    ) -> ConnectionCheck:
+        return await self._call(
+            "on_connection_action", integration, ConnectionCheck, action=action, host=host
         )
 
     async def oauth_callback(

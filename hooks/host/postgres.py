@@ -23,7 +23,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, TupleRow, dict_row
@@ -42,6 +42,8 @@ from hooks.models import (
     Catalog,
     HookRequest,
     Integration,
+    IntegrationHealth,
+    LocalizedText,
     SessionBinding,
     StoredAppeal,
     VisitorSession,
@@ -255,6 +257,44 @@ class PostgresRepository:
                 raise version_conflict(current, expected_version)
         return self._rows.integration(updated)
 
+    async def rename_integration(self, integration_id: int, name: str) -> Integration:
+        row = await self._fetch_one(
+            f"""
+            UPDATE integrations SET name = %s, updated_at = %s WHERE id = %s
+            RETURNING {Rows.INTEGRATION_COLUMNS}
+            """,
+            (name, utc_now(), integration_id),
+        )
+        if row is None:
+            raise NotFound(f"integration {integration_id} not found")
+        return self._rows.integration(row)
+
+    async def delete_integration(self, integration_id: int) -> bool:
+        async with self._transaction() as cursor:
+            for table in ("appeals", "webhook_inbox", "session_bindings"):
+                await cursor.execute(
+                    sql.SQL("DELETE FROM {} WHERE integration_id = %s").format(
+                        sql.Identifier(table)
+                    ),
+                    (integration_id,),
+                )
+            await cursor.execute("DELETE FROM integrations WHERE id = %s", (integration_id,))
+            return cursor.rowcount > 0
+
+    async def integration_health(
+        self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime
+    ) -> IntegrationHealth:
+        params = {
+            "id": integration_id,
+            "today": _db_time(today),
+            "week": _db_time(week),
+            "since": _db_time(failures_since),
+        }
+        counts = await self._fetch_one(_HEALTH_COUNTS, params)
+        failure = await self._fetch_one(_NEWEST_FAILURE, params)
+        assert counts is not None  # one row, always
+        return self._rows.health(counts, failure)
+
     # --- the account catalog -------------------------------------------------------------
 
     async def get_catalog(self) -> Catalog:
@@ -339,19 +379,46 @@ class PostgresRepository:
         return None if row is None else self._rows.stored_appeal(row)
 
     async def list_appeals(
-        self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        integration_id: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[StoredAppeal]:
         """Newest first by the appeal's ``created_at``, then by key (byte order, as SQLite's)
         so that pages are stable."""
-        where = "" if integration_id is None else "WHERE integration_id = %(integration_id)s"
+        where, params = self._rows.appeal_filter(
+            _mark,
+            integration_id=integration_id,
+            created_from=created_from,
+            created_before=created_before,
+        )
         rows = await self._fetch_all(
             f"""
             SELECT {Rows.APPEAL_COLUMNS} FROM appeals {where}
             ORDER BY created_at DESC, key DESC LIMIT %(limit)s OFFSET %(offset)s
             """,
-            {"integration_id": integration_id, "limit": limit, "offset": offset},
+            {**params, "limit": limit, "offset": offset},
         )
         return [self._rows.stored_appeal(row) for row in rows]
+
+    async def count_appeals(
+        self,
+        *,
+        integration_id: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        where, params = self._rows.appeal_filter(
+            _mark,
+            integration_id=integration_id,
+            created_from=created_from,
+            created_before=created_before,
+        )
+        row = await self._fetch_one(f"SELECT COUNT(*) AS n FROM appeals {where}", params)
+        return 0 if row is None else int(row["n"])
 
     # --- the webhook inbox ---------------------------------------------------------------
 
@@ -362,9 +429,14 @@ class PostgresRepository:
         *,
         dedupe_key: str | None = None,
         ignored: str | None = None,
+        ignored_text: LocalizedText | None = None,
     ) -> InboxItem:
         params = self._rows.new_inbox_item(
-            integration_id, request, dedupe_key=dedupe_key, ignored=ignored
+            integration_id,
+            request,
+            dedupe_key=dedupe_key,
+            ignored=ignored,
+            ignored_text=ignored_text,
         )
         # Committed when the statement ends (the connection is in autocommit mode): the caller
         # may acknowledge the delivery as soon as this returns.
@@ -425,6 +497,21 @@ class PostgresRepository:
         )
         return [int(row["integration_id"]) for row in rows]
 
+    async def inbox_counts(self) -> dict[tuple[int, InboxStatus], int]:
+        rows = await self._fetch_all(
+            """
+            SELECT integration_id, status, count(*) AS n FROM webhook_inbox
+            GROUP BY integration_id, status
+            """
+        )
+        return {(int(row["integration_id"]), row["status"]): int(row["n"]) for row in rows}
+
+    async def appeal_counts(self) -> dict[int, int]:
+        rows = await self._fetch_all(
+            "SELECT integration_id, count(*) AS n FROM appeals GROUP BY integration_id"
+        )
+        return {int(row["integration_id"]): int(row["n"]) for row in rows}
+
     async def finish_drain(
         self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
     ) -> None:
@@ -446,11 +533,12 @@ class PostgresRepository:
                 await cursor.executemany(_WRITE_OUTCOME, outcome_params)
 
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
-        """Only a failed item (else ``None``); ``last_error`` stays."""
+        """Only a failed item (else ``None``)."""
         row = await self._fetch_one(
             f"""
             UPDATE webhook_inbox
-            SET status = 'pending', attempts = 0, next_attempt_at = %s, updated_at = %s
+            SET status = 'pending', attempts = 0, last_error = NULL, next_attempt_at = %s,
+                updated_at = %s
             WHERE id = %s AND status = 'failed'
             RETURNING {Rows.INBOX_COLUMNS}
             """,
@@ -659,6 +747,31 @@ async def _meta(cursor: AsyncCursor[DictRow], key: str) -> bytes | None:
 
 
 # --- (de)serialisation -----------------------------------------------------------------------
+
+
+def _mark(name: str) -> str:
+    """A named placeholder, as psycopg writes it."""
+    return f"%({name})s"
+
+
+_HEALTH_COUNTS = """
+    SELECT
+        (SELECT MAX(created_at) FROM webhook_inbox WHERE integration_id = %(id)s)
+            AS last_event_at,
+        (SELECT MAX(updated_at) FROM appeals WHERE integration_id = %(id)s) AS last_appeal_at,
+        (SELECT COUNT(*) FROM appeals WHERE integration_id = %(id)s AND created_at >= %(today)s)
+            AS appeals_today,
+        (SELECT COUNT(*) FROM appeals WHERE integration_id = %(id)s AND created_at >= %(week)s)
+            AS appeals_week,
+        (SELECT COUNT(*) FROM webhook_inbox
+         WHERE integration_id = %(id)s AND status = 'failed' AND updated_at >= %(since)s)
+            AS failures_day
+"""
+_NEWEST_FAILURE = """
+    SELECT last_error, updated_at FROM webhook_inbox
+    WHERE integration_id = %(id)s AND status = 'failed' AND updated_at >= %(since)s
+    ORDER BY updated_at DESC, id DESC LIMIT 1
+"""
 
 
 def _db_time(value: datetime) -> datetime:

@@ -19,6 +19,8 @@ from hooks.models import (
     ContractModel,
     HookRequest,
     Integration,
+    IntegrationHealth,
+    LocalizedText,
     SessionBinding,
     StoredAppeal,
     VisitorSession,
@@ -81,6 +83,24 @@ class Repository(Protocol):
         ``secrets`` and ``connection`` merge key by key (a ``None`` secret deletes the key)."""
         ...
 
+    async def rename_integration(self, integration_id: int, name: str) -> Integration:
+        """A new name (``NotFound`` if there is no such integration); the version stays, as
+        the name is no part of what compare-and-swap guards."""
+        ...
+
+    async def delete_integration(self, integration_id: int) -> bool:
+        """The integration with everything of it (appeals, inbox, session bindings), in one
+        transaction; ``False`` if there was no such integration."""
+        ...
+
+    async def integration_health(
+        self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime
+    ) -> IntegrationHealth:
+        """The integration's last event and appeal, its appeals created since ``today`` and
+        ``week`` (midnights in the account's zone), and its deliveries failed since
+        ``failures_since`` with the newest one's reason."""
+        ...
+
     # the account catalog
     async def get_catalog(self) -> Catalog: ...
 
@@ -107,9 +127,26 @@ class Repository(Protocol):
     async def get_appeal(self, key: str) -> StoredAppeal | None: ...
 
     async def list_appeals(
-        self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        integration_id: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[StoredAppeal]:
-        """Newest first (by the appeal's ``created_at``)."""
+        """Newest first (by the appeal's ``created_at``); ``created_from`` (inclusive) and
+        ``created_before`` (exclusive) bound its ``created_at``, whatever offset it came with."""
+        ...
+
+    async def count_appeals(
+        self,
+        *,
+        integration_id: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """How many appeals ``list_appeals`` with the same filters has in all (for paging)."""
         ...
 
     # the webhook inbox
@@ -120,8 +157,10 @@ class Repository(Protocol):
         *,
         dedupe_key: str | None = None,
         ignored: str | None = None,
+        ignored_text: LocalizedText | None = None,
     ) -> InboxItem:
-        """Persist a delivery as pending, or as ignored with the reason. A delivery with the same
+        """Persist a delivery as pending, or as ignored with the reason (``ignored_text``: the
+        same in people's words, kept as the outcome's ``reason_text``). A delivery with the same
         dedupe key (by default: the same body) for the same integration is a duplicate: the
         existing item is returned and nothing is added."""
         ...
@@ -140,6 +179,15 @@ class Repository(Protocol):
         """Integrations with pending items (to resume their drains after a restart)."""
         ...
 
+    async def inbox_counts(self) -> dict[tuple[int, InboxStatus], int]:
+        """How many inbox items each integration has in each state (states without any left
+        out), for the host's monitoring."""
+        ...
+
+    async def appeal_counts(self) -> dict[int, int]:
+        """How many appeals each integration has (integrations without any left out)."""
+        ...
+
     async def finish_drain(
         self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
     ) -> None:
@@ -149,7 +197,8 @@ class Repository(Protocol):
         ...
 
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
-        """A person asked to retry a failed item: pending, due now, with a fresh retry budget."""
+        """A person asked to retry a failed item: pending, due now, with a fresh retry budget
+        and without its last error (it belongs to the attempts given up on)."""
         ...
 
     async def list_inbox(

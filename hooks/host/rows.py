@@ -26,7 +26,15 @@ from pydantic import SecretStr
 from hooks.errors import Conflict, NotFound
 from hooks.host.host_key import ENV, HostKeyError
 from hooks.host.repository import InboxItem, InboxOutcome
-from hooks.models import Appeal, HookRequest, Integration, SessionBinding, StoredAppeal
+from hooks.models import (
+    Appeal,
+    HookRequest,
+    Integration,
+    IntegrationHealth,
+    LocalizedText,
+    SessionBinding,
+    StoredAppeal,
+)
 
 _KEY_CHECK_VALUE = b"the host key of this database"
 
@@ -230,12 +238,50 @@ class Rows:
             "now": self._to_db(when),
         }
 
+    def appeal_filter(
+        self,
+        mark: Callable[[str], str],
+        *,
+        integration_id: int | None,
+        created_from: datetime | None,
+        created_before: datetime | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """The ``WHERE`` clause (empty without a filter) and parameters of ``list_appeals`` and
+        ``count_appeals``; ``mark`` writes a named placeholder in the backend's dialect."""
+        conditions = {
+            "integration_id": (integration_id, "integration_id = {}"),
+            "created_from": (created_from, "created_at >= {}"),
+            "created_before": (created_before, "created_at < {}"),
+        }
+        clauses, params = [], {}
+        for name, (value, clause) in conditions.items():
+            if value is not None:
+                clauses.append(clause.format(mark(name)))
+                params[name] = self._to_db(value) if isinstance(value, datetime) else value
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
     def stored_appeal(self, row: Row) -> StoredAppeal:
         """From the ``APPEAL_COLUMNS`` of a row."""
         return StoredAppeal(
             appeal=Appeal.model_validate_json(row["record"]),
             first_seen_at=self._from_db(row["first_seen_at"]),
             updated_at=self._from_db(row["updated_at"]),
+        )
+
+    def health(self, counts: Row, failure: Row | None) -> IntegrationHealth:
+        """From ``HEALTH_COUNTS`` and the newest failure's ``last_error, updated_at``."""
+
+        def at(value: Any) -> datetime | None:
+            return None if value is None else self._from_db(value)
+
+        return IntegrationHealth(
+            last_event_at=at(counts["last_event_at"]),
+            last_appeal_at=at(counts["last_appeal_at"]),
+            appeals_today=counts["appeals_today"],
+            appeals_week=counts["appeals_week"],
+            failures_day=counts["failures_day"],
+            last_failure=None if failure is None else failure["last_error"],
+            last_failure_at=None if failure is None else at(failure["updated_at"]),
         )
 
     # --- the webhook inbox --------------------------------------------------------------
@@ -247,6 +293,7 @@ class Rows:
         *,
         dedupe_key: str | None,
         ignored: str | None,
+        ignored_text: LocalizedText | None = None,
     ) -> dict[str, Any]:
         """The parameters of a delivery's row: pending (or ignored, with the reason as its
         outcome), due from when it was received. ``body_sha256`` is the dedupe digest (of the
@@ -254,15 +301,16 @@ class Rows:
         from the request's JSON (raw bytes need not be UTF-8), and encrypted: it carries the
         webhook's credentials."""
         digest = hashlib.sha256(dedupe_key.encode() if dedupe_key else request.body).hexdigest()
+        outcome: dict[str, Any] = {"result": "ignored", "reason": ignored}
+        if ignored_text is not None:
+            outcome["reason_text"] = ignored_text.model_dump()
         return {
             "integration_id": integration_id,
             "body_sha256": digest,
             "request": request.model_dump_json(exclude={"body"}),
             "body": self.encrypt(request.body),
             "status": "pending" if ignored is None else "ignored",
-            "outcome": (
-                None if ignored is None else json.dumps({"result": "ignored", "reason": ignored})
-            ),
+            "outcome": None if ignored is None else json.dumps(outcome),
             "next_attempt_at": self._to_db(request.received_at),
             "now": self._to_db(utc_now()),
         }

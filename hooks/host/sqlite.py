@@ -33,6 +33,8 @@ from hooks.models import (
     Catalog,
     HookRequest,
     Integration,
+    IntegrationHealth,
+    LocalizedText,
     SessionBinding,
     StoredAppeal,
     VisitorSession,
@@ -221,6 +223,40 @@ class SqliteRepository:
                 raise version_conflict(current, expected_version)
         return self._rows.integration(updated[0])
 
+    async def rename_integration(self, integration_id: int, name: str) -> Integration:
+        with self._write() as db:
+            rows = db.execute(
+                f"""
+                UPDATE integrations SET name = ?, updated_at = ? WHERE id = ?
+                RETURNING {Rows.INTEGRATION_COLUMNS}
+                """,
+                (name, _db_time(utc_now()), integration_id),
+            ).fetchall()
+        if not rows:
+            raise NotFound(f"integration {integration_id} not found")
+        return self._rows.integration(rows[0])
+
+    async def delete_integration(self, integration_id: int) -> bool:
+        with self._write() as db:
+            for table in ("appeals", "webhook_inbox", "session_bindings"):
+                db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))
+            return (
+                db.execute("DELETE FROM integrations WHERE id = ?", (integration_id,)).rowcount > 0
+            )
+
+    async def integration_health(
+        self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime
+    ) -> IntegrationHealth:
+        params = {
+            "id": integration_id,
+            "today": _db_time(today),
+            "week": _db_time(week),
+            "since": _db_time(failures_since),
+        }
+        counts = self._db.execute(_HEALTH_COUNTS, params).fetchone()
+        failure = self._db.execute(_NEWEST_FAILURE, params).fetchone()
+        return self._rows.health(counts, failure)
+
     # --- the account catalog -----------------------------------------------------------
 
     async def get_catalog(self) -> Catalog:
@@ -317,19 +353,46 @@ class SqliteRepository:
         return None if row is None else self._rows.stored_appeal(row)
 
     async def list_appeals(
-        self, *, integration_id: int | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        integration_id: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[StoredAppeal]:
         """Newest first by the appeal's ``created_at`` (stored in UTC, so text order is time
-        order), then by key so that pages are stable."""
-        where = "" if integration_id is None else "WHERE integration_id = :integration_id"
+        order, and the range compares as text), then by key so that pages are stable."""
+        where, params = self._rows.appeal_filter(
+            _mark,
+            integration_id=integration_id,
+            created_from=created_from,
+            created_before=created_before,
+        )
         rows = self._db.execute(
             f"""
             SELECT {Rows.APPEAL_COLUMNS} FROM appeals {where}
             ORDER BY created_at DESC, key DESC LIMIT :limit OFFSET :offset
             """,
-            {"integration_id": integration_id, "limit": limit, "offset": offset},
+            {**params, "limit": limit, "offset": offset},
         ).fetchall()
         return [self._rows.stored_appeal(row) for row in rows]
+
+    async def count_appeals(
+        self,
+        *,
+        integration_id: int | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        where, params = self._rows.appeal_filter(
+            _mark,
+            integration_id=integration_id,
+            created_from=created_from,
+            created_before=created_before,
+        )
+        row = self._db.execute(f"SELECT COUNT(*) AS n FROM appeals {where}", params).fetchone()
+        return int(row["n"])
 
     # --- the webhook inbox -------------------------------------------------------------
 
@@ -340,9 +403,14 @@ class SqliteRepository:
         *,
         dedupe_key: str | None = None,
         ignored: str | None = None,
+        ignored_text: LocalizedText | None = None,
     ) -> InboxItem:
         params = self._rows.new_inbox_item(
-            integration_id, request, dedupe_key=dedupe_key, ignored=ignored
+            integration_id,
+            request,
+            dedupe_key=dedupe_key,
+            ignored=ignored,
+            ignored_text=ignored_text,
         )
         with self._write() as db, self._rows.integration_must_exist(integration_id):
             db.execute(
@@ -398,6 +466,21 @@ class SqliteRepository:
         ).fetchall()
         return [int(row["integration_id"]) for row in rows]
 
+    async def inbox_counts(self) -> dict[tuple[int, InboxStatus], int]:
+        rows = self._db.execute(
+            """
+            SELECT integration_id, status, count(*) AS n FROM webhook_inbox
+            GROUP BY integration_id, status
+            """
+        ).fetchall()
+        return {(int(row["integration_id"]), row["status"]): int(row["n"]) for row in rows}
+
+    async def appeal_counts(self) -> dict[int, int]:
+        rows = self._db.execute(
+            "SELECT integration_id, count(*) AS n FROM appeals GROUP BY integration_id"
+        ).fetchall()
+        return {int(row["integration_id"]): int(row["n"]) for row in rows}
+
     async def finish_drain(
         self, outcomes: Sequence[InboxOutcome], appeals: Sequence[Appeal]
     ) -> None:
@@ -413,12 +496,13 @@ class SqliteRepository:
                     raise NotFound(f"inbox item {outcome.item_id} not found")
 
     async def requeue_inbox_item(self, item_id: int, *, now: datetime) -> InboxItem | None:
-        """Only a failed item (else ``None``); ``last_error`` stays."""
+        """Only a failed item (else ``None``)."""
         with self._write() as db:
             rows = db.execute(
                 f"""
                 UPDATE webhook_inbox
-                SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?
+                SET status = 'pending', attempts = 0, last_error = NULL, next_attempt_at = ?,
+                    updated_at = ?
                 WHERE id = ? AND status = 'failed'
                 RETURNING {Rows.INBOX_COLUMNS}
                 """,
@@ -523,6 +607,30 @@ _TAKE_RATE = """
         ),
         updated_at = max(rate_buckets.updated_at, excluded.updated_at)
     RETURNING level
+"""
+
+
+def _mark(name: str) -> str:
+    """A named placeholder, as sqlite3 writes it."""
+    return f":{name}"
+
+
+# Times are UTC text of one width, so MAX and >= compare them as times.
+_HEALTH_COUNTS = """
+    SELECT
+        (SELECT MAX(created_at) FROM webhook_inbox WHERE integration_id = :id) AS last_event_at,
+        (SELECT MAX(updated_at) FROM appeals WHERE integration_id = :id) AS last_appeal_at,
+        (SELECT COUNT(*) FROM appeals WHERE integration_id = :id AND created_at >= :today)
+            AS appeals_today,
+        (SELECT COUNT(*) FROM appeals WHERE integration_id = :id AND created_at >= :week)
+            AS appeals_week,
+        (SELECT COUNT(*) FROM webhook_inbox
+         WHERE integration_id = :id AND status = 'failed' AND updated_at >= :since) AS failures_day
+"""
+_NEWEST_FAILURE = """
+    SELECT last_error, updated_at FROM webhook_inbox
+    WHERE integration_id = :id AND status = 'failed' AND updated_at >= :since
+    ORDER BY updated_at DESC, id DESC LIMIT 1
 """
 
 

@@ -7,7 +7,9 @@ transaction, so two workers on the same file never take the same job, and delete
 the job is done. While it runs, the worker refreshes the row's heartbeat; a ``doing`` row whose
 heartbeat has stopped belonged to a worker that died, and the next worker to look puts the job
 back as waiting. SQLite has no notifications: workers poll (every ``poll`` seconds, and at once
-for jobs asked for in their own process).
+for jobs asked for in their own process). Busy or idle, a worker also keeps a row of
+``job_workers`` fresh, a few times per ``stalled_after``, so that the host can tell whether any
+worker is there (``/readyz``); it removes the row when it stops.
 
 Writes here skip the wait for the disk (``synchronous=NORMAL``): a job row lost to a power cut
 stands for work that is still in the database (pending inbox items), which the scheduler's tick
@@ -26,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from hooks.host.jobs import QueueBase, WorkerTimings
+from hooks.host.jobs import QueueBase, QueueStatus, WorkerTimings
 
 log = logging.getLogger("hooks.host.jobs")
 
@@ -45,6 +47,8 @@ _NEXT = """
           SELECT 1 FROM jobs AS busy WHERE busy.status = 'doing' AND busy.lock = waiting.lock))
     ORDER BY scheduled_at, id LIMIT 1
 """
+# A worker's row outlives it only if it was killed; after a day it is not worth keeping.
+FORGET_WORKERS_AFTER = 86_400.0
 
 
 class SqliteJobQueue(QueueBase):
@@ -58,6 +62,7 @@ class SqliteJobQueue(QueueBase):
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._last_recovery = 0.0
+        self._last_presence = 0.0
 
     @classmethod
     def open(
@@ -107,12 +112,37 @@ class SqliteJobQueue(QueueBase):
                 return
             await asyncio.sleep(self._timings.poll)
 
+    async def status(self) -> QueueStatus:
+        now = time.time()
+        jobs = self._db.execute(
+            """
+            SELECT count(*) FILTER (WHERE status = 'todo' AND scheduled_at <= :now) AS due,
+                   count(*) FILTER (WHERE status = 'todo' AND scheduled_at > :now) AS scheduled,
+                   count(*) FILTER (WHERE status = 'doing') AS running
+            FROM jobs
+            """,
+            {"now": now},
+        ).fetchone()
+        workers = self._db.execute(
+            "SELECT count(*) FILTER (WHERE heartbeat_at >= ?) AS alive, max(heartbeat_at) AS seen"
+            " FROM job_workers",
+            (now - self._timings.stalled_after,),
+        ).fetchone()
+        return QueueStatus(
+            due=jobs["due"],
+            scheduled=jobs["scheduled"],
+            running=jobs["running"],
+            workers=workers["alive"],
+            last_worker_seen=workers["seen"],
+        )
+
     async def run_worker(
         self, stop: asyncio.Event, *, concurrency: int = 8, grace: float = 10.0
     ) -> None:
         """Take jobs until ``stop`` is set; then give the running ones ``grace`` seconds and
         cancel the rest, whose jobs wait again for the next worker."""
         running: set[asyncio.Task[None]] = set()
+        self._prove_alive(time.time())
         beating = asyncio.create_task(self._beat(), name="job heartbeat")
         stopping = asyncio.create_task(stop.wait(), name="job worker stop")
         try:
@@ -141,6 +171,8 @@ class SqliteJobQueue(QueueBase):
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beating
+            with contextlib.suppress(sqlite3.Error), self._write() as db:
+                db.execute("DELETE FROM job_workers WHERE name = ?", (self.worker_name,))
 
     def _take(self) -> tuple[int, str, str] | None:
         """The next due job whose lock is free, now ours; ``None`` when there is none.
@@ -211,10 +243,26 @@ class SqliteJobQueue(QueueBase):
             if row is not None:
                 self._wait_again(db, row, time.time())
 
+    def _prove_alive(self, now: float) -> None:
+        """This worker's row in ``job_workers``, fresh (and rows of long-dead ones gone)."""
+        self._last_presence = now
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO job_workers (name, heartbeat_at) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (self.worker_name, now),
+            )
+            db.execute(
+                "DELETE FROM job_workers WHERE heartbeat_at < ?", (now - FORGET_WORKERS_AFTER,)
+            )
+
     async def _beat(self) -> None:
-        """Keep this worker's running jobs marked alive."""
+        """Keep this worker's running jobs marked alive, and the worker itself."""
         while True:
             await asyncio.sleep(self._timings.heartbeat)
+            now = time.time()
+            if now - self._last_presence >= self._timings.stalled_after / 3:
+                self._prove_alive(now)
             mine = self._db.execute(
                 "SELECT 1 FROM jobs WHERE status = 'doing' AND worker = ? LIMIT 1",
                 (self.worker_name,),

@@ -15,7 +15,10 @@ from starlette.requests import Request
 
 from hooks.errors import PayloadTooLarge
 from hooks.host import visit_ids
+from hooks.host.account_time import DEFAULT_ZONE
 from hooks.host.jobs import JobQueue
+from hooks.host.logs import LogFormat
+from hooks.host.metrics import HostMetrics
 from hooks.host.params import whole_number
 from hooks.host.plugins import PluginHost
 from hooks.host.ratelimit import SESSION_RATE, VISIT_RATE, Rate, RateLimiter
@@ -41,6 +44,8 @@ class HostConfig:
     db: str
     public_url: str = "http://127.0.0.1:8000"
     language: Language = "ru"
+    # The account's time zone (IANA name): the pages show times in it and count days by it.
+    timezone: str = DEFAULT_ZONE
     catalog_path: Path | None = None
     seed_demo_catalog: bool = True
     http_transport: httpx.AsyncBaseTransport | None = None
@@ -51,6 +56,9 @@ class HostConfig:
     # (``none``: ``python -m hooks.host worker``), on this machine or others.
     worker: Literal["inline", "process", "none"] = "inline"
     concurrency: int = 8  # jobs one worker runs at once (different integrations in parallel)
+    log_format: LogFormat = "text"  # the local worker's too
+    # (address, port) where the local worker serves its Prometheus metrics; None: it does not.
+    worker_metrics: tuple[str, int] | None = None
     webhook_max_bytes: int = 64 * 1024
     session_max_bytes: int = 4 * 1024
     # Encrypts the secrets at rest; ``python -m hooks.host`` fills it from ANALYTICS_HOST_KEY.
@@ -138,6 +146,8 @@ class Host:
     http: httpx.AsyncClient
     session_limiter: RateLimiter = field(init=False)
     visit_limiter: RateLimiter = field(init=False)
+    # This process's figures (``hooks.host.metrics``); a worker keeps one across reconnections.
+    metrics: HostMetrics = field(default_factory=HostMetrics)
 
     def __post_init__(self) -> None:
         self.session_limiter = RateLimiter(self.config.session_rate)
@@ -155,6 +165,7 @@ class Host:
             integrations=_Integrations(self.repo),
             rate_limits=_RateLimits(self.repo),
             catalog=await self.repo.get_catalog(),
+            metrics=self.metrics,
         )
 
 

@@ -4,7 +4,8 @@
 reaches the database; any number may run. ``python -m hooks.host`` starts one local worker
 beside its web process by default (``LocalWorker``) and starts it again whenever it exits, for
 whatever reason: the jobs it held are in the database, and the new worker (or another one)
-takes them. Web processes and workers share nothing but the database.
+takes them. Web processes and workers share nothing but the database. A worker has no web
+server; with ``--metrics-port`` it serves its own Prometheus metrics (``hooks.host.metrics``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from hooks.host.database import DatabaseUnavailable, open_repository
 from hooks.host.host_key import ENV, HostKeyError, resolve_host_key
 from hooks.host.inbox import DRAIN, LOCKED_JOBS, register_jobs, start_scheduler
 from hooks.host.jobs import open_job_queue
+from hooks.host.logs import add_log_format_argument, configure_logging
+from hooks.host.metrics import HostMetrics
 from hooks.host.plugins import get_plugin_manager
-from hooks.host.redact import install_log_redaction
 from hooks.host.state import Host, HostConfig
 from hooks.models import Language
 
@@ -47,9 +49,12 @@ async def serve_jobs(host: Host, stop: asyncio.Event) -> None:
     await host.queue.run_worker(stop, concurrency=host.config.concurrency)
 
 
-async def run_worker(config: HostConfig, stop: asyncio.Event) -> None:
+async def run_worker(
+    config: HostConfig, stop: asyncio.Event, metrics: HostMetrics | None = None
+) -> None:
     """A worker process's life: open the database, run jobs; when the database goes away (a
-    restart of PostgreSQL), open it again and go on."""
+    restart of PostgreSQL), open it again and go on, counting in the same ``metrics``."""
+    metrics = metrics or HostMetrics()
     while not stop.is_set():
         try:
             repo = await open_repository(config.db, key=config.host_key)
@@ -57,7 +62,9 @@ async def run_worker(config: HostConfig, stop: asyncio.Event) -> None:
                 queue = await open_job_queue(config.db, locked=LOCKED_JOBS)
                 try:
                     async with httpx.AsyncClient(timeout=30.0) as http:
-                        host = Host(config, repo, get_plugin_manager(), queue, http)
+                        host = Host(
+                            config, repo, get_plugin_manager(), queue, http, metrics=metrics
+                        )
                         await serve_jobs(host, stop)
                 finally:
                     await queue.close()
@@ -131,6 +138,9 @@ class LocalWorker:
             str(config.schedule_seconds),
             "--concurrency",
             str(config.concurrency),
+            "--log-format",
+            config.log_format,
+            *_metrics_arguments(config.worker_metrics),
             "--parent-pid",
             str(os.getpid()),
             "--key-from-stdin",
@@ -158,6 +168,13 @@ class LocalWorker:
                 log.error("could not start a worker process: %s", exc)
 
 
+def _metrics_arguments(at: tuple[str, int] | None) -> list[str]:
+    if at is None:
+        return []
+    address, port = at
+    return ["--metrics-address", address, "--metrics-port", str(port)]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m hooks.host worker",
@@ -173,6 +190,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--demo", action="store_true", help=f"without ${ENV}, the key kept beside the database"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve this worker's Prometheus metrics on http://ADDRESS:PORT/metrics",
+    )
+    parser.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDRESS")
+    add_log_format_argument(parser)
     # Set by the web process that starts its local worker.
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--key-from-stdin", action="store_true", help=argparse.SUPPRESS)
@@ -187,7 +212,7 @@ async def _until_parent_gone(parent: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def _main(config: HostConfig, parent: int | None) -> None:
+async def _main(config: HostConfig, parent: int | None, metrics: HostMetrics) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -195,10 +220,17 @@ async def _main(config: HostConfig, parent: int | None) -> None:
         loop.add_signal_handler(signal.SIGINT, stop.set)
     watch = None if parent is None else asyncio.create_task(_until_parent_gone(parent, stop))
     try:
-        await run_worker(config, stop)
+        await run_worker(config, stop, metrics)
     finally:
         if watch is not None:
             watch.cancel()
+
+
+def _serve_metrics(metrics: HostMetrics, address: str, port: int) -> None:
+    try:
+        metrics.serve(port, address)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        raise ValueError(f"cannot serve metrics on {address}:{port}: {exc.strerror}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent_pid is not None:
         # Ctrl-C in a terminal reaches the whole process group: the web process stops us.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [worker]: %(message)s"
-    )
-    install_log_redaction()
+    configure_logging(args.log_format, role="worker")
     try:
         if args.key_from_stdin:
             line = sys.stdin.readline().strip()
@@ -225,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             host_key=key,
             seed_demo_catalog=False,
         )
-        asyncio.run(_main(config, args.parent_pid))
+        metrics = HostMetrics()
+        if args.metrics_port is not None:
+            _serve_metrics(metrics, args.metrics_address, args.metrics_port)
+        asyncio.run(_main(config, args.parent_pid, metrics))
     except (HostKeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

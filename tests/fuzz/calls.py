@@ -116,7 +116,10 @@ def ids(known: Sequence[int]) -> Strategy[str]:
     return mostly(st.sampled_from([str(i) for i in known]), odd) if known else odd
 
 
-QUERY_NAMES = ["integration_id", "offset", "limit", "status", "state", "code", "saved", "via"]
+QUERY_NAMES = [
+    *("integration_id", "offset", "limit", "status", "state", "code", "saved", "via"),
+    *("page", "from", "to"),
+]
 
 
 def queries(known: Sequence[int]) -> Strategy[list[tuple[str, str]]]:
@@ -414,6 +417,7 @@ def routes(setup: Setup) -> RouteTable:
         query=st.builds(lambda state, rest: [("state", state), *rest], states, queries([])),
     )
     table.add("GET /raw/appeals", known=everyone)
+    table.add("GET /raw/appeals.csv", known=everyone)
     table.add("GET /inbox")
     table.add(
         "POST /inbox/{item_id}/retry",
@@ -451,7 +455,40 @@ def routes(setup: Setup) -> RouteTable:
         also=["OPTIONS"],
     )
     table.add("GET /tracker.js")
+    for probe in ("/healthz", "/readyz", "/metrics"):
+        table.add(f"GET {probe}", also=["HEAD"])
     table.add("GET /static/{path}", path=static_files.map(lambda name: f"/static/{name}"))
+    for action, known in (("check", everyone), ("disconnect", editable)):
+        table.add(
+            f"POST /integrations/{{integration_id}}/{action}",
+            path=by_id(f"/integrations/{{integration_id}}/{action}", known),
+            json_body=False,
+        )
+    table.add(
+        "POST /integrations/{integration_id}/rename",
+        path=by_id("/integrations/{integration_id}/rename", editable),
+        body=forms,
+        json_body=False,
+    )
+    table.add(
+        "GET /integrations/{integration_id}/delete",
+        path=by_id("/integrations/{integration_id}/delete", everyone),
+    )
+    table.add(
+        "POST /integrations/{integration_id}/delete",
+        path=by_id("/integrations/{integration_id}/delete", editable),
+        body=forms,
+        json_body=False,
+    )
+    table.add(
+        "PATCH /api/integrations/{integration_id}",
+        path=by_id("/api/integrations/{integration_id}", editable),
+        body=json_bodies(["name"], new_integrations),
+    )
+    table.add(
+        "DELETE /api/integrations/{integration_id}",
+        path=by_id("/api/integrations/{integration_id}", editable),
+    )
     table.add("POST /integrations", body=forms, json_body=False)
     table.add("POST /api/integrations", body=json_bodies(["plugin", "name"], new_integrations))
     table.strategies["ANY /{anything}"] = st.tuples(
