@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -254,17 +255,24 @@ async def visit(stack: Stack, url: str) -> str:
 LANDING = f"{PORTAL_URL}/site/landing?utm_source=yandex&utm_medium=cpc&utm_campaign=spring_sale"
 
 
-async def test_the_session_written_into_the_chat_attributes_the_appeal(stack: Stack) -> None:
-    await connected(stack)
-    session_id = await visit(stack, LANDING)
+async def site_chat_attribution(stack: Stack, session_id: str) -> dict[str, Any]:
+    """A live chat whose custom data names the visit (as the site script writes it): its
+    appeal's attribution, checked to be the visit's."""
     await stack.chat(
         connector="livechat",
         custom_data=[{"MESSAGE": f"Analytics session: {session_id}"}],
         messages=[{"author": "visitor", "text": "Есть в наличии?"}],
     )
     [appeal] = await stack.appeals()
-    attribution = appeal["attribution"]
+    attribution: dict[str, Any] = appeal["attribution"]
     assert (attribution["method"], attribution["session_id"]) == ("session", session_id)
+    return attribution
+
+
+async def test_the_session_written_into_the_chat_attributes_the_appeal(stack: Stack) -> None:
+    await connected(stack)
+    session_id = await visit(stack, LANDING)
+    attribution = await site_chat_attribution(stack, session_id)
     assert (attribution["campaign_id"], attribution["source_id"], attribution["site_id"]) == (
         1,
         1,
@@ -290,14 +298,7 @@ async def test_the_appeal_carries_the_site_the_visit_was_on(
 ) -> None:
     await connected(stack, site_id=default_site)
     session_id = await visit(stack, url)
-    await stack.chat(
-        connector="livechat",
-        custom_data=[{"MESSAGE": f"Analytics session: {session_id}"}],
-        messages=[{"author": "visitor", "text": "Есть в наличии?"}],
-    )
-    [appeal] = await stack.appeals()
-    attribution = appeal["attribution"]
-    assert (attribution["method"], attribution["session_id"]) == ("session", session_id)
+    attribution = await site_chat_attribution(stack, session_id)
     assert attribution["site_id"] == site_id
 
 
