@@ -16,7 +16,7 @@ MULTI_PORTAL_ARGS ?=
 CLUSTER_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: run test lint install clean bench soak soak-cluster cluster fuzz system-deps
+.PHONY: run test lint install clean bench soak soak-cluster cluster fuzz system-deps messages
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -95,6 +95,21 @@ fuzz: $(STAMP)
 # var/cluster.key. CLUSTER_ARGS="--workers N --schedule-seconds S --pg-port P".
 cluster: $(STAMP)
 	$(PY) -m tests.cluster --dir var --web-port $(HOST_PORT) --sandbox-port $(SANDBOX_PORT) $(CLUSTER_ARGS)
+
+# make messages — after changing the host's words (hooks/host: gettext/ngettext/N_ in Python,
+# _/ngettext/{% trans %} in templates): extract them into hooks/host/locale/messages.pot, add the
+# new ones to the Russian and English catalogs (translate them there: tests/test_i18n.py refuses
+# an empty or fuzzy one), then `make messages` again compiles the .mo files the host reads (they
+# are committed, so installing needs no build step).
+LOCALE := hooks/host/locale
+messages: $(STAMP)
+	$(VENV)/bin/pybabel -q extract -F babel.cfg --add-location=file --sort-by-file \
+		--project=b24-openlines --copyright-holder=b24-openlines -o $(LOCALE)/messages.pot hooks/host
+	$(VENV)/bin/pybabel -q update --ignore-obsolete --init-missing \
+		-i $(LOCALE)/messages.pot -d $(LOCALE) -l ru
+	$(VENV)/bin/pybabel -q update --ignore-obsolete --init-missing \
+		-i $(LOCALE)/messages.pot -d $(LOCALE) -l en
+	$(VENV)/bin/pybabel compile --statistics -d $(LOCALE)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hooks b24_openlines_plugin tests

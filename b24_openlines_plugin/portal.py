@@ -1,8 +1,9 @@
 """The Bitrix24 portal address: what a client may type, and the one form the plugin uses.
 
 Clients type their portal in many shapes (``name.bitrix24.ru``, a custom domain, an ``https://``
-URL, the authorization URL pasted whole after replacing YOURDOMAIN). All of them reduce to
-``https://host[:port]``. Anything else is refused with a message that says what to change,
+URL, the authorization URL pasted whole after replacing YOURDOMAIN, a link copied from the
+portal's address bar). All of them reduce to ``https://host[:port]``: a path, query or fragment
+is dropped, and said so. Anything else is refused with a message that says what to change,
 because a wrong address only shows up much later, as an OAuth page that never loads.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from encodings import idna
+from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
+from b24_openlines_plugin.bitrix.oauth import oauth_server_hosts
 from hooks.models import LocalizedText
 
-__all__ = ["PortalAddressError", "normalize_portal"]
+__all__ = ["Portal", "PortalAddressError", "normalize_portal", "parse_portal"]
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -37,8 +40,18 @@ def _error(ru: str, en: str) -> PortalAddressError:
     return PortalAddressError(LocalizedText(ru=ru, en=en))
 
 
+class Portal(NamedTuple):
+    url: str  # https://host[:port]
+    dropped: str  # the path, query and fragment cut off ("" when none came with the address)
+
+
 def normalize_portal(raw: str) -> str:
-    """Return the portal as ``https://host[:port]`` (lower case, punycode, no trailing slash).
+    """Return the portal as ``https://host[:port]`` (lower case, punycode, no trailing slash)."""
+    return parse_portal(raw).url
+
+
+def parse_portal(raw: str) -> Portal:
+    """The portal's address, and what was cut off to get it.
 
     Plain ``http://`` is accepted only for loopback hosts, where the bundled sandbox portal runs.
     Raises ``PortalAddressError`` with a specific ru/en message otherwise.
@@ -67,7 +80,6 @@ def normalize_portal(raw: str) -> str:
             "Укажите адрес портала без имени пользователя и пароля (без «…@»)",
             "Enter the portal address without a user name or password (no '…@')",
         )
-    _check_path(parts)
     host = _host(parts)
     port = _port(parts)
     if scheme == "http" and not _is_loopback(host):
@@ -75,9 +87,16 @@ def normalize_portal(raw: str) -> str:
             "Портал Битрикс24 открывается только по https://: укажите https:// или просто адрес",
             "A Bitrix24 portal is reached over https:// only: use https:// or just the address",
         )
+    if host in oauth_server_hosts():
+        raise _error(
+            f"{host} — сервер авторизации Битрикс24, а не ваш портал: укажите адрес портала, "
+            f"например {_EXAMPLE}",
+            f"{host} is Bitrix24's authorization server, not your portal: enter your portal's "
+            f"address, e.g. {_EXAMPLE}",
+        )
     shown_host = f"[{host}]" if ":" in host else host
     shown_port = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
-    return f"{scheme}://{shown_host}{shown_port}"
+    return Portal(f"{scheme}://{shown_host}{shown_port}", _dropped(parts))
 
 
 def _split(text: str) -> tuple[str, SplitResult]:
@@ -104,20 +123,12 @@ def _split(text: str) -> tuple[str, SplitResult]:
         raise _invalid_characters() from exc
 
 
-def _check_path(parts: SplitResult) -> None:
-    """Only the host matters; the one path allowed is that of the pasted authorization URL."""
-    if parts.path.rstrip("/").lower() == "/oauth/authorize":
-        return
-    if parts.path not in ("", "/"):
-        raise _error(
-            f"Укажите только адрес портала, без пути «{parts.path}»: например, {_EXAMPLE}",
-            f"Enter only the portal address, without the path '{parts.path}': e.g. {_EXAMPLE}",
-        )
-    if parts.query or parts.fragment:
-        raise _error(
-            f"Укажите только адрес портала, без «?…» и «#…»: например, {_EXAMPLE}",
-            f"Enter only the portal address, without '?…' or '#…': e.g. {_EXAMPLE}",
-        )
+def _dropped(parts: SplitResult) -> str:
+    """What follows the address: only the host matters, so a path, query or fragment goes."""
+    path = "" if parts.path == "/" else parts.path
+    query = f"?{parts.query}" if parts.query else ""
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return path + query + fragment
 
 
 def _host(parts: SplitResult) -> str:

@@ -189,6 +189,11 @@ class SettingsView(ContractModel):
     sections: list[FormSection]
     values: dict[str, Any] = Field(description="the settings as JSON, secrets masked")
     errors: dict[str, LocalizedText] = {}
+    notes: dict[str, LocalizedText] = Field(
+        default={},
+        description="by dotted key, like errors: what was changed in what was typed, e.g. a "
+        "portal link cut to its address; shown beside the field, not an error",
+    )
     store: StoredSettings | None = None
     derived: DerivedValues
 

@@ -61,8 +61,8 @@ async def test_settings_page_shows_the_eight_steps_in_russian(running_host: Runn
     page = await running_host.client.get(f"/integrations/{data['id']}/settings")
     assert page.status_code == 200
     for label in (
-        "Client ID",
-        "Client secret",
+        "Код приложения (client_id)",
+        "Ключ приложения (client_secret)",
         "Интеграция активна",
         "Сотрудник",
         "Тип трафика",
@@ -101,6 +101,32 @@ async def test_settings_form_saved_and_opened_again_with_secrets_masked(
     assert (
         stored is not None and stored.secrets["client_secret"].get_secret_value() == CLIENT_SECRET
     )
+
+
+async def test_a_portal_link_is_saved_as_its_address_and_the_page_says_so(
+    running_host: RunningHost,
+) -> None:
+    data = await create(running_host)
+    url = f"/integrations/{data['id']}/settings"
+    answer = await running_host.client.post(
+        url, data={**FORM, "portal": "https://b24.example.ru/crm/lead/?IFRAME=Y"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert "Настройки сохранены." in answer.text
+    note = re.search(r'<p class="note" id="note-portal">([^<]*)</p>', answer.text)
+    assert note is not None and "Оставлен только адрес портала https://b24.example.ru" in note[1]
+    assert 'value="https://b24.example.ru"' in answer.text
+    stored = await running_host.host.repo.get_integration(data["id"])
+    assert stored is not None and stored.settings["portal"] == "https://b24.example.ru"
+    again = await running_host.client.get(url)  # said once
+    assert 'id="note-portal"' not in again.text
+    # The JSON API answers the note beside the saved settings.
+    api = await running_host.client.patch(
+        f"/api/integrations/{data['id']}/settings", json={"portal": "b24.example.ru/crm/"}
+    )
+    assert api.status_code == 200, api.text
+    assert api.json()["settings"]["portal"] == "https://b24.example.ru"
+    assert "«/crm/»" in api.json()["notes"]["portal"]
 
 
 async def test_invalid_form_shows_field_errors_and_saves_nothing(running_host: RunningHost) -> None:

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
-from b24_openlines_plugin.portal import PortalAddressError, normalize_portal
+from b24_openlines_plugin.portal import PortalAddressError, normalize_portal, parse_portal
 from b24_openlines_plugin.settings import (
     MASK,
     B24Settings,
@@ -154,10 +154,9 @@ def test_portal_accepted_forms(raw: str, expected: str) -> None:
         ("YOURDOMAIN.bitrix24.ru", "YOURDOMAIN"),
         ("https://yourdomain.bitrix24.ru/oauth/authorize/?client_id=local.1", "YOURDOMAIN"),
         ("b24.YourDomain.ru", "YOURDOMAIN"),
-        ("https://name.bitrix24.ru/crm/", "without the path '/crm/'"),
-        ("name.bitrix24.ru/oauth/token/", "without the path"),
-        ("https://name.bitrix24.ru/?lang=ru", "without '?…' or '#…'"),
-        ("https://name.bitrix24.ru#top", "without '?…' or '#…'"),
+        ("oauth.bitrix.info", "Bitrix24's authorization server, not your portal"),
+        ("https://oauth.bitrix24.tech/oauth/token/", "Bitrix24's authorization server"),
+        ("OAUTH.BITRIX.INFO:443", "Bitrix24's authorization server"),
         ("https://user:password@name.bitrix24.ru", "without a user name or password"),
         ("admin@name.bitrix24.ru", "without a user name or password"),
         ("http://name.bitrix24.ru", "over https:// only"),
@@ -195,6 +194,40 @@ def test_portal_rejected_forms_say_what_to_change(raw: str, in_message: str) -> 
     assert in_message in message.en
     assert message.ru and message.ru != message.en
     assert str(caught.value) == message.en
+
+
+@pytest.mark.parametrize(
+    ("raw", "dropped"),
+    [
+        ("https://x.bitrix24.ru/crm/lead/", "/crm/lead/"),
+        ("x.bitrix24.ru/crm/deal/details/12/?IFRAME=Y", "/crm/deal/details/12/?IFRAME=Y"),
+        ("https://x.bitrix24.ru/?lang=ru", "?lang=ru"),
+        ("https://x.bitrix24.ru#top", "#top"),
+        (
+            "https://x.bitrix24.ru/oauth/authorize/?client_id=local.1",
+            "/oauth/authorize/?client_id=local.1",
+        ),
+        ("https://x.bitrix24.ru/", ""),
+        ("x.bitrix24.ru", ""),
+    ],
+)
+def test_portal_pasted_with_a_path_is_trimmed_to_its_address(raw: str, dropped: str) -> None:
+    assert parse_portal(raw) == ("https://x.bitrix24.ru", dropped)
+    assert normalize_portal(raw) == "https://x.bitrix24.ru"
+
+
+def test_portal_refuses_an_oauth_server_from_the_environment_but_not_a_loopback_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("B24_OAUTH_SERVERS", "https://oauth.example.ru,http://127.0.0.1:8100")
+    with pytest.raises(PortalAddressError) as caught:
+        normalize_portal("oauth.example.ru")
+    assert "сервер авторизации Битрикс24, а не ваш портал" in caught.value.message.ru
+    # The sandbox is a portal and its own OAuth server.
+    assert normalize_portal("http://127.0.0.1:8100") == "http://127.0.0.1:8100"
+    monkeypatch.setenv("B24_OAUTH_SERVERS", "not a server")  # refused where OAuth needs it
+    with pytest.raises(PortalAddressError):
+        normalize_portal("oauth.bitrix.info")
 
 
 def test_portal_yourdomain_message_in_russian_names_it() -> None:
@@ -306,11 +339,54 @@ def test_fresh_integration_page_follows_the_eight_steps() -> None:
     assert script.title.ru == "Скрипт для сайта"
 
 
+def test_a_portal_link_is_stored_as_its_address_with_a_note() -> None:
+    view = render({**COMPLETE_SOURCE, "portal": "https://x.bitrix24.ru/crm/lead/"})
+    assert view.store is not None and not view.errors
+    assert view.store.settings["portal"] == "https://x.bitrix24.ru"
+    assert view.values["portal"] == "https://x.bitrix24.ru"
+    note = view.notes["portal"]
+    assert (
+        note.ru
+        == "Оставлен только адрес портала https://x.bitrix24.ru: «/crm/lead/» в нём не нужно."
+    )
+    assert (
+        note.en
+        == "Kept only the portal's address https://x.bitrix24.ru: '/crm/lead/' is not needed."
+    )
+    # With another field wrong, the note comes all the same, and the field shows the address.
+    wrong = render({**COMPLETE_SOURCE, "portal": "x.bitrix24.ru/crm/", "employee_id": "999"})
+    assert wrong.store is None and "employee_id" in wrong.errors
+    assert wrong.values["portal"] == "https://x.bitrix24.ru" and "portal" in wrong.notes
+    # An address alone is kept as typed, without a note; so is the stored one, later.
+    plain = render(COMPLETE_SOURCE)
+    assert plain.store is not None and plain.store.settings["portal"] == "name.bitrix24.ru"
+    assert plain.notes == {}
+    assert render(None, make_integration(view.store.settings)).notes == {}
+
+
+def test_an_oauth_server_is_refused_as_the_portal() -> None:
+    view = render({**COMPLETE_SOURCE, "portal": "https://oauth.bitrix.info/"})
+    assert view.store is None
+    assert "сервер авторизации Битрикс24, а не ваш портал" in view.errors["portal"].ru
+    assert "Bitrix24's authorization server, not your portal" in view.errors["portal"].en
+
+
+def test_credentials_are_named_as_the_local_applications_card_names_them() -> None:
+    view = render()
+    assert field(view, "client_id").label.ru == "Код приложения (client_id)"
+    assert field(view, "client_id").label.en == "Application ID (client_id)"
+    assert field(view, "client_secret").label.ru == "Ключ приложения (client_secret)"
+    assert field(view, "client_secret").label.en == "Application key (client_secret)"
+    credentials = view.sections[0].help
+    assert credentials is not None
+    assert "«Код приложения (client_id)» и «Ключ приложения (client_secret)»" in credentials.ru
+
+
 def test_labels_are_the_clients_russian_ones_with_english() -> None:
     view = render()
     expected = {
-        "client_id": "Client ID",
-        "client_secret": "Client secret",
+        "client_id": "Код приложения (client_id)",
+        "client_secret": "Ключ приложения (client_secret)",
         "portal": "Адрес портала Битрикс24",
         "active": "Интеграция активна",
         "entity": "Сущность, которую создаёт чат",
@@ -447,11 +523,15 @@ def test_derived_values_of_a_valid_submission() -> None:
 
 
 def test_portal_is_stored_as_entered_and_normalised_beside_it() -> None:
-    entered = "  https://Name.Bitrix24.ru/oauth/authorize/?client_id=local.1  "
+    entered = "  HTTPS://Name.Bitrix24.ru:443  "
     view = render({**COMPLETE_SOURCE, "portal": entered})
     assert view.store is not None
     assert view.store.settings["portal"] == entered.strip()
     assert view.derived.portal_url == "https://name.bitrix24.ru"
+    pasted = "  https://Name.Bitrix24.ru/oauth/authorize/?client_id=local.1  "
+    view = render({**COMPLETE_SOURCE, "portal": pasted})  # a link: stored as its address
+    assert view.store is not None
+    assert view.store.settings["portal"] == view.derived.portal_url == "https://name.bitrix24.ru"
 
 
 def test_unticked_checkbox_means_inactive_and_a_draft_may_be_empty() -> None:
@@ -657,7 +737,7 @@ def test_every_problem_is_reported_at_once() -> None:
     view = render(
         {
             "active": "on",
-            "portal": "https://name.bitrix24.ru/crm/",
+            "portal": "https://oauth.bitrix.info/crm/",
             "employee_id": "abc",
             "source_id": "99",
             "messenger_map": {"viber": {"campaign_id": "40"}},
@@ -674,7 +754,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "messenger_map.viber.campaign_id",
         "extra",
     }
-    assert "/crm/" in view.errors["portal"].en
+    assert "oauth.bitrix.info" in view.errors["portal"].en
     assert view.errors["employee_id"].en == "Expected a whole number"
 
 
@@ -682,14 +762,14 @@ def test_errors_show_what_was_typed_and_derived_stays_on_the_stored_settings() -
     stored = {"client_id": "local.old", "portal": "old.bitrix24.ru", "active": False}
     integration = make_integration(settings=stored)
     view = render(
-        {"client_id": "local.new", "portal": "new.bitrix24.ru/crm", "employee_id": "abc"},
+        {"client_id": "local.new", "portal": "http://new.bitrix24.ru", "employee_id": "abc"},
         integration,
     )
     assert view.store is None
-    assert field(view, "portal").value == "new.bitrix24.ru/crm"
+    assert field(view, "portal").value == "http://new.bitrix24.ru"
     assert field(view, "employee_id").value == "abc"
     assert field(view, "client_id").value == "local.new"
-    assert view.values["portal"] == "new.bitrix24.ru/crm"
+    assert view.values["portal"] == "http://new.bitrix24.ru"
     assert view.derived.portal_url == "https://old.bitrix24.ru"
     assert (
         view.derived.authorize_url == "https://old.bitrix24.ru/oauth/authorize/?client_id=local.old"
@@ -779,8 +859,10 @@ def test_status_lists_what_to_fill_in() -> None:
     integration = make_integration(settings={"active": True, "client_id": "local.1"})
     status = render(None, integration).derived.status
     assert status.level == "warning"
-    assert status.text.ru.startswith("Заполните: Client secret, Адрес портала Битрикс24, Сотрудник")
-    assert status.text.en.startswith("Fill in: Client secret")
+    assert status.text.ru.startswith(
+        "Заполните: Ключ приложения (client_secret), Адрес портала Битрикс24, Сотрудник"
+    )
+    assert status.text.en.startswith("Fill in: Application key (client_secret)")
 
 
 def test_status_flags_a_catalog_item_that_disappeared() -> None:

@@ -53,6 +53,18 @@ def allowed_oauth_servers(environ: Mapping[str, str] = os.environ) -> list[str]:
     return [_server_base(entry) for entry in (*DEFAULT_OAUTH_SERVERS, *extra)]
 
 
+def oauth_server_hosts(environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """The hosts of the allowed OAuth servers, none of which is a portal: a loopback one is
+    left out, as the sandbox is a portal and its own OAuth server. A malformed extra entry is
+    refused where OAuth needs the list; here the defaults stand in for it."""
+    try:
+        servers = allowed_oauth_servers(environ)
+    except ValueError:
+        servers = list(DEFAULT_OAUTH_SERVERS)
+    hosts = (urlsplit(server).hostname or "" for server in servers)
+    return frozenset(host for host in hosts if host and not is_loopback(host))
+
+
 def oauth_server_for(server_domain: str, allowed: list[str]) -> str:
     """The allowed server whose ``host[:port]`` is ``server_domain``; ``Forbidden`` otherwise."""
     wanted = server_domain.strip().lower()

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from hooks.errors import BadRequest, NotFound, ValidationFailed
 from hooks.host.account_time import day_start
-from hooks.host.i18n import t
+from hooks.host.i18n import N_, gettext
 from hooks.host.jsonbody import read_bounded, read_json
 from hooks.host.params import path_id, query_number
 from hooks.host.ratelimit import RateLimiter
@@ -52,7 +52,7 @@ async def integration_of(request: Request) -> Integration:
     repo = host_of(request).repo
     integration = None if integration_id is None else await repo.get_integration(integration_id)
     if integration is None:
-        raise NotFound("No such integration")
+        raise NotFound(N_("No such integration"))
     return integration
 
 
@@ -69,6 +69,7 @@ def integration_json(integration: Integration, view: SettingsView, host: Host) -
         "authorize_url": derived.authorize_url,
         "portal_url": derived.portal_url,
         "site_script": derived.site_script,
+        "notes": {key: text.get(host.config.language) for key, text in view.notes.items()},
         "status": {
             "level": derived.status.level,
             "text": derived.status.text.get(host.config.language),
@@ -120,7 +121,8 @@ async def save_settings(
         settings=view.store.settings,
         secrets=view.store.secrets,
     )
-    return saved, await render_view(host, saved)
+    fresh = await render_view(host, saved)
+    return saved, fresh.model_copy(update={"notes": view.notes})
 
 
 async def create_integration(request: Request) -> Response:
@@ -188,7 +190,11 @@ async def put_settings(request: Request) -> Response:
         if key not in submitted and after.store is not None and before.values.get(key) != value
     ]
     if dropped:
-        message = t("settings_left_out", host.config.language)
+        message = gettext(
+            "Left out but set now: PUT replaces all the settings — send this field, or change "
+            "some settings with PATCH",
+            host.config.language,
+        )
         raise ValidationFailed(dict.fromkeys(dropped, message))
     saved, view = await save_settings(host, integration, submitted)
     return JSONResponse(integration_json(saved, view, host))

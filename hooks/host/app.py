@@ -45,7 +45,7 @@ async def handle_hook_error(request: Request, exc: Exception) -> Response:
         retry_after = exc.retry_after if isinstance(exc, RateLimited | RetryLater) else None
         headers = None if retry_after is None else {"retry-after": retry_after_header(retry_after)}
         return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
-    return pages.page(request, "error.html", status=exc.status, error=exc)
+    return pages.error_page(request, exc)
 
 
 async def handle_crash(request: Request, exc: Exception) -> Response:
@@ -145,5 +145,5 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
         lifespan=lifespan,
         exception_handlers={HookError: handle_hook_error, Exception: handle_crash},
     )
-    app.state.templates = pages.make_templates(str(HERE / "templates"))
+    app.state.templates = pages.make_templates(str(HERE / "templates"))  # by language
     return app

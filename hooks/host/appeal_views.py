@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from hooks.errors import BadRequest
 from hooks.host.account_time import day_after, day_start, local, shown
-from hooks.host.i18n import t
+from hooks.host.i18n import N_, gettext
 from hooks.host.params import query_number
 from hooks.models import Appeal, Catalog, Language, StoredAppeal, Utm
 
@@ -27,6 +27,17 @@ MAX_OFFSET: Final = 2**62
 # busy account, and a bound on what one page load reads.
 CHART_LIMIT: Final = 20_000
 UTM_TAGS: Final = tuple(Utm.model_fields)
+NONE: Final = "—"  # no campaign or source (a dash in every language)
+_CSV_HEADERS: Final = (
+    N_("Time"),
+    N_("Channel"),
+    N_("Contact"),
+    N_("Phones"),
+    N_("E-mails"),
+    N_("Campaign / source"),
+    N_("Site"),
+)
+_CSV_LAST_HEADERS: Final = (N_("Employee"), N_("Lead / deal in Bitrix24"), N_("Chat text"))
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -110,7 +121,7 @@ class Names:
             return self.of("campaigns", at.campaign_id)
         if at.source_id is not None:
             return self.of("sources", at.source_id)
-        return t("none", self.language)
+        return NONE
 
 
 def chart_data(stored: Iterable[StoredAppeal], names: Names, zone: ZoneInfo) -> dict[str, Any]:
@@ -155,11 +166,10 @@ def csv_text(
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
-    headers = ["time", "channel", "contact", "phones", "emails", "campaign_or_source", "site"]
     writer.writerow(
-        [t(h, language) for h in headers]
+        [gettext(h, language) for h in _CSV_HEADERS]
         + list(UTM_TAGS)
-        + [t(h, language) for h in ("employee", "crm_link", "text")]
+        + [gettext(h, language) for h in _CSV_LAST_HEADERS]
     )
     for item in stored:
         appeal = item.appeal

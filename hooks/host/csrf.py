@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hooks.errors import Forbidden, HookError
 from hooks.host.api import host_of
+from hooks.host.i18n import N_
 from hooks.host.state import read_capped_body
 
 SESSION_COOKIE = "host_session"
@@ -118,8 +119,10 @@ class CsrfMiddleware:
             return
         if not (known and _same(_submitted(request, body), token)):
             refused = Forbidden(
-                "The form is out of date or was sent from another site: reload the page and"
-                " submit it again",
+                N_(
+                    "The form is out of date or was sent from another site: reload the page and"
+                    " submit it again"
+                ),
                 code="csrf_failed",
             )
             await (await self.refuse(request, refused))(scope, receive, send)

@@ -13,25 +13,32 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs
 
-from hooks.host.i18n import t
+from hooks.host.i18n import N_, gettext, ngettext
 from hooks.host.redact import redact
 from hooks.host.repository import InboxItem
 from hooks.models import Language, LocalizedText
 
-# Error codes (the part before ": ") the page explains: code → i18n key.
+# Error codes (the part before ": ") the page explains: code → message (translated on the page).
+_ACCESS_DENIED: Final = N_(
+    "Bitrix24 denied access: the application lacks a permission or the employee who"
+    " connected the portal lost it — check the permissions and reconnect Bitrix24"
+)
+_TOKEN: Final = N_("Bitrix24 refused the access token — reconnect Bitrix24 in the settings")
 _KNOWN_CODES: Final = {
-    "bitrix24:ACCESS_DENIED": "error_access_denied",
-    "bitrix24:insufficient_scope": "error_access_denied",
-    "bitrix24:QUERY_LIMIT_EXCEEDED": "error_query_limit",
-    "bitrix24:expired_token": "error_token",
-    "bitrix24:invalid_token": "error_token",
-    "bitrix24:NO_AUTH_FOUND": "error_token",
-    "not_connected": "error_not_connected",
-    "reconnect_required": "error_reconnect",
-    "wrong_portal": "error_wrong_portal",
-    "malformed_event": "error_malformed_event",
-    "upstream_error": "error_upstream",
-    "internal error": "error_internal",
+    "bitrix24:ACCESS_DENIED": _ACCESS_DENIED,
+    "bitrix24:insufficient_scope": _ACCESS_DENIED,
+    "bitrix24:QUERY_LIMIT_EXCEEDED": N_(
+        "Bitrix24 limited the request rate; the event will be processed later"
+    ),
+    "bitrix24:expired_token": _TOKEN,
+    "bitrix24:invalid_token": _TOKEN,
+    "bitrix24:NO_AUTH_FOUND": _TOKEN,
+    "not_connected": N_("The portal is not connected — press “Connect Bitrix24” in the settings"),
+    "reconnect_required": N_("Bitrix24 has to be connected again in the settings"),
+    "wrong_portal": N_("The event came from another Bitrix24 portal"),
+    "malformed_event": N_("Not a Bitrix24 event"),
+    "upstream_error": N_("An error on Bitrix24's side"),
+    "internal error": N_("An internal error of the plugin"),
 }
 _CODE: Final = re.compile(r"^(bitrix24:[A-Za-z0-9_]+|[a-z_]+(?: error)?): ")
 _GAVE_UP: Final = re.compile(r"^gave up after (\d+) attempts: ")
@@ -68,7 +75,7 @@ def reason(item: InboxItem, language: Language) -> Reason | None:
         text = LocalizedText.model_validate(outcome["reason_text"]).get(language)
         return Reason(text, redact(raw))
     if item.status == "ignored" and raw in ("", "ignored"):
-        return Reason(t("reason_ignored", language))
+        return Reason(gettext("ignored by the plugin", language))
     return Reason(redact(raw)) if raw else None
 
 
@@ -77,13 +84,18 @@ def error_reason(error: str, language: Language) -> Reason:
     attempts = _GAVE_UP.match(error)
     rest = error[attempts.end() :] if attempts else error
     code = _CODE.match(rest)
-    key = _KNOWN_CODES.get(code.group(1)) if code else None
-    if key is not None:
-        text = t(key, language)
+    known = _KNOWN_CODES.get(code.group(1)) if code else None
+    if known is not None:
+        text = gettext(known, language)
     elif code and code.group(1).startswith("bitrix24:"):
-        text = t("error_bitrix24", language).format(code=code.group(1).removeprefix("bitrix24:"))
+        bitrix24_code = code.group(1).removeprefix("bitrix24:")
+        text = gettext("Bitrix24 answered with error %(code)s", language) % {"code": bitrix24_code}
     else:
-        text = t("error_other", language)
+        text = gettext("The event could not be processed", language)
     if attempts:
-        text = t("error_gave_up", language).format(attempts=attempts.group(1)) + " " + text
+        n = int(attempts.group(1))
+        gave_up = ngettext(
+            "Gave up after %(num)d attempt.", "Gave up after %(num)d attempts.", n, language
+        )
+        text = gave_up % {"num": n} + " " + text
     return Reason(text, detail)

@@ -9,6 +9,7 @@ from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -28,33 +29,57 @@ from hooks.host.appeal_views import (
 from hooks.host.csrf import FIELD as CSRF_FIELD
 from hooks.host.csrf import csrf_field
 from hooks.host.forms import form_name, nest_form
-from hooks.host.i18n import localized, t
+from hooks.host.i18n import LANGUAGES, N_, gettext, localized, translations
 from hooks.host.inbox import DRAIN, SCHEDULE
 from hooks.host.inbox_view import event_name, reason
 from hooks.host.oauth_state import StaleState, accept_state, sign_state
 from hooks.host.params import path_id
 from hooks.host.state import Host
-from hooks.models import FormField, Integration, LocalizedText, SettingsView, Status, StoredAppeal
+from hooks.models import (
+    FormField,
+    Integration,
+    Language,
+    LocalizedText,
+    SettingsView,
+    Status,
+    StoredAppeal,
+)
 
 FORM_MAX_BYTES = 256 * 1024
 DEFAULT_PLUGIN = "b24_openlines"
 
 
-def make_templates(directory: str) -> Jinja2Templates:
-    templates = Jinja2Templates(directory=directory)  # autoescapes .html: every value is escaped
-    templates.env.globals.update(form_name=form_name, localized=localized, csrf_field=csrf_field)
-    return templates
+def make_templates(directory: str) -> dict[Language, Jinja2Templates]:
+    """The pages' templates once per language, each with its catalog installed (Jinja2's i18n
+    extension: ``_``, ``ngettext`` and ``{% trans %}``). They autoescape .html: every value is
+    escaped; only literal msgids go through ``_`` (newstyle gettext marks its result safe)."""
+    made: dict[Language, Jinja2Templates] = {}
+    for language in LANGUAGES:
+        env = Environment(
+            loader=FileSystemLoader(directory),
+            autoescape=select_autoescape(),
+            extensions=["jinja2.ext.i18n"],
+        )
+        env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts them
+        env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+        env.globals.update(form_name=form_name, localized=localized, csrf_field=csrf_field)
+        made[language] = Jinja2Templates(env=env)
+    return made
 
 
-def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
-    host = host_of(request)
-    language = host.config.language
-    templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(
-        request,
-        template,
-        {"lang": language, "tr": lambda key: t(key, language), **context},
-        status_code=status,
+def page(
+    request: Request,
+    template: str,
+    status: int = 200,
+    *,
+    language: Language | None = None,
+    **context: Any,
+) -> Response:
+    """A page in ``language`` (default: the host's configured language)."""
+    chosen = language or host_of(request).config.language
+    templates: dict[Language, Jinja2Templates] = request.app.state.templates
+    return templates[chosen].TemplateResponse(
+        request, template, {"lang": chosen, **context}, status_code=status
     )
 
 
@@ -129,13 +154,15 @@ async def settings_page(request: Request) -> Response:
                 (k, v) for k, v in form.multi_items() if isinstance(v, str) and k != CSRF_FIELD
             ]
         try:
-            await save_settings(host, integration, nest_form(pairs))
+            saved, view = await save_settings(host, integration, nest_form(pairs))
         except ValidationFailed:
             view = await render_view(host, integration, nest_form(pairs))
             return await _settings(request, integration, view, status=422, notice="has_errors")
         except Conflict:
             view = await render_view(host, integration, nest_form(pairs))
             return await _settings(request, integration, view, status=409, notice="conflict")
+        if view.notes:  # what was changed in what was typed is said once, on this answer
+            return await _settings(request, saved, view, notice="saved")
         return RedirectResponse(f"/integrations/{integration.id}/settings?saved=1", status_code=303)
     view = await render_view(host, integration)
     notice = "saved" if request.query_params.get("saved") else None
@@ -228,7 +255,7 @@ async def connect(request: Request) -> Response:
     integration = await integration_of(request)
     view = await render_view(host, integration)
     if view.derived.authorize_url is None:
-        raise BadRequest("Fill in the portal address and the client id first, then save")
+        raise BadRequest(N_("Fill in the portal address and the client id first, then save"))
     state = sign_state(await host.repo.host_secret_key(), integration.id)
     parts = urlsplit(view.derived.authorize_url)
     query = (
@@ -239,8 +266,8 @@ async def connect(request: Request) -> Response:
     return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=303)
 
 
-# What an OAuth callback that failed sends the person back to the settings with (a key of
-# ``i18n``: what happened and what to do). The plugin's own failures say their reason in the
+# What an OAuth callback that failed sends the person back to the settings with (a notice of
+# settings.html: what happened and what to do). The plugin's own failures say their reason in the
 # status, which the plugin keeps (``failed``).
 OAUTH_NOTICES: Final = {
     "used_state": "oauth_used_state",
@@ -297,7 +324,23 @@ def _back_to_settings(integration_id: int, why: str) -> Response:
 def _oauth_error(request: Request) -> Response:
     """A callback whose state the host did not sign, or whose integration is gone."""
     error = BadRequest("The authorization link is not valid", code="invalid_state")
-    return page(request, "error.html", status=400, error=error, message_key="oauth_invalid_state")
+    return error_page(
+        request,
+        error,
+        N_(
+            "The authorization link is not valid, or its integration was deleted. Open "
+            "Integrations, then the integration's settings, and press “Connect Bitrix24”."
+        ),
+    )
+
+
+def error_page(request: Request, error: HookError, message: str | None = None) -> Response:
+    """The error page: ``message`` (or the error's own, kept in English for the API and the
+    logs) in the page's language when the catalogs have it (the messages marked ``N_``)."""
+    text = message or error.message
+    language = host_of(request).config.language
+    shown_text = gettext(text, language) if text else text
+    return page(request, "error.html", status=error.status, error=error, message=shown_text)
 
 
 async def appeals_page(request: Request) -> Response:
@@ -348,7 +391,7 @@ async def inbox_page(request: Request) -> Response:
     host = host_of(request)
     tab = request.query_params.get("status") or "all"
     if tab not in INBOX_TABS:
-        raise BadRequest("Unknown status")
+        raise BadRequest(N_("Unknown status"))
     status = None if tab == "all" else tab
     items = await host.repo.list_inbox(status=status, limit=200)  # type: ignore[arg-type]
     language = host.config.language
@@ -374,6 +417,6 @@ async def inbox_retry(request: Request) -> Response:
         else await host.repo.requeue_inbox_item(item_id, now=datetime.now(UTC))
     )
     if item is None:
-        raise NotFound("No failed inbox item with this id")
+        raise NotFound(N_("No failed inbox item with this id"))
     await host.queue.enqueue(DRAIN, str(item.integration_id))
     return RedirectResponse("/inbox", status_code=303)

@@ -19,13 +19,44 @@
     form.addEventListener("change", function () { refresh(form); });
     refresh(form);
   });
+  // A copy button says what happened for a couple of seconds ("Скопировано" / "Copied"), and
+  // the page's live region says it to screen readers. Without the clipboard API (a page not
+  // served over https, a refused permission) the text is copied the old way, or left selected
+  // with "press Ctrl+C".
+  var SHOWN_MS = 2000;
+  function tell(button, copied) {
+    var text = copied ? button.dataset.copied : button.dataset.copyManual;
+    if (!button.dataset.label) button.dataset.label = button.textContent;
+    button.textContent = text;
+    button.classList.toggle("copied", copied);
+    var status = document.getElementById("copy-status");
+    if (status) status.textContent = text;
+    clearTimeout(button.copyTimer);
+    button.copyTimer = setTimeout(function () {
+      button.textContent = button.dataset.label;
+      button.classList.remove("copied");
+      if (status && status.textContent === text) status.textContent = "";
+    }, SHOWN_MS);
+  }
+  function copyBySelection(button, target) {
+    target.focus();
+    target.select();
+    var copied = false;
+    try { copied = document.execCommand("copy"); } catch (error) { copied = false; }
+    tell(button, copied);
+  }
   document.querySelectorAll("[data-copy]").forEach(function (button) {
     button.addEventListener("click", function () {
       var target = document.getElementById(button.dataset.copy);
       if (!target) return;
-      target.select();
-      if (navigator.clipboard) navigator.clipboard.writeText(target.value).catch(function () {});
-      else document.execCommand("copy");
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(target.value).then(
+          function () { tell(button, true); },
+          function () { copyBySelection(button, target); }
+        );
+      } else {
+        copyBySelection(button, target);
+      }
     });
   });
 })();
