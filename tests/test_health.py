@@ -160,7 +160,10 @@ async def test_rename_and_delete_an_integration(stack: Stack) -> None:
     done = await form_post(stack, delete, delete, confirm="yes")
     assert done.status_code == 303 and done.headers["location"] == "/?deleted=1"
     assert await stack.host.repo.get_integration(integration["id"]) is None
-    assert await stack.appeals() == []
+    [kept] = await stack.appeals()  # the client's raw data stays
+    assert kept["integration_id"] == integration["id"]
+    webhook = await stack.browser.post(integration["webhook_url"], content=b"event=ONCRMLEADADD")
+    assert webhook.status_code == 404  # its Webhook URL is refused
     other = await stack.configure()
     removed = await stack.browser.delete(f"{HOST_URL}/api/integrations/{other['id']}")
     assert removed.status_code == 204

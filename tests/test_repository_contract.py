@@ -511,7 +511,7 @@ async def test_integration_health_counts_its_own_appeals_days_and_failures(
     assert later.failures_day == 0 and later.last_failure is None
 
 
-async def test_rename_and_delete_an_integration_with_its_data(repo: Repository) -> None:
+async def test_rename_and_delete_an_integration_keeping_its_appeals(repo: Repository) -> None:
     shop = await repo.create_integration("b24_openlines", "Shop")
     other = await repo.create_integration("b24_openlines", "Other")
     renamed = await repo.rename_integration(shop.id, "Магазин")
@@ -522,9 +522,15 @@ async def test_rename_and_delete_an_integration_with_its_data(repo: Repository) 
         await repo.upsert_appeal(make_appeal(f"k{owner.id}", integration_id=owner.id))
         await repo.add_inbox_item(owner.id, make_request(b"body"))
         await repo.bind_session(owner.id, "301", "visit")
+    await repo.update_integration(
+        shop.id, expected_version=shop.version, secrets={"access_token": SecretStr("t0ken")}
+    )
     assert await repo.delete_integration(shop.id) is True
     assert await repo.get_integration(shop.id) is None
-    assert [s.appeal.integration_id for s in await repo.list_appeals()] == [other.id]
+    assert [i.id for i in await repo.list_integrations()] == [other.id]
+    kept = sorted(s.appeal.integration_id for s in await repo.list_appeals())
+    assert kept == sorted([shop.id, other.id])  # the client's raw data stays
+    assert await repo.count_appeals(integration_id=shop.id) == 1
     assert [i.integration_id for i in await repo.list_inbox()] == [other.id]
     assert await repo.get_binding(shop.id, "301") is None
     assert await repo.get_binding(other.id, "301") is not None

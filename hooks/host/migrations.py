@@ -342,6 +342,13 @@ def m012_job_workers(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE job_workers (name TEXT PRIMARY KEY, heartbeat_at REAL NOT NULL)")
 
 
+# A deleted integration stays as a row marked deleted: its appeals are the client's raw data and
+# stay in "Raw data → Appeals and goals"; only its secrets, connection, inbox and bindings go.
+@migration(postgres="ALTER TABLE integrations ADD COLUMN deleted_at timestamptz;")
+def m013_integration_deleted_at(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE integrations ADD COLUMN deleted_at TEXT")
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 

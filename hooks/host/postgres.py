@@ -35,7 +35,12 @@ from hooks.errors import NotFound
 from hooks.host.database import DatabaseReadOnly, DatabaseUnavailable
 from hooks.host.host_key import cipher
 from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_postgres_migrations
-from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
+from hooks.host.repository import (
+    DELETED_WITH_INTEGRATION,
+    InboxItem,
+    InboxOutcome,
+    InboxStatus,
+)
 from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
     Appeal,
@@ -206,13 +211,16 @@ class PostgresRepository:
 
     async def get_integration(self, integration_id: int) -> Integration | None:
         row = await self._fetch_one(
-            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations WHERE id = %s", (integration_id,)
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations"
+            " WHERE id = %s AND deleted_at IS NULL",
+            (integration_id,),
         )
         return None if row is None else self._rows.integration(row)
 
     async def list_integrations(self) -> list[Integration]:
         rows = await self._fetch_all(
-            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations ORDER BY id"
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations"
+            " WHERE deleted_at IS NULL ORDER BY id"
         )
         return [self._rows.integration(row) for row in rows]
 
@@ -271,15 +279,24 @@ class PostgresRepository:
 
     async def delete_integration(self, integration_id: int) -> bool:
         async with self._transaction() as cursor:
-            for table in ("appeals", "webhook_inbox", "session_bindings"):
+            await cursor.execute(
+                """
+                UPDATE integrations SET deleted_at = %s, secrets = %s, connection = '{}',
+                    version = version + 1
+                WHERE id = %s AND deleted_at IS NULL
+                """,
+                (_db_time(utc_now()), self._rows.dump_secrets({}), integration_id),
+            )
+            if cursor.rowcount == 0:
+                return False
+            for table in DELETED_WITH_INTEGRATION:
                 await cursor.execute(
                     sql.SQL("DELETE FROM {} WHERE integration_id = %s").format(
                         sql.Identifier(table)
                     ),
                     (integration_id,),
                 )
-            await cursor.execute("DELETE FROM integrations WHERE id = %s", (integration_id,))
-            return cursor.rowcount > 0
+            return True
 
     async def integration_health(
         self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime

@@ -29,6 +29,10 @@ from hooks.models import (
 InboxStatus = Literal["pending", "done", "ignored", "failed"]
 
 
+# What goes with a deleted integration: work it can no longer do. Its appeals stay.
+DELETED_WITH_INTEGRATION = ("webhook_inbox", "session_bindings")
+
+
 class InboxItem(ContractModel):
     """A webhook delivery kept until a plugin has processed it."""
 
@@ -89,8 +93,9 @@ class Repository(Protocol):
         ...
 
     async def delete_integration(self, integration_id: int) -> bool:
-        """The integration with everything of it (appeals, inbox, session bindings), in one
-        transaction; ``False`` if there was no such integration."""
+        """The integration gone from every lookup, its secrets and connection dropped and its
+        ``DELETED_WITH_INTEGRATION`` rows deleted, in one transaction; its appeals stay (the
+        client's raw data). ``False`` if there was no such integration (or it was deleted)."""
         ...
 
     async def integration_health(

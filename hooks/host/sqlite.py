@@ -26,7 +26,12 @@ from hooks.host.database import MEMORY, DatabaseReadOnly
 from hooks.host.host_key import cipher
 from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_migrations
 from hooks.host.private_files import private_sqlite_files
-from hooks.host.repository import InboxItem, InboxOutcome, InboxStatus
+from hooks.host.repository import (
+    DELETED_WITH_INTEGRATION,
+    InboxItem,
+    InboxOutcome,
+    InboxStatus,
+)
 from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
     Appeal,
@@ -175,13 +180,16 @@ class SqliteRepository:
 
     async def get_integration(self, integration_id: int) -> Integration | None:
         row = self._db.execute(
-            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations WHERE id = ?", (integration_id,)
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations"
+            " WHERE id = ? AND deleted_at IS NULL",
+            (integration_id,),
         ).fetchone()
         return None if row is None else self._rows.integration(row)
 
     async def list_integrations(self) -> list[Integration]:
         rows = self._db.execute(
-            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations ORDER BY id"
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations"
+            " WHERE deleted_at IS NULL ORDER BY id"
         ).fetchall()
         return [self._rows.integration(row) for row in rows]
 
@@ -238,11 +246,19 @@ class SqliteRepository:
 
     async def delete_integration(self, integration_id: int) -> bool:
         with self._write() as db:
-            for table in ("appeals", "webhook_inbox", "session_bindings"):
-                db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))
-            return (
-                db.execute("DELETE FROM integrations WHERE id = ?", (integration_id,)).rowcount > 0
+            deleted = db.execute(
+                """
+                UPDATE integrations SET deleted_at = ?, secrets = ?, connection = '{}',
+                    version = version + 1
+                WHERE id = ? AND deleted_at IS NULL
+                """,
+                (_db_time(utc_now()), self._rows.dump_secrets({}), integration_id),
             )
+            if deleted.rowcount == 0:
+                return False
+            for table in DELETED_WITH_INTEGRATION:
+                db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))
+            return True
 
     async def integration_health(
         self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime
