@@ -16,7 +16,8 @@ MULTI_PORTAL_ARGS ?=
 CLUSTER_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: run test lint install clean bench soak soak-cluster cluster fuzz system-deps messages
+.PHONY: run test lint install clean bench soak soak-cluster cluster fuzz system-deps messages messages-host \
+	messages-plugin
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -96,20 +97,28 @@ fuzz: $(STAMP)
 cluster: $(STAMP)
 	$(PY) -m tests.cluster --dir var --web-port $(HOST_PORT) --sandbox-port $(SANDBOX_PORT) $(CLUSTER_ARGS)
 
-# make messages — after changing the host's words (hooks/host: gettext/ngettext/N_ in Python,
-# _/ngettext/{% trans %} in templates): extract them into hooks/host/locale/messages.pot, add the
-# new ones to the Russian and English catalogs (translate them there: tests/test_i18n.py refuses
-# an empty or fuzzy one), then `make messages` again compiles the .mo files the host reads (they
-# are committed, so installing needs no build step).
-LOCALE := hooks/host/locale
-messages: $(STAMP)
+# make messages — after changing the words of the host (hooks/host: gettext/ngettext/N_ in Python,
+# _/ngettext/{% trans %} in templates) or of the plugin (b24_openlines_plugin: _/ngettext from its
+# i18n module): extract each into its own template (hooks/host/locale/messages.pot,
+# b24_openlines_plugin/locale/b24_openlines.pot), add the new messages to its Russian and English
+# catalogs (translate them there: tests/test_i18n.py refuses an empty or fuzzy one), then
+# `make messages` again compiles the .mo files the host and the plugin read (they are committed,
+# so installing needs no build step). `make messages-host` or `make messages-plugin`: one of them.
+# $(call catalog,<sources>,<domain>)
+define catalog
 	$(VENV)/bin/pybabel -q extract -F babel.cfg --add-location=file --sort-by-file \
-		--project=b24-openlines --copyright-holder=b24-openlines -o $(LOCALE)/messages.pot hooks/host
-	$(VENV)/bin/pybabel -q update --ignore-obsolete --init-missing \
-		-i $(LOCALE)/messages.pot -d $(LOCALE) -l ru
-	$(VENV)/bin/pybabel -q update --ignore-obsolete --init-missing \
-		-i $(LOCALE)/messages.pot -d $(LOCALE) -l en
-	$(VENV)/bin/pybabel compile --statistics -d $(LOCALE)
+		--project=b24-openlines --copyright-holder=b24-openlines -o $(1)/locale/$(2).pot $(1)
+	for language in ru en; do \
+		$(VENV)/bin/pybabel -q update -D $(2) --ignore-obsolete --init-missing \
+			-i $(1)/locale/$(2).pot -d $(1)/locale -l $$language || exit 1; \
+	done
+	$(VENV)/bin/pybabel compile --statistics -D $(2) -d $(1)/locale
+endef
+messages: messages-host messages-plugin
+messages-host: $(STAMP)
+	$(call catalog,hooks/host,messages)
+messages-plugin: $(STAMP)
+	$(call catalog,b24_openlines_plugin,b24_openlines)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hooks b24_openlines_plugin tests

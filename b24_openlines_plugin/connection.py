@@ -34,6 +34,7 @@ from b24_openlines_plugin.health import (
     problem_text,
     record_problem,
 )
+from b24_openlines_plugin.i18n import _
 from b24_openlines_plugin.settings import B24Settings, stored_settings
 from b24_openlines_plugin.state import (
     PROBLEM,
@@ -44,7 +45,7 @@ from b24_openlines_plugin.state import (
     secrets_of,
 )
 from hooks.errors import BadRequest, Conflict, Forbidden, HookError, RetryLater, UpstreamError
-from hooks.models import ConnectionCheck, Integration, LocalizedText, OAuthOutcome, Status
+from hooks.models import ConnectionCheck, Integration, OAuthOutcome, Status
 from hooks.services import HostServices
 
 MAX_QUERY_VALUE = 500
@@ -143,9 +144,7 @@ async def _connect(
     return OAuthOutcome(
         secrets=_token_secrets(grant),
         connection=connected.to_json(),
-        message=LocalizedText(
-            ru=f"Портал {portal_host} подключён", en=f"Portal {portal_host} connected"
-        ),
+        message=_("Portal %(domain)s connected", domain=portal_host),
     )
 
 
@@ -272,11 +271,10 @@ async def _check(integration: Integration, host: HostServices) -> ConnectionChec
         return ConnectionCheck(
             status=Status(
                 level="warning",
-                text=LocalizedText(
-                    ru=f"Токен работает, но у приложения нет прав: {names}. Добавьте их в "
-                    "локальном приложении и нажмите «Переподключить».",
-                    en=f"The token works, but the application lacks the scopes: {names}. Add them "
+                text=_(
+                    "The token works, but the application lacks the scopes: %(names)s. Add them "
                     "in the local application and press “Reconnect”.",
+                    names=names,
                 ),
             )
         )
@@ -284,9 +282,9 @@ async def _check(integration: Integration, host: HostServices) -> ConnectionChec
     return ConnectionCheck(
         status=Status(
             level="ok",
-            text=LocalizedText(
-                ru=f"Подключение работает: портал {domain} ответил, все права есть.",
-                en=f"The connection works: {domain} answered, every scope is granted.",
+            text=_(
+                "The connection works: %(domain)s answered, every scope is granted.",
+                domain=domain,
             ),
         )
     )
@@ -303,11 +301,9 @@ async def _disconnect(integration: Integration, host: HostServices) -> Connectio
     return ConnectionCheck(
         status=Status(
             level="off",
-            text=LocalizedText(
-                ru="Портал отключён: токены удалены, настройки сохранены. Чтобы подключить снова, "
-                "нажмите «Подключить Битрикс24».",
-                en="The portal is disconnected: the tokens are deleted, the settings kept. To "
-                "connect again, press “Connect Bitrix24”.",
+            text=_(
+                "The portal is disconnected: the tokens are deleted, the settings kept. To "
+                "connect again, press “Connect Bitrix24”."
             ),
         )
     )

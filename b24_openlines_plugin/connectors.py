@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from b24_openlines_plugin.i18n import _, same
 from hooks.models import LocalizedText
 
 __all__ = ["CONNECTORS", "CONNECTOR_ID_PATTERN", "Connector", "connector_label"]
@@ -28,33 +29,29 @@ class Connector:
     label: LocalizedText
 
 
-def _connector(connector_id: str, ru: str, en: str | None = None) -> Connector:
-    return Connector(connector_id, LocalizedText(ru=ru, en=en or ru))
-
-
 # In the order the settings table shows them: the website first, then the common messengers.
 CONNECTORS: tuple[Connector, ...] = (
-    _connector("livechat", "Онлайн-чат на сайте", "Website live chat"),
-    _connector("telegrambot", "Telegram"),
-    _connector("whatsappbyedna", "WhatsApp (Edna)"),
-    _connector("whatsappbytwilio", "WhatsApp (Twilio)"),
-    _connector("notifications", "Битрикс24 СМС и WhatsApp", "Bitrix24 SMS and WhatsApp"),
-    _connector("vkgroup", "ВКонтакте", "VK"),
-    _connector("viber", "Viber"),
-    _connector("facebook", "Facebook: сообщения", "Facebook Messenger"),
-    _connector("facebookcomments", "Facebook: комментарии", "Facebook comments"),
-    _connector("fbinstagramdirect", "Instagram Direct"),
-    _connector("fbinstagram", "Instagram: комментарии", "Instagram comments"),
-    _connector("avito", "Авито", "Avito"),
-    _connector("ok", "Одноклассники", "Odnoklassniki"),
-    _connector("olx", "OLX"),
-    _connector("yandex", "Яндекс Чаты", "Yandex Chats"),
-    _connector("imessage", "Apple Messages for Business"),
-    _connector("wechat", "WeChat"),
-    _connector("network", "Битрикс24.Network", "Bitrix24.Network"),
+    Connector("livechat", _("Website live chat")),
+    Connector("telegrambot", _("Telegram")),
+    Connector("whatsappbyedna", _("WhatsApp (Edna)")),
+    Connector("whatsappbytwilio", _("WhatsApp (Twilio)")),
+    Connector("notifications", _("Bitrix24 SMS and WhatsApp")),
+    Connector("vkgroup", _("VK")),
+    Connector("viber", _("Viber")),
+    Connector("facebook", _("Facebook Messenger")),
+    Connector("facebookcomments", _("Facebook comments")),
+    Connector("fbinstagramdirect", _("Instagram Direct")),
+    Connector("fbinstagram", _("Instagram comments")),
+    Connector("avito", _("Avito")),
+    Connector("ok", _("Odnoklassniki")),
+    Connector("olx", _("OLX")),
+    Connector("yandex", _("Yandex Chats")),
+    Connector("imessage", _("Apple Messages for Business")),
+    Connector("wechat", _("WeChat")),
+    Connector("network", _("Bitrix24.Network")),
     # Not among imconnector's built-in ids (Bitrix24's e-mail channel belongs to the CRM, not
     # to Open Lines); kept because the issue lists e-mail and an unused row is harmless.
-    _connector("email", "Электронная почта", "E-mail"),
+    Connector("email", _("E-mail")),
 )
 
 _BY_ID = {connector.id: connector for connector in CONNECTORS}
@@ -63,4 +60,4 @@ _BY_ID = {connector.id: connector for connector in CONNECTORS}
 def connector_label(connector_id: str) -> LocalizedText:
     """The connector's name; an unknown (custom REST) connector is shown by its id."""
     connector = _BY_ID.get(connector_id)
-    return connector.label if connector else LocalizedText(ru=connector_id, en=connector_id)
+    return connector.label if connector else same(connector_id)

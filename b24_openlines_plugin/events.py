@@ -14,16 +14,14 @@ from pydantic import SecretStr
 from b24_openlines_plugin.bitrix.event_queue import ACTIVITY_EVENTS, ENTITY_EVENTS
 from b24_openlines_plugin.bitrix.records import Event
 from b24_openlines_plugin.bitrix.wire import WireError, parse_event
+from b24_openlines_plugin.i18n import _
 from b24_openlines_plugin.settings import stored_settings
 from b24_openlines_plugin.state import PinnedToken, connection_of, secrets_of
 from hooks.errors import BadRequest, Conflict, Forbidden
 from hooks.models import HookRequest, Integration, LocalizedText, WebhookVerdict
 from hooks.services import HostServices
 
-INACTIVE = LocalizedText(
-    ru="интеграция выключена: отметьте «Интеграция активна» в настройках",
-    en="the integration is off: tick “Integration active” in the settings",
-)
+INACTIVE = _("the integration is off: tick “Integration active” in the settings")
 
 APP_DELIVERY = "app"
 
@@ -84,14 +82,23 @@ async def verify(
             result="ignore",
             reason=f"{event.name} is not handled: the settings say chats create a "
             f"{settings.entity} ({wanted})",
-            reason_text=LocalizedText(
-                ru=f"{event.name} не обрабатывается: по настройкам чаты создают "
-                f"{'лид' if settings.entity == 'lead' else 'сделку'} ({wanted})",
-                en=f"{event.name} is not handled: the settings say chats create a "
-                f"{settings.entity} ({wanted})",
-            ),
+            reason_text=_not_handled(event.name, settings.entity, wanted),
         )
     return WebhookVerdict(result="accept", dedupe_key=f"{event.name}:{event.entity_id}")
+
+
+def _not_handled(event: str, entity: str, wanted: str) -> LocalizedText:
+    if entity == "lead":
+        return _(
+            "%(event)s is not handled: the settings say chats create a lead (%(wanted)s)",
+            event=event,
+            wanted=wanted,
+        )
+    return _(
+        "%(event)s is not handled: the settings say chats create a deal (%(wanted)s)",
+        event=event,
+        wanted=wanted,
+    )
 
 
 async def _pin(integration: Integration, name: PinnedToken, token: str, host: HostServices) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from b24_openlines_plugin.i18n import _
 from b24_openlines_plugin.state import PROBLEM, Connection, Problem, save_connection
 from hooks.models import IntegrationHealth, LocalizedText, Status
 from hooks.services import HostServices
@@ -40,64 +41,35 @@ ACCESS_CODES = frozenset(
 _RECONNECT_CODES = frozenset({"invalid_client", "invalid_grant", RECONNECT, "not_connected"})
 
 
-def _t(ru: str, en: str) -> LocalizedText:
-    return LocalizedText(ru=ru, en=en)
-
-
-_ACCESS = _t(
-    "Битрикс24 отказал в доступе ({code}). REST API доступен только на коммерческих тарифах, "
-    "и приложению нужны права сотрудника, подключившего портал: проверьте тариф и права, "
-    "затем нажмите «Проверить подключение».",
-    "Bitrix24 denied access ({code}). The REST API is available on commercial plans only, and "
-    "the application acts with the rights of the employee who connected the portal: check the "
-    "plan and the rights, then press “Check the connection”.",
-)
 _TEXTS: dict[str, LocalizedText] = {
-    "invalid_client": _t(
-        "Битрикс24 не принял код или ключ приложения (client_id, client_secret): скопируйте их "
-        "заново из карточки локального приложения, сохраните настройки и нажмите "
-        "«Переподключить». Приложение должно быть установлено на этом портале.",
+    "invalid_client": _(
         "Bitrix24 did not accept the application's client id or client secret: copy them again "
         "from the local application's card, save the settings and press “Reconnect”. The "
-        "application must be installed on this portal.",
+        "application must be installed on this portal."
     ),
-    "invalid_grant": _t(
-        "Код авторизации не подошёл: он действует 30 секунд и один раз. Нажмите "
-        "«Переподключить» ещё раз.",
+    "invalid_grant": _(
         "The authorization code was refused: it lasts 30 seconds and works once. Press "
-        "“Reconnect” again.",
+        "“Reconnect” again."
     ),
-    RECONNECT: _t(
-        "Битрикс24 отказался продлить доступ приложения: нажмите «Переподключить» и разрешите "
-        "доступ заново.",
-        "Bitrix24 refused to renew the application's access: press “Reconnect” and allow "
-        "access again.",
+    RECONNECT: _(
+        "Bitrix24 refused to renew the application's access: press “Reconnect” and allow access "
+        "again."
     ),
-    "not_connected": _t(
-        "Портал не подключён: нажмите «Подключить Битрикс24».",
-        "The portal is not connected: press “Connect Bitrix24”.",
-    ),
-    "wrong_portal": _t(
-        "Доступ разрешили на другом портале, не на том, что указан в настройках: войдите в "
-        "Битрикс24 по адресу из настроек и нажмите «Переподключить».",
+    "not_connected": _("The portal is not connected: press “Connect Bitrix24”."),
+    "wrong_portal": _(
         "Access was allowed on another portal than the one in the settings: sign in to the "
-        "Bitrix24 at the settings' address and press “Reconnect”.",
+        "Bitrix24 at the settings' address and press “Reconnect”."
     ),
-    "oauth_server_not_allowed": _t(
-        "Портал прислал неизвестный сервер авторизации: проверьте адрес портала в настройках.",
-        "The portal named an unknown authorization server: check the portal address.",
+    "oauth_server_not_allowed": _(
+        "The portal named an unknown authorization server: check the portal address."
     ),
-    UNREACHABLE: _t(
-        "Битрикс24 не ответил: проверьте адрес портала в настройках и нажмите «Переподключить» "
-        "через минуту.",
-        "Bitrix24 did not answer: check the portal address in the settings and press "
-        "“Reconnect” in a minute.",
+    UNREACHABLE: _(
+        "Bitrix24 did not answer: check the portal address in the settings and press “Reconnect” "
+        "in a minute."
     ),
-    "payment_required": _t(
-        "Истёк оплаченный или пробный период приложения в Битрикс24: продлите его и нажмите "
-        "«Переподключить».",
+    "payment_required": _(
         "The application's paid or trial period in Bitrix24 is over: renew it and press "
-        "“Reconnect”.",
+        "“Reconnect”."
     ),
 }
 
@@ -115,11 +87,13 @@ def problem_text(code: str) -> LocalizedText:
         return _TEXTS[bare]
     if bare in ACCESS_CODES:
         shown = code.removeprefix("bitrix24:")
-        return _t(_ACCESS.ru.format(code=shown), _ACCESS.en.format(code=shown))
-    return _t(
-        f"Подключение не удалось ({code}): проверьте настройки и нажмите «Переподключить».",
-        f"Connecting failed ({code}): check the settings and press “Reconnect”.",
-    )
+        return _(
+            "Bitrix24 denied access (%(code)s). The REST API is available on commercial plans "
+            "only, and the application acts with the rights of the employee who connected the "
+            "portal: check the plan and the rights, then press “Check the connection”.",
+            code=shown,
+        )
+    return _("Connecting failed (%(code)s): check the settings and press “Reconnect”.", code=code)
 
 
 def is_refusal(code: str) -> bool:
@@ -144,11 +118,11 @@ def health_status(
     domain = connection.domain or ""
     if settings_host and domain and settings_host != domain:
         return error_status(
-            _t(
-                f"В настройках портал {settings_host}, а подключён {domain}: нажмите "
-                "«Переподключить», чтобы подключить портал из настроек (или верните адрес).",
-                f"The settings name the portal {settings_host}, but {domain} is connected: press "
-                "“Reconnect” to connect the settings' portal (or put the address back).",
+            _(
+                "The settings name the portal %(settings_host)s, but %(domain)s is connected: "
+                "press “Reconnect” to connect the settings' portal (or put the address back).",
+                settings_host=settings_host,
+                domain=domain,
             )
         )
     if connection.problem is not None:
@@ -162,11 +136,10 @@ def health_status(
             return error_status(problem_text(code))
         return Status(
             level="warning",
-            text=_t(
-                f"За сутки не обработано событий: {health.failures_day}. Откройте «Входящие "
-                "вебхуки», чтобы увидеть причину и повторить.",
-                f"Events not processed in the last 24 hours: {health.failures_day}. Open the "
-                "webhook inbox for the reason and to retry.",
+            text=_(
+                "Events not processed in the last 24 hours: %(count)d. Open the webhook inbox "
+                "for the reason and to retry.",
+                count=health.failures_day,
             ),
         )
     connected_at = connection.connected_at
@@ -174,13 +147,10 @@ def health_status(
     events_quiet = health.last_event_at is None or now - health.last_event_at >= QUIET
     if connected_at and now - connected_at >= QUIET and chats_flow and events_quiet:
         return error_status(
-            _t(
-                "Чаты есть, а события от Битрикс24 не приходят больше 3 дней: обращения приходят "
-                "только при сверке, с опозданием. Проверьте исходящий вебхук (Webhook URL) в "
-                "Битрикс24 и нажмите «Переподключить».",
-                "Chats keep coming but Bitrix24 has sent no event for over 3 days: appeals arrive "
-                "late, by the catch-up only. Check the outgoing webhook (Webhook URL) in Bitrix24 "
-                "and press “Reconnect”.",
+            _(
+                "Chats keep coming but Bitrix24 has sent no event for over 3 days: appeals "
+                "arrive late, by the catch-up only. Check the outgoing webhook (Webhook URL) in "
+                "Bitrix24 and press “Reconnect”."
             )
         )
     return None

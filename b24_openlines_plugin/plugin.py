@@ -20,6 +20,7 @@ from b24_openlines_plugin import (
 )
 from b24_openlines_plugin.context import Portal
 from b24_openlines_plugin.health import is_refusal, record_problem
+from b24_openlines_plugin.i18n import _
 from b24_openlines_plugin.settings import build_settings_view
 from hooks import hookimpl
 from hooks.errors import HookError, RetryLater
@@ -30,7 +31,6 @@ from hooks.models import (
     HookResponse,
     Integration,
     IntegrationHealth,
-    LocalizedText,
     OAuthOutcome,
     ScheduleOutcome,
     SettingsView,
@@ -105,9 +105,10 @@ async def _process_webhook(
         return WebhookOutcome(
             result="ignored",
             reason=f"{event.name} {event.entity_id}: not handled, or no Open Lines chat behind it",
-            reason_text=LocalizedText(
-                ru=f"{event.name} {event.entity_id}: за этим событием нет чата открытой линии",
-                en=f"{event.name} {event.entity_id}: not handled, or no Open Lines chat behind it",
+            reason_text=_(
+                "%(event)s %(entity_id)s: not handled, or no Open Lines chat behind it",
+                event=event.name,
+                entity_id=event.entity_id,
             ),
         )
     return WebhookOutcome(result="processed", appeal_keys=[appeal.key])

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 from b24_openlines_plugin.bitrix.oauth import oauth_server_hosts
+from b24_openlines_plugin.i18n import _
 from hooks.models import LocalizedText
 
 __all__ = ["Portal", "PortalAddressError", "normalize_portal", "parse_portal"]
@@ -25,7 +26,6 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 # A scheme at the start: "ftp://", "http:", "mailto:" (but not "host:8080", a port).
 _SCHEME = re.compile(r"([a-z][a-z0-9+-]*):(//)?")
 _LDH_LABEL = re.compile(r"[a-z0-9-]+")
-_EXAMPLE = "name.bitrix24.ru"
 
 
 class PortalAddressError(ValueError):
@@ -34,10 +34,6 @@ class PortalAddressError(ValueError):
     def __init__(self, message: LocalizedText) -> None:
         super().__init__(message.en)
         self.message = message
-
-
-def _error(ru: str, en: str) -> PortalAddressError:
-    return PortalAddressError(LocalizedText(ru=ru, en=en))
 
 
 class Portal(NamedTuple):
@@ -58,41 +54,34 @@ def parse_portal(raw: str) -> Portal:
     """
     text = raw.strip()
     if not text:
-        raise _error(
-            f"Укажите адрес портала Битрикс24, например {_EXAMPLE}",
-            f"Enter your Bitrix24 portal address, e.g. {_EXAMPLE}",
-        )
+        raise PortalAddressError(_("Enter your Bitrix24 portal address, e.g. name.bitrix24.ru"))
     if "yourdomain" in text.lower():
-        raise _error(
-            "Замените YOURDOMAIN на адрес вашего портала Битрикс24: например, "
-            f"{_EXAMPLE} или свой домен b24.example.ru",
-            "Replace YOURDOMAIN with your own Bitrix24 portal address: e.g. "
-            f"{_EXAMPLE} or a custom domain such as b24.example.ru",
+        raise PortalAddressError(
+            _(
+                "Replace YOURDOMAIN with your own Bitrix24 portal address: e.g. name.bitrix24.ru "
+                "or a custom domain such as b24.example.ru"
+            )
         )
     if any(char.isspace() for char in text):
-        raise _error(
-            "В адресе портала не должно быть пробелов",
-            "The portal address must not contain spaces",
-        )
+        raise PortalAddressError(_("The portal address must not contain spaces"))
     scheme, parts = _split(text)
     if "@" in parts.netloc:
-        raise _error(
-            "Укажите адрес портала без имени пользователя и пароля (без «…@»)",
-            "Enter the portal address without a user name or password (no '…@')",
+        raise PortalAddressError(
+            _("Enter the portal address without a user name or password (no '…@')")
         )
     host = _host(parts)
     port = _port(parts)
     if scheme == "http" and not _is_loopback(host):
-        raise _error(
-            "Портал Битрикс24 открывается только по https://: укажите https:// или просто адрес",
-            "A Bitrix24 portal is reached over https:// only: use https:// or just the address",
+        raise PortalAddressError(
+            _("A Bitrix24 portal is reached over https:// only: use https:// or just the address")
         )
     if host in oauth_server_hosts():
-        raise _error(
-            f"{host} — сервер авторизации Битрикс24, а не ваш портал: укажите адрес портала, "
-            f"например {_EXAMPLE}",
-            f"{host} is Bitrix24's authorization server, not your portal: enter your portal's "
-            f"address, e.g. {_EXAMPLE}",
+        raise PortalAddressError(
+            _(
+                "%(host)s is Bitrix24's authorization server, not your portal: enter your portal's "
+                "address, e.g. name.bitrix24.ru",
+                host=host,
+            )
         )
     shown_host = f"[{host}]" if ":" in host else host
     shown_port = "" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}"
@@ -106,14 +95,19 @@ def _split(text: str) -> tuple[str, SplitResult]:
     if match and (match.group(2) or not rest[:1].isdigit()):
         scheme = match.group(1)
         if scheme not in _DEFAULT_PORTS:
-            raise _error(
-                f"Адрес «{scheme}:» не подходит: портал Битрикс24 открывается по https://",
-                f"A '{scheme}:' address does not work: a Bitrix24 portal is reached over https://",
+            raise PortalAddressError(
+                _(
+                    "A '%(scheme)s:' address does not work: a Bitrix24 portal is reached over "
+                    "https://",
+                    scheme=scheme,
+                )
             )
         if not match.group(2):
-            raise _error(
-                f"После «{scheme}:» нужны две косые черты: {scheme}://{_EXAMPLE}",
-                f"'{scheme}:' must be followed by two slashes: {scheme}://{_EXAMPLE}",
+            raise PortalAddressError(
+                _(
+                    "'%(scheme)s:' must be followed by two slashes: %(scheme)s://name.bitrix24.ru",
+                    scheme=scheme,
+                )
             )
     else:
         scheme, text = "https", "https://" + text
@@ -135,10 +129,7 @@ def _host(parts: SplitResult) -> str:
     """The host in ASCII lower case, or an error saying what is wrong with it."""
     host = parts.hostname or ""
     if not host:
-        raise _error(
-            f"Не указан адрес портала: например, {_EXAMPLE}",
-            f"The portal address is missing: e.g. {_EXAMPLE}",
-        )
+        raise PortalAddressError(_("The portal address is missing: e.g. name.bitrix24.ru"))
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -154,43 +145,34 @@ def _domain_name(host: str) -> str:
     labels = idna.dots.split(host.removesuffix("."))
     ascii_labels = [_ascii_label(label) for label in labels]
     if len(ascii_labels) < 2:
-        raise _error(
-            f"Укажите адрес полностью, с доменной зоной: например, {_EXAMPLE}",
-            f"Enter the full address, with its domain zone: e.g. {_EXAMPLE}",
+        raise PortalAddressError(
+            _("Enter the full address, with its domain zone: e.g. name.bitrix24.ru")
         )
     if ascii_labels[-1].isdigit():  # 127.1, 10.0.0.1.5: numbers, not a name
         raise _ip_address_error()
     name = ".".join(ascii_labels)
     if len(name) > 253:
-        raise _error(
-            "Адрес портала слишком длинный (больше 253 символов)",
-            "The portal address is too long (over 253 characters)",
-        )
+        raise PortalAddressError(_("The portal address is too long (over 253 characters)"))
     return name
 
 
 def _ascii_label(label: str) -> str:
     """One dot-separated part of the name, punycoded, checked against the hostname rules."""
     if not label:
-        raise _error(
-            "В адресе портала две точки подряд или точка в начале",
-            "The portal address has two dots in a row or starts with a dot",
-        )
+        raise PortalAddressError(_("The portal address has two dots in a row or starts with a dot"))
     try:
         ascii_label = label if label.isascii() else idna.ToASCII(label).decode("ascii")
     except UnicodeError as exc:
         raise _invalid_characters() from exc
     if len(ascii_label) > 63:
-        raise _error(
-            "Часть адреса между точками длиннее 63 символов",
-            "A part of the address between dots is longer than 63 characters",
+        raise PortalAddressError(
+            _("A part of the address between dots is longer than 63 characters")
         )
     if not _LDH_LABEL.fullmatch(ascii_label):
         raise _invalid_characters()
     if ascii_label.startswith("-") or ascii_label.endswith("-"):
-        raise _error(
-            "Часть адреса между точками не может начинаться или заканчиваться дефисом",
-            "A part of the address between dots cannot start or end with a hyphen",
+        raise PortalAddressError(
+            _("A part of the address between dots cannot start or end with a hyphen")
         )
     return ascii_label
 
@@ -201,9 +183,11 @@ def _port(parts: SplitResult) -> int | None:
     except ValueError:
         port = 0
     if port == 0 or parts.netloc.endswith(":"):
-        raise _error(
-            "Неверный порт: после двоеточия нужно число от 1 до 65535 (обычно порт не нужен)",
-            "Invalid port: a number from 1 to 65535 must follow the colon (usually none is needed)",
+        raise PortalAddressError(
+            _(
+                "Invalid port: a number from 1 to 65535 must follow the colon (usually none is "
+                "needed)"
+            )
         )
     return port
 
@@ -218,16 +202,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _invalid_characters() -> PortalAddressError:
-    return _error(
-        "В адресе портала недопустимые символы: допустимы буквы, цифры, дефис и точка",
-        "The portal address has invalid characters: letters, digits, hyphens and dots only",
+    return PortalAddressError(
+        _("The portal address has invalid characters: letters, digits, hyphens and dots only")
     )
 
 
 def _ip_address_error() -> PortalAddressError:
-    return _error(
-        "Укажите адрес портала по имени, а не IP-адрес: портал Битрикс24 открывается по имени, "
-        f"например {_EXAMPLE}",
-        "Enter the portal by name, not by IP address: a Bitrix24 portal is reached by its name, "
-        f"e.g. {_EXAMPLE}",
+    return PortalAddressError(
+        _(
+            "Enter the portal by name, not by IP address: a Bitrix24 portal is reached by its "
+            "name, e.g. name.bitrix24.ru"
+        )
     )

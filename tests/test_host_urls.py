@@ -89,7 +89,7 @@ def _plugin_sources() -> list[Path]:
         if path.is_file()
         and "sandbox" not in path.relative_to(PLUGIN).parts  # a stand-in portal: its own routes
         and "__pycache__" not in path.parts
-        and path.suffix not in (".pyc", ".pyo")
+        and path.suffix not in (".pyc", ".pyo", ".mo")  # compiled: the .po beside says it
     ]
 
 

@@ -17,6 +17,7 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
 from b24_openlines_plugin.health import error_status, health_status, problem_text
+from b24_openlines_plugin.i18n import fill, same
 from b24_openlines_plugin.portal import parse_portal
 from b24_openlines_plugin.settings import texts
 from b24_openlines_plugin.settings.model import (
@@ -242,7 +243,7 @@ class _Page:
                 is_set = name in secrets_set
                 fields.append(self._field(name, meta, shown.get(name), shown, is_set=is_set))
         help_ = spec.text.help
-        help_text = help_ and LocalizedText(ru=help_.ru.format(**urls), en=help_.en.format(**urls))
+        help_text = help_ and fill(help_, **urls)
         return FormSection(
             id=spec.id, title=spec.text.title, help=help_text, layout=spec.layout, fields=fields
         )
@@ -309,9 +310,7 @@ class _Page:
             return []
         empty = [Choice(value="", label=meta.empty_choice)] if meta.empty_choice else []
         items = catalog_items(self.catalog, meta.catalog)
-        return empty + [
-            Choice(value=str(id_), label=texts.untranslated(name)) for id_, name in items
-        ]
+        return empty + [Choice(value=str(id_), label=same(name)) for id_, name in items]
 
     def _status(
         self,
