@@ -66,6 +66,7 @@ async def test_the_inbox_shows_every_item_with_its_event_and_reason_in_russian(
     assert ">failed<" not in page and ">pending<" not in page
     for event in ("ONCRMLEADADD", "ONCRMDEALADD", "ONIMBOTJOINCHAT"):
         assert f'<td class="event">{event}</td>' in page
+    assert "<th>Интеграция</th>" in page and page.count("<td>Main portal</td>") == 3
     assert "Битрикс24 отказал в доступе" in page and "переподключите Битрикс24" in page
     assert 'title="bitrix24:ACCESS_DENIED: Bitrix24 error ACCESS_DENIED' in page  # the detail
     assert re.search(r'title="the integration is not active">интеграция выключена</span>', page)

@@ -399,6 +399,7 @@ async def inbox_page(request: Request) -> Response:
         request,
         "inbox.html",
         items=items,
+        names={i.id: i.name for i in await host.repo.list_integrations()},
         tab=tab,
         tabs=INBOX_TABS,
         zone=ZoneInfo(host.config.timezone),
