@@ -25,7 +25,7 @@ from hooks.host.i18n import LANGUAGES, ngettext
 from hooks.host.inbox_view import error_reason
 from hooks.host.state import HostConfig
 from hooks.models import Language
-from tests.conftest import PUBLIC_URL
+from tests.conftest import PUBLIC_URL, RunningHost
 
 ROOT = Path(__file__).resolve().parents[1]
 REMAKE = "run `make messages` and translate what it adds"
@@ -209,3 +209,18 @@ async def test_the_pages_speak_the_host_language(
         if f">{t}<" in html or any(f'{name}="{t}"' in html for name in attributes)
     ]
     assert leaked == []
+
+
+@pytest.mark.anyio
+async def test_an_error_page_without_a_translation_still_speaks_the_page_language(
+    running_host: RunningHost,
+) -> None:
+    """A message made for the API (English) gets a Russian headline by its status on the page,
+    with the text kept below it as the detail; a translated one is shown as it is."""
+    odd = await running_host.client.get("/raw/appeals?from=xx")
+    assert odd.status_code == 400
+    assert '<p class="notice error">Запрос не принят: проверьте, что отправлено.</p>' in odd.text
+    assert '<p class="help" id="error-detail">from must be a date (YYYY-MM-DD)</p>' in odd.text
+    known = await running_host.client.get("/integrations/99/settings")
+    assert known.status_code == 404 and "Такой интеграции нет" in known.text
+    assert "error-detail" not in known.text

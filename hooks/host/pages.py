@@ -336,11 +336,34 @@ def _oauth_error(request: Request) -> Response:
 
 def error_page(request: Request, error: HookError, message: str | None = None) -> Response:
     """The error page: ``message`` (or the error's own, kept in English for the API and the
-    logs) in the page's language when the catalogs have it (the messages marked ``N_``)."""
+    logs) in the page's language when the catalogs have it (the messages marked ``N_``); any
+    other gets a headline in the page's language by its status, with the text as its detail."""
     text = message or error.message
     language = host_of(request).config.language
     shown_text = gettext(text, language) if text else text
-    return page(request, "error.html", status=error.status, error=error, message=shown_text)
+    detail = None
+    if language != "en" and shown_text == text:
+        headline = _STATUS_HEADLINES.get(error.status, _STATUS_HEADLINES[500])
+        shown_text, detail = gettext(headline, language), text
+    return page(
+        request, "error.html", status=error.status, error=error, message=shown_text, detail=detail
+    )
+
+
+# What an error page says first when its own text has no translation (a request made by hand).
+_STATUS_HEADLINES: Final = {
+    400: N_("The request was not accepted: check what was sent."),
+    403: N_("Access denied."),
+    404: N_("Not found."),
+    405: N_("The request was not accepted: check what was sent."),
+    409: N_("The data changed meanwhile: reload the page and try again."),
+    413: N_("The request was not accepted: it is too large."),
+    422: N_("The request was not accepted: check what was sent."),
+    429: N_("Too many requests: try again a little later."),
+    500: N_("Something went wrong: try again, and if it repeats, tell the administrator."),
+    502: N_("Bitrix24 did not answer as expected: try again a little later."),
+    503: N_("The service is busy: try again a little later."),
+}
 
 
 async def appeals_page(request: Request) -> Response:
