@@ -19,6 +19,7 @@ from hooks.errors import BadRequest
 from hooks.host.account_time import day_after, day_start, local, shown
 from hooks.host.i18n import N_, gettext
 from hooks.host.params import query_number
+from hooks.host.repository import AppealQuery
 from hooks.models import Appeal, Catalog, Language, StoredAppeal, Utm
 
 PAGE_SIZE: Final = 100
@@ -66,13 +67,13 @@ class AppealFilters:
         """Where the page starts; a page past any list starts past it, within 64 bits."""
         return min((self.page - 1) * PAGE_SIZE, MAX_OFFSET)
 
-    def repository_filters(self, zone: ZoneInfo) -> dict[str, Any]:
-        """The keyword arguments of ``Repository.list_appeals``/``count_appeals``."""
-        return {
-            "integration_id": self.integration_id,
-            "created_from": day_start(self.date_from, zone) if self.date_from else None,
-            "created_before": day_after(self.date_to, zone) if self.date_to else None,
-        }
+    def repository_filters(self, zone: ZoneInfo) -> AppealQuery:
+        """The filters of ``Repository.list_appeals``/``count_appeals``."""
+        return AppealQuery(
+            integration_id=self.integration_id,
+            created_from=day_start(self.date_from, zone) if self.date_from else None,
+            created_before=day_after(self.date_to, zone) if self.date_to else None,
+        )
 
     def query(self, **changes: Any) -> str:
         """The query string of these filters (with ``changes``), for links and the export."""

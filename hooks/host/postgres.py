@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -37,6 +37,7 @@ from hooks.host.host_key import cipher
 from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_postgres_migrations
 from hooks.host.repository import (
     DELETED_WITH_INTEGRATION,
+    AppealQuery,
     InboxItem,
     InboxOutcome,
     InboxStatus,
@@ -396,22 +397,11 @@ class PostgresRepository:
         return None if row is None else self._rows.stored_appeal(row)
 
     async def list_appeals(
-        self,
-        *,
-        integration_id: int | None = None,
-        created_from: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        offset: int = 0,
+        self, *, limit: int = 100, offset: int = 0, **filters: Unpack[AppealQuery]
     ) -> list[StoredAppeal]:
         """Newest first by the appeal's ``created_at``, then by key (byte order, as SQLite's)
         so that pages are stable."""
-        where, params = self._rows.appeal_filter(
-            _mark,
-            integration_id=integration_id,
-            created_from=created_from,
-            created_before=created_before,
-        )
+        where, params = self._rows.appeal_filter(_mark, filters)
         rows = await self._fetch_all(
             f"""
             SELECT {Rows.APPEAL_COLUMNS} FROM appeals {where}
@@ -421,19 +411,8 @@ class PostgresRepository:
         )
         return [self._rows.stored_appeal(row) for row in rows]
 
-    async def count_appeals(
-        self,
-        *,
-        integration_id: int | None = None,
-        created_from: datetime | None = None,
-        created_before: datetime | None = None,
-    ) -> int:
-        where, params = self._rows.appeal_filter(
-            _mark,
-            integration_id=integration_id,
-            created_from=created_from,
-            created_before=created_before,
-        )
+    async def count_appeals(self, **filters: Unpack[AppealQuery]) -> int:
+        where, params = self._rows.appeal_filter(_mark, filters)
         row = await self._fetch_one(f"SELECT COUNT(*) AS n FROM appeals {where}", params)
         return 0 if row is None else int(row["n"])
 

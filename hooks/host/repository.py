@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 from pydantic import SecretStr
 
@@ -27,6 +27,14 @@ from hooks.models import (
 )
 
 InboxStatus = Literal["pending", "done", "ignored", "failed"]
+
+
+class AppealQuery(TypedDict, total=False):
+    """Which appeals ``list_appeals`` and ``count_appeals`` read; each one left out: all."""
+
+    integration_id: int | None
+    created_from: datetime | None  # inclusive
+    created_before: datetime | None  # exclusive
 
 
 # What goes with a deleted integration: work it can no longer do. Its appeals stay.
@@ -132,25 +140,13 @@ class Repository(Protocol):
     async def get_appeal(self, key: str) -> StoredAppeal | None: ...
 
     async def list_appeals(
-        self,
-        *,
-        integration_id: int | None = None,
-        created_from: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        offset: int = 0,
+        self, *, limit: int = 100, offset: int = 0, **filters: Unpack[AppealQuery]
     ) -> list[StoredAppeal]:
         """Newest first (by the appeal's ``created_at``); ``created_from`` (inclusive) and
         ``created_before`` (exclusive) bound its ``created_at``, whatever offset it came with."""
         ...
 
-    async def count_appeals(
-        self,
-        *,
-        integration_id: int | None = None,
-        created_from: datetime | None = None,
-        created_before: datetime | None = None,
-    ) -> int:
+    async def count_appeals(self, **filters: Unpack[AppealQuery]) -> int:
         """How many appeals ``list_appeals`` with the same filters has in all (for paging)."""
         ...
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from hooks.errors import Conflict, NotFound
 from hooks.host.host_key import ENV, HostKeyError
-from hooks.host.repository import InboxItem, InboxOutcome
+from hooks.host.repository import AppealQuery, InboxItem, InboxOutcome
 from hooks.models import (
     Appeal,
     HookRequest,
@@ -239,22 +239,18 @@ class Rows:
         }
 
     def appeal_filter(
-        self,
-        mark: Callable[[str], str],
-        *,
-        integration_id: int | None,
-        created_from: datetime | None,
-        created_before: datetime | None,
+        self, mark: Callable[[str], str], filters: AppealQuery
     ) -> tuple[str, dict[str, Any]]:
         """The ``WHERE`` clause (empty without a filter) and parameters of ``list_appeals`` and
         ``count_appeals``; ``mark`` writes a named placeholder in the backend's dialect."""
         conditions = {
-            "integration_id": (integration_id, "integration_id = {}"),
-            "created_from": (created_from, "created_at >= {}"),
-            "created_before": (created_before, "created_at < {}"),
+            "integration_id": "integration_id = {}",
+            "created_from": "created_at >= {}",
+            "created_before": "created_at < {}",
         }
         clauses, params = [], {}
-        for name, (value, clause) in conditions.items():
+        for name, clause in conditions.items():
+            value = filters.get(name)
             if value is not None:
                 clauses.append(clause.format(mark(name)))
                 params[name] = self._to_db(value) if isinstance(value, datetime) else value

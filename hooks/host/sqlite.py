@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from pydantic import SecretStr
 
@@ -28,6 +28,7 @@ from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_migrations
 from hooks.host.private_files import private_sqlite_files
 from hooks.host.repository import (
     DELETED_WITH_INTEGRATION,
+    AppealQuery,
     InboxItem,
     InboxOutcome,
     InboxStatus,
@@ -369,22 +370,11 @@ class SqliteRepository:
         return None if row is None else self._rows.stored_appeal(row)
 
     async def list_appeals(
-        self,
-        *,
-        integration_id: int | None = None,
-        created_from: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 100,
-        offset: int = 0,
+        self, *, limit: int = 100, offset: int = 0, **filters: Unpack[AppealQuery]
     ) -> list[StoredAppeal]:
         """Newest first by the appeal's ``created_at`` (stored in UTC, so text order is time
         order, and the range compares as text), then by key so that pages are stable."""
-        where, params = self._rows.appeal_filter(
-            _mark,
-            integration_id=integration_id,
-            created_from=created_from,
-            created_before=created_before,
-        )
+        where, params = self._rows.appeal_filter(_mark, filters)
         rows = self._db.execute(
             f"""
             SELECT {Rows.APPEAL_COLUMNS} FROM appeals {where}
@@ -394,19 +384,8 @@ class SqliteRepository:
         ).fetchall()
         return [self._rows.stored_appeal(row) for row in rows]
 
-    async def count_appeals(
-        self,
-        *,
-        integration_id: int | None = None,
-        created_from: datetime | None = None,
-        created_before: datetime | None = None,
-    ) -> int:
-        where, params = self._rows.appeal_filter(
-            _mark,
-            integration_id=integration_id,
-            created_from=created_from,
-            created_before=created_before,
-        )
+    async def count_appeals(self, **filters: Unpack[AppealQuery]) -> int:
+        where, params = self._rows.appeal_filter(_mark, filters)
         row = self._db.execute(f"SELECT COUNT(*) AS n FROM appeals {where}", params).fetchone()
         return int(row["n"])
 
