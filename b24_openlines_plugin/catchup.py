@@ -25,7 +25,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from b24_openlines_plugin import appeals, events
 from b24_openlines_plugin.bitrix import dialogs, event_queue
@@ -42,13 +41,6 @@ from hooks.services import HostServices
 PAGES_PER_RUN = 10  # at most 500 activities or offline events per run: the rate limit is shared
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _T = TypeVar("_T")
-
-
-def handler_url(integration: Integration, host: HostServices) -> str:
-    """The integration's Webhook URL (the host's), marked as the application's own delivery."""
-    url = urlsplit(host.urls.webhook(integration))
-    via = urlencode({"via": events.APP_DELIVERY})
-    return urlunsplit(url._replace(query=f"{url.query}&{via}" if url.query else via))
 
 
 async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:
@@ -77,7 +69,7 @@ async def run(integration: Integration, host: HostServices) -> ScheduleOutcome:
 
 async def ensure_bindings(client: RestClient, portal: Portal, state: Catchup) -> None:
     """Bind what is missing; remember it, so later runs cost no request."""
-    handler = handler_url(portal.integration, portal.host)
+    handler = events.handler_url(portal.integration, portal.host)
     entity = portal.settings.entity
     if state.handler == handler and state.entity == entity:
         return

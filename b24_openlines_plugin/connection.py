@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.bitrix.client import Credentials, RestClient
 from b24_openlines_plugin.bitrix.errors import BitrixError
+from b24_openlines_plugin.bitrix.event_queue import granted_scopes, unbind_handlers, wanted_events
 from b24_openlines_plugin.bitrix.limits import bucket_for
 from b24_openlines_plugin.bitrix.oauth import (
     allowed_oauth_servers,
@@ -27,6 +28,8 @@ from b24_openlines_plugin.bitrix.oauth import (
     refresh_tokens,
 )
 from b24_openlines_plugin.bitrix.records import TokenGrant
+from b24_openlines_plugin.context import Portal
+from b24_openlines_plugin.events import handler_url
 from b24_openlines_plugin.health import (
     RECONNECT,
     UNREACHABLE,
@@ -257,13 +260,12 @@ async def _check(integration: Integration, host: HostServices) -> ConnectionChec
     if not connection.connected:
         return ConnectionCheck(status=error_status(problem_text("not_connected")))
     try:
-        granted = await rest_client(integration, host).call("scope")
+        scopes = await granted_scopes(rest_client(integration, host))
     except RetryLater:
         return ConnectionCheck(status=error_status(problem_text(UNREACHABLE)))
     except HookError as exc:  # Bitrix24's refusal, a refused refresh (``reconnect_required``)
         await record_problem(host, integration.id, exc.code)
         return ConnectionCheck(status=error_status(problem_text(exc.code)))
-    scopes = [str(s) for s in granted] if isinstance(granted, list) else []
     await save_connection(host, integration.id, {PROBLEM: None, "scope": scopes})
     missing = [scope for scope in REQUIRED_SCOPES if scope not in scopes]
     if missing:
@@ -291,13 +293,27 @@ async def _check(integration: Integration, host: HostServices) -> ConnectionChec
 
 
 async def _disconnect(integration: Integration, host: HostServices) -> ConnectionCheck:
-    """Forget the tokens and the portal's identity; the settings stay for reconnecting."""
+    """Remove the plugin's handlers from the portal (so it stops sending), then forget the
+    tokens and the portal's identity; the settings stay for reconnecting. A portal that cannot
+    be reached or refuses still gets disconnected here, and the page says what is left to do."""
+    unbound = await _unbind(integration, host)
     await save_connection(
         host,
         integration.id,
         dict.fromkeys(Connection.model_fields),  # the catch-up too: a new portal starts afresh
         secrets={"access_token": None, "refresh_token": None},
     )
+    if not unbound:
+        return ConnectionCheck(
+            status=Status(
+                level="warning",
+                text=_(
+                    "The portal is disconnected: the tokens are deleted, the settings kept. The "
+                    "portal could not be asked to stop sending events: remove this application's "
+                    "handlers in Bitrix24 (Developer resources → Integrations), or connect again."
+                ),
+            )
+        )
     return ConnectionCheck(
         status=Status(
             level="off",
@@ -307,3 +323,19 @@ async def _disconnect(integration: Integration, host: HostServices) -> Connectio
             ),
         )
     )
+
+
+async def _unbind(integration: Integration, host: HostServices) -> bool:
+    """The plugin's own handlers, removed; False when the portal could not be asked."""
+    portal = Portal.of(integration, host)
+    if not portal.connection.connected:
+        return True  # nothing was bound with these tokens
+    bound = portal.connection.catchup
+    entity = (bound.entity if bound else None) or portal.settings.entity  # what was bound
+    try:
+        await unbind_handlers(
+            rest_client(integration, host), handler_url(integration, host), wanted_events(entity)
+        )
+    except HookError:
+        return False
+    return True

@@ -8,6 +8,7 @@ on the first verified event (pinned then). The host has already matched the URL 
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
@@ -37,6 +38,13 @@ def _same(received: str, expected: str) -> bool:
     """Constant-time equality of any two texts: the expected token is whatever the settings
     hold, and ``hmac.compare_digest`` raises on non-ASCII ``str``."""
     return hmac.compare_digest(received.encode(), expected.encode())
+
+
+def handler_url(integration: Integration, host: HostServices) -> str:
+    """The integration's Webhook URL (the host's), marked as the application's own delivery."""
+    url = urlsplit(host.urls.webhook(integration))
+    via = urlencode({"via": APP_DELIVERY})
+    return urlunsplit(url._replace(query=f"{url.query}&{via}" if url.query else via))
 
 
 def is_app_delivery(request: HookRequest) -> bool:

@@ -132,14 +132,28 @@ async def test_check_disconnect_and_reconnect(stack: Stack) -> None:
     assert 'id="check-result">' + DENIED in checked.text
     assert 'class="badge error" id="status">' + DENIED in checked.text  # remembered
     await stack.browser.delete(f"{PORTAL_URL}/sandbox/api/faults")
+    await stack.catch_up(integration["id"])  # the run that binds the plugin's own handlers
+    handlers = f"{PORTAL_URL}/sandbox/api/event-handlers"
+    assert (await stack.browser.get(handlers)).json() != []
     gone = await form_post(stack, path, f"/integrations/{integration['id']}/disconnect")
     assert "Портал отключён" in gone.text and "Портал ещё не подключён" in gone.text
+    assert (await stack.browser.get(handlers)).json() == []  # the portal stops sending
     stored = await stack.host.repo.get_integration(integration["id"])
     assert stored is not None and "access_token" not in stored.secrets
     assert stored.settings["client_id"]  # the settings stay
     assert (await stack.connect(integration["id"])).headers["location"].endswith("connected=1")
     data = (await stack.browser.get(f"{HOST_URL}/api/integrations/{integration['id']}")).json()
     assert data["status"]["level"] == "ok"
+
+
+async def test_disconnecting_an_unreachable_portal_says_what_is_left(stack: Stack) -> None:
+    integration = await connected(stack)
+    path = f"/integrations/{integration['id']}/settings"
+    await deny_everything(stack)
+    gone = await form_post(stack, path, f"/integrations/{integration['id']}/disconnect")
+    assert "Портал отключён" in gone.text and "удалите обработчики этого приложения" in gone.text
+    stored = await stack.host.repo.get_integration(integration["id"])
+    assert stored is not None and "access_token" not in stored.secrets
 
 
 async def test_rename_and_delete_an_integration(stack: Stack) -> None:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.routing import Match, Route
 
-from b24_openlines_plugin.catchup import handler_url
+from b24_openlines_plugin.events import handler_url
 from hooks.host.app import create_app
 from hooks.host.state import HostConfig
 from hooks.host.urls import PublicUrls

@@ -58,6 +58,28 @@ async def bind_handlers(client: RestClient, handler: str, events: list[str]) -> 
     )
 
 
+async def unbind_handlers(client: RestClient, handler: str, events: list[str]) -> None:
+    """Remove ``handler`` from each event, online and offline, in one batch: a portal being
+    disconnected stops sending. A refusal (not an absent binding, which counts 0) is raised."""
+    commands = {
+        f"{kind}_{name}": Command(
+            "event.unbind",
+            {"event": name, "handler": handler}
+            | ({"event_type": "offline"} if kind == "offline" else {}),
+        )
+        for name in events
+        for kind in ("online", "offline")
+    }
+    for result in (await client.batch(commands)).values():
+        result.unwrap()
+
+
+async def granted_scopes(client: RestClient) -> list[str]:
+    """What the portal lets the application do now (``scope``)."""
+    granted = await client.call("scope")
+    return [str(scope) for scope in granted] if isinstance(granted, list) else []
+
+
 async def read_offline(client: RestClient, process_id: str | None) -> OfflinePage:
     """A page of offline events, reserved and left in the queue; with ``process_id``, the
     page an earlier read reserved and never cleared."""
