@@ -134,6 +134,14 @@ async def process_event(
 
 async def _write(records: ChatRecords, portal: Portal) -> Appeal | None:
     appeal = await build_appeal(records, portal)
-    if appeal is not None:
-        await portal.host.appeals.upsert(appeal)
+    if appeal is None:
+        return None
+    if appeal.attribution.method != "session":
+        # A visit once tied to the dialog is never lost when its proof cannot be read again
+        # (an appeal attributed before visit ids were signed, a report bound before the chat's
+        # custom data was the proof): rewriting the transcript keeps the attribution.
+        stored = await portal.host.appeals.get(appeal.key)
+        if stored is not None and stored.attribution.method == "session":
+            appeal = appeal.model_copy(update={"attribution": stored.attribution})
+    await portal.host.appeals.upsert(appeal)
     return appeal

@@ -169,14 +169,19 @@ async def _retry_saved(client: RestClient, portal: Portal, state: Catchup) -> li
 
 async def _start_walk(client: RestClient, portal: Portal, state: Catchup) -> None:
     """The first run: the walk starts the settings' days before connecting (counting what it
-    will import, for the settings page), or, with no days, at the newest activity."""
+    will import, for the settings page), or, with no days, at the moment of connecting — the
+    dialogs between connecting and this run's bindings have no events to bring them."""
     days = portal.settings.import_days
-    if days == 0:
+    connected = portal.connection.connected_at
+    if connected is None:  # connected by a version that did not keep the moment
         latest = await dialogs.newest_activity(client)
         state.cursor = (latest.last_updated if latest else None) or EPOCH
         state.cursor_id = latest.id if latest else 0
         return
-    until = portal.connection.connected_at or datetime.now(UTC)
+    if days == 0:
+        state.cursor, state.cursor_id, state.walk_pending = connected, 0, True
+        return
+    until = connected
     since = until - timedelta(days=days)
     state.history = HistoryImport(
         since=since, until=until, total=await dialogs.count_activities(client, since, until)
@@ -229,4 +234,9 @@ async def walk_activities(client: RestClient, portal: Portal, state: Catchup) ->
 
 async def _save(portal: Portal, state: Catchup) -> None:
     """Keep the cursor (and forget a problem that a run getting this far has outlived)."""
-    await save_connection(portal.host, portal.id, {CATCHUP: state.to_json(), PROBLEM: None})
+    await save_connection(
+        portal.host,
+        portal.id,
+        {CATCHUP: state.to_json(), PROBLEM: None},
+        same_as=portal.connection,
+    )

@@ -152,13 +152,19 @@ async def save_connection(
     integration_id: int,
     connection: dict[str, Any],
     secrets: dict[str, SecretStr | None] | None = None,
+    *,
+    same_as: Connection | None = None,
 ) -> None:
     """Merge ``connection`` (and ``secrets``) into the stored integration; a token refresh or a
-    save may move the version on meanwhile, so read and write again a few times."""
+    save may move the version on meanwhile, so read and write again a few times. With
+    ``same_as``, only while the portal is still the one connected then: what a run learned of
+    a portal must not outlive a reconnect (or a disconnect) that happened while it ran."""
     for _ in range(3):
         current = await host.integrations.get(integration_id)
         if current is None:
             return
+        if same_as is not None and not _same_portal(connection_of(current), same_as):
+            raise RetryLater("the portal was connected anew meanwhile: the next run starts afresh")
         try:
             await host.integrations.update(
                 current.id, expected_version=current.version, connection=connection, secrets=secrets
@@ -167,3 +173,7 @@ async def save_connection(
         except Conflict:
             continue
     raise RetryLater("could not save the connection: the integration kept changing")
+
+
+def _same_portal(now: Connection, then: Connection) -> bool:
+    return (now.member_id, now.connected_at) == (then.member_id, then.connected_at)

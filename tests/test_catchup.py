@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from b24_openlines_plugin.state import connection_of
 from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
 
 pytestmark = pytest.mark.anyio
@@ -302,3 +303,48 @@ async def test_offline_records_without_data_are_never_cleared_unseen(
         assert await sessions_with_appeals(stack) == sessions
         queue = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/offline-events")).json()
         assert queue == []  # cleared, once their time was walked
+
+
+class ReconnectsMidRun(httpx.AsyncBaseTransport):
+    """The portal, where the client presses "Reconnect" (a whole OAuth round) while a catch-up
+    run is reading its activities."""
+
+    def __init__(self, portal: httpx.AsyncBaseTransport, stack: Stack, integration_id: int) -> None:
+        self.portal, self.stack, self.integration_id = portal, stack, integration_id
+        self.reconnected = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.portal.handle_async_request(request)
+        if not self.reconnected and b"crm.activity.list" in request.content:
+            self.reconnected = True
+            await answer.aread()
+            self.stack.clock.advance(2)
+            assert (await self.stack.connect(self.integration_id)).status_code == 303
+        return answer
+
+
+async def test_a_reconnect_during_a_run_is_not_undone_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a run learned of the portal (its handlers, cursor, offline queue) is not written
+    back over a reconnect that happened meanwhile: the next run binds and starts afresh."""
+    monkeypatch.setenv("B24_OAUTH_SERVERS", PORTAL_URL)
+    async with running_stack(
+        tmp_path / "host.sqlite3", offline_events=False, schedule_seconds=0
+    ) as stack:
+        integration = await ready(stack)
+        await lost_bulk(stack, 3)
+        netloc = httpx.URL(PORTAL_URL).netloc.decode()
+        portal = stack.network.apps[netloc]
+        reconnecting = ReconnectsMidRun(portal, stack, integration["id"])
+        stack.network.apps[netloc] = reconnecting  # type: ignore[assignment]
+        await stack.catch_up(integration["id"])
+        stack.network.apps[netloc] = portal
+        assert reconnecting.reconnected
+        stored = await stack.host.repo.get_integration(integration["id"])
+        assert stored is not None
+        now = connection_of(stored)
+        # As connecting left it, or as a run after the reconnect made it: never the old run's.
+        assert now.catchup is None or (
+            now.catchup.history is not None and now.catchup.history.until == now.connected_at
+        )

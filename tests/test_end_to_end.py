@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
+from hooks.models import Appeal, Attribution
 from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
 
 pytestmark = pytest.mark.anyio
@@ -354,3 +355,32 @@ async def test_a_chat_with_markup_shows_as_text_everywhere(stack: Stack) -> None
     page = (await stack.browser.get(f"{HOST_URL}/raw/appeals")).text
     assert "<script>alert('name')</script>" not in page and "&lt;script&gt;alert(" in page
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+async def test_an_appeal_once_attributed_to_a_visit_keeps_it_when_rewritten(stack: Stack) -> None:
+    """An appeal attributed to a visit before visit ids were signed (its proof no longer reads)
+    keeps that attribution when its dialog is closed and the transcript rewritten."""
+    integration = await connected(stack)
+    started = await stack.chat(
+        connector="livechat", messages=[{"author": "visitor", "text": "Есть в наличии?"}]
+    )
+    [appeal] = await stack.appeals()
+    assert appeal["attribution"]["method"] == "default"
+    earlier = Appeal.model_validate(appeal).model_copy(
+        update={
+            "attribution": Attribution(
+                method="session", session_id="legacy-visit-0001", traffic_type="source", source_id=1
+            )
+        }
+    )
+    await stack.host.repo.upsert_appeal(earlier)  # as an earlier version stored it
+    answered = await stack.browser.post(
+        f"{PORTAL_URL}/sandbox/api/chats/{started['chat_id']}/messages",
+        json={"messages": [{"author": "operator", "text": "Да, есть"}], "close": True},
+    )
+    assert answered.status_code == 200
+    await stack.catch_up(integration["id"])
+    [rewritten] = await stack.appeals()
+    assert "Да, есть" in rewritten["text"]  # rewritten with the whole dialog
+    assert rewritten["attribution"]["method"] == "session"
+    assert rewritten["attribution"]["session_id"] == "legacy-visit-0001"

@@ -106,3 +106,21 @@ async def test_an_import_larger_than_a_run_shows_how_far_it_got(
             "Загружены чаты за 3 дн. до подключения: 560"
         )
         assert set(session_counts(await stack.all_appeals())) == before
+
+
+async def test_no_days_still_brings_a_dialog_between_connecting_and_the_first_run(
+    stack: Stack,
+) -> None:
+    """A returning customer's dialog (no new lead, its pushes lost) that begins after the portal
+    is connected but before the first run has bound anything is walked from the moment of
+    connecting, not from whatever was newest when the run came."""
+    integration = await stack.configure(import_days=0)
+    await faults(stack, rest_error_rate=1.0, seed=1)  # the first runs get nowhere
+    assert (await stack.connect(integration["id"])).status_code == 303
+    await stack.settled()
+    stack.clock.advance(5)
+    between = await lost_chat(stack, 2)
+    await faults(stack, webhook_drop_rate=0.0, rest_error_rate=0.0)
+    await catch_up(stack, integration["id"])
+    await catch_up(stack, integration["id"])
+    assert between in session_counts(await stack.all_appeals())

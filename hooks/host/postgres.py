@@ -269,7 +269,7 @@ class PostgresRepository:
     async def rename_integration(self, integration_id: int, name: str) -> Integration:
         row = await self._fetch_one(
             f"""
-            UPDATE integrations SET name = %s, updated_at = %s WHERE id = %s
+            UPDATE integrations SET name = %s, updated_at = %s WHERE id = %s AND deleted_at IS NULL
             RETURNING {Rows.INTEGRATION_COLUMNS}
             """,
             (name, utc_now(), integration_id),

@@ -236,7 +236,7 @@ class SqliteRepository:
         with self._write() as db:
             rows = db.execute(
                 f"""
-                UPDATE integrations SET name = ?, updated_at = ? WHERE id = ?
+                UPDATE integrations SET name = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL
                 RETURNING {Rows.INTEGRATION_COLUMNS}
                 """,
                 (name, _db_time(utc_now()), integration_id),
