@@ -10,11 +10,14 @@ example shows, instead of ``<line>|<TYPE>``.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, unquote_to_bytes
 
+import httpx
 import pytest
 
 from tests.examples import load_json
@@ -241,3 +244,52 @@ async def test_a_deal_of_a_line_with_a_numeric_source_gets_its_appeal_once_its_d
     await stack.settled()
     [appeal] = await stack.appeals()
     assert_deal_appeal(appeal, {**started, "activity_id": more["activity_id"]})
+
+
+class IgnoresBindings(httpx.AsyncBaseTransport):
+    """A portal whose crm.activity.list does not know the BINDINGS filter key and, as list
+    methods do with keys they do not know, answers as if it were not there."""
+
+    def __init__(self, portal: httpx.AsyncBaseTransport) -> None:
+        self.portal = portal
+        self.ignored = 0
+
+    def _without_bindings(self, query: str) -> str:
+        kept = [pair for pair in query.split("&") if "BINDINGS" not in unquote(pair)]
+        self.ignored += len(kept) < len(query.split("&"))
+        return "&".join(kept)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if b"BINDINGS" in unquote_to_bytes(request.content):
+            body = json.loads(request.content)
+            for key, value in body.get("cmd", {}).items():  # batch commands: method?query
+                method, mark, query = value.partition("?")
+                body["cmd"][key] = method + mark + self._without_bindings(query)
+            headers = {k: v for k, v in request.headers.items() if k != "content-length"}
+            request = httpx.Request(request.method, request.url, headers=headers, json=body)
+        return await self.portal.handle_async_request(request)
+
+
+async def test_a_portal_ignoring_the_bindings_filter_never_gets_another_chats_dialog(
+    stack: Stack,
+) -> None:
+    """Asked by binding, such a portal answers every dialog it has, the newest first: the lead
+    of an older chat must still get its own dialog, never the newest visitor's."""
+    await connected(stack)
+    await deliveries_lost(stack)
+    first = await stack.chat(
+        connector="telegrambot", messages=[{"author": "visitor", "text": "первый"}]
+    )
+    stack.clock.advance(2)
+    await stack.chat(connector="viber", messages=[{"author": "visitor", "text": "второй"}])
+    await faults_off(stack)
+    netloc = httpx.URL(PORTAL_URL).netloc.decode()
+    portal = stack.network.apps[netloc]
+    old_portal = IgnoresBindings(portal)
+    stack.network.apps[netloc] = old_portal  # type: ignore[assignment]
+    await replay(stack, "ONCRMLEADADD", first["lead_id"])
+    stack.network.apps[netloc] = portal
+    assert old_portal.ignored > 0
+    [appeal] = await stack.appeals()
+    assert appeal["key"].endswith(f":session:{first['session_id']}")
+    assert "первый" in appeal["text"] and "второй" not in appeal["text"]

@@ -134,7 +134,9 @@ async def for_entity(client: RestClient, kind: ChatEntity, entity_id: int) -> Ch
     results = await client.batch(commands)
     entity: CrmEntity = parsed(results["entity"], parse_crm_entity)
     contact = _contact(results, kind, entity)
-    if isinstance(results["acts"].error, BitrixError):
+    if isinstance(results["acts"].error, BitrixError) or not await _bound_to(
+        client, results["acts"], kind, entity_id
+    ):
         results = {**results, **await client.batch(_dialogs(owner))}
     activities: list[Activity] = parsed(results["acts"], parse_activities)
     if activities:
@@ -200,6 +202,26 @@ async def for_activity(client: RestClient, activity: Activity) -> ChatRecords | 
     return ChatRecords(
         kind, entity, _contact(results, kind, entity), history, activity.connector_id, activity
     )
+
+
+async def _bound_to(
+    client: RestClient, found: CommandResult, kind: ChatEntity, entity_id: int
+) -> bool:
+    """Whether the newest activity a ``BINDINGS`` query found is really the entity's: a portal
+    that ignored the filter key would answer every dialog of the portal, and the newest of them
+    would put another visitor's chat into this entity's appeal. Owned by the entity: yes;
+    otherwise its bindings are read (one more request, for a contact-owned dialog only)."""
+    if found.error is not None:
+        return True  # nothing to check: the error is handled where it is read
+    activities: list[Activity] = parsed(found, parse_activities)
+    if not activities:
+        return True
+    newest = activities[0]
+    wanted = OWNER_TYPE_IDS[kind]
+    if (newest.owner_type_id, newest.owner_id) == (wanted, entity_id):
+        return True
+    bindings = _bindings((await client.batch({"b": _bindings_command(newest.id)}))["b"])
+    return any((b.owner_type_id, b.owner_id) == (wanted, entity_id) for b in bindings)
 
 
 def _dialog_entity(activity: Activity) -> tuple[OwnerType, int] | None:
