@@ -41,6 +41,11 @@ class BadRequest(HookError):
     code = "bad_request"
 
 
+class UnsupportedMediaType(HookError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unauthorized(HookError):
     status = 401
     code = "unauthorized"

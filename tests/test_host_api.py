@@ -79,9 +79,32 @@ async def test_create_integration_rejects_bad_bodies(
 
 
 async def test_create_integration_rejects_broken_json(running_host: RunningHost) -> None:
-    answer = await running_host.client.post("/api/integrations", content=b"{nope")
+    answer = await running_host.client.post(
+        "/api/integrations", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 400
     assert answer.json()["error"] == "bad_request"
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_account_changes_must_be_declared_json(
+    running_host: RunningHost, content_type: str | None
+) -> None:
+    """What a page of another site can send without the browser asking first (a form, plain
+    text) never creates, changes or renames an integration."""
+    data = await create(running_host)
+    headers = {"content-type": content_type} if content_type else {}
+    body = json.dumps({"plugin": "b24_openlines", "name": "x"}).encode()
+    created = await running_host.client.post("/api/integrations", content=body, headers=headers)
+    changed = await running_host.client.patch(
+        f"/api/integrations/{data['id']}/settings", content=b'{"active": true}', headers=headers
+    )
+    renamed = await running_host.client.patch(
+        f"/api/integrations/{data['id']}", content=b'{"name": "x"}', headers=headers
+    )
+    assert {created.status_code, changed.status_code, renamed.status_code} == {415}
+    listed = (await running_host.client.get("/api/integrations")).json()["integrations"]
+    assert [(i["name"], i["settings"]["active"]) for i in listed] == [("Main portal", False)]
 
 
 @pytest.mark.parametrize("path", ["/api/integrations/999", "/api/integrations/abc"])

@@ -130,7 +130,9 @@ async def test_json_nested_thousands_deep_is_400_everywhere_and_saves_nothing(
 async def test_json_numbers_must_be_finite(running_host: RunningHost, number: bytes) -> None:
     data = await create(running_host)
     answer = await running_host.client.put(
-        f"/api/integrations/{data['id']}/settings", content=b'{"import_days": ' + number + b"}"
+        f"/api/integrations/{data['id']}/settings",
+        content=b'{"import_days": ' + number + b"}",
+        headers={"content-type": "application/json"},
     )
     assert answer.status_code == 400 and "not valid JSON" in answer.text
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hooks.errors import BadRequest, NotFound, ValidationFailed
+from hooks.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from hooks.host.account_time import day_start
 from hooks.host.i18n import N_, gettext
 from hooks.host.jsonbody import read_bounded, read_json
@@ -44,6 +44,19 @@ def host_of(request: Request) -> Host:
 async def json_body(request: Request, limit: int = JSON_MAX_BYTES) -> Any:
     """The body as JSON, within ``limit`` bytes and ``jsonbody.MAX_DEPTH`` levels."""
     return await read_json(request, limit)
+
+
+JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
+
+
+async def account_json(request: Request) -> Any:
+    """The JSON body of a request that changes the account: declared as JSON, which a page of
+    another site cannot send without the browser asking first (a form or ``text/plain`` can),
+    so such a page can never create, change or rename an integration."""
+    declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if declared not in JSON_TYPES:
+        raise UnsupportedMediaType("Send the body as JSON (Content-Type: application/json)")
+    return await json_body(request)
 
 
 async def integration_of(request: Request) -> Integration:
@@ -128,7 +141,7 @@ async def save_settings(
 async def create_integration(request: Request) -> Response:
     host = host_of(request)
     try:
-        new = NewIntegration.model_validate(await json_body(request))
+        new = NewIntegration.model_validate(await account_json(request))
     except ValidationError as exc:
         raise BadRequest(_first_error(exc)) from exc
     if new.plugin not in host.plugins.names():
@@ -162,7 +175,7 @@ async def patch_integration(request: Request) -> Response:
     host = host_of(request)
     integration = await integration_of(request)
     try:
-        renamed = Renamed.model_validate(await json_body(request))
+        renamed = Renamed.model_validate(await account_json(request))
     except ValidationError as exc:
         raise BadRequest(_first_error(exc)) from exc
     saved = await host.repo.rename_integration(integration.id, renamed.name.strip() or "Bitrix24")
@@ -211,7 +224,7 @@ async def patch_settings(request: Request) -> Response:
 
 
 async def _settings_body(request: Request) -> dict[str, Any]:
-    submitted = await json_body(request)
+    submitted = await account_json(request)
     if not isinstance(submitted, dict):
         raise BadRequest("Settings must be a JSON object")
     return submitted
