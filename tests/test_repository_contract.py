@@ -442,6 +442,27 @@ async def test_appeals_in_a_time_range_are_listed_and_counted(repo: Repository) 
     assert [s.appeal.key for s in paged] == ["last"]
 
 
+async def test_appeals_paged_after_the_last_one_read_skip_and_repeat_nothing(
+    repo: Repository,
+) -> None:
+    """The export reads page after page while appeals keep arriving (some with an earlier
+    ``created_at``: a caught-up dialog): each page starts after the last row read."""
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    for n in range(7):  # three share one instant: the key orders them
+        at = T0 + timedelta(minutes=min(n, 4))
+        await repo.upsert_appeal(make_appeal(f"k{n}", integration_id=shop.id, created_at=at))
+    seen: list[str] = []
+    query: dict[str, object] = {}
+    while page := await repo.list_appeals(limit=2, **query):  # type: ignore[arg-type]
+        seen += [s.appeal.key for s in page]
+        if len(seen) == 2:  # arrivals meanwhile: one newer, one older than the rows read
+            newer, older = T0 + timedelta(hours=1), T0 - timedelta(hours=1)
+            await repo.upsert_appeal(make_appeal("new", integration_id=shop.id, created_at=newer))
+            await repo.upsert_appeal(make_appeal("old", integration_id=shop.id, created_at=older))
+        query["after"] = (page[-1].appeal.created_at, page[-1].appeal.key)
+    assert seen == ["k6", "k5", "k4", "k3", "k2", "k1", "k0", "old"]
+
+
 async def test_appeals_of_one_time_are_paged_in_byte_order_of_their_keys(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

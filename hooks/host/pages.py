@@ -398,8 +398,10 @@ async def appeals_csv(request: Request) -> Response:
     chosen = AppealFilters.of(request).repository_filters(zone)
     names = Names(await host.repo.get_catalog(), host.config.language)
     stored: list[StoredAppeal] = []
-    while batch := await host.repo.list_appeals(**chosen, limit=1000, offset=len(stored)):
+    while batch := await host.repo.list_appeals(**chosen, limit=1000):
         stored.extend(batch)
+        last = batch[-1].appeal
+        chosen["after"] = (last.created_at, last.key)  # a keyset: arrivals never shift it
     return Response(
         csv_text(stored, names, zone, host.config.language),
         media_type="text/csv; charset=utf-8",

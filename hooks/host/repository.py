@@ -35,6 +35,9 @@ class AppealQuery(TypedDict, total=False):
     integration_id: int | None
     created_from: datetime | None  # inclusive
     created_before: datetime | None  # exclusive
+    # After this one in the list's order (``created_at`` then ``key``, both descending): the
+    # next page of a list that keeps changing, without offsets that skip or repeat rows.
+    after: tuple[datetime, str] | None
 
 
 # What goes with a deleted integration: work it can no longer do. Its appeals stay.

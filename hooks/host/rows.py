@@ -254,6 +254,11 @@ class Rows:
             if value is not None:
                 clauses.append(clause.format(mark(name)))
                 params[name] = self._to_db(value) if isinstance(value, datetime) else value
+        after = filters.get("after")
+        if after is not None:
+            at, key = mark("after_at"), mark("after_key")
+            clauses.append(f"(created_at < {at} OR (created_at = {at} AND key < {key}))")
+            params |= {"after_at": self._to_db(after[0]), "after_key": after[1]}
         return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def stored_appeal(self, row: Row) -> StoredAppeal:
