@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from b24_openlines_plugin.attribution import attribute
+from b24_openlines_plugin.attribution import MessengerCode, attribute
 from b24_openlines_plugin.bitrix import dialogs
 from b24_openlines_plugin.bitrix.client import RestClient
 from b24_openlines_plugin.bitrix.dialogs import ChatRecords, is_open_lines
@@ -13,6 +13,7 @@ from b24_openlines_plugin.bitrix.records import Activity, ChatEntity, CrmEntity,
 from b24_openlines_plugin.connectors import connector_label
 from b24_openlines_plugin.context import Portal
 from b24_openlines_plugin.marker import visit_of_dialog
+from b24_openlines_plugin.messenger_codes import code_in
 from b24_openlines_plugin.transcript import messages_of, transcript_text
 from hooks.errors import RetryLater
 from hooks.models import Appeal, Contact, CrmRef, PortalRef, Utm
@@ -65,12 +66,14 @@ async def build_appeal(records: ChatRecords, portal: Portal) -> Appeal | None:
     settings, host = portal.settings, portal.host
     connector = records.connector or _user_code_connector(history) or "unknown"
     messages = messages_of(history)
+    code = code_in(messages)
     attribution = await attribute(
         settings,
         host.sessions,
         connector=connector,
         crm_utm=utm_of(entity),
         custom_data_visit=visit_of_dialog(history, connector),
+        messenger_code=MessengerCode(portal.id, str(history.session_id), code) if code else None,
     )
     person = records.contact if records.kind == "deal" else entity
     # When the dialog began: its activity's start, else (not registered yet) the entity's.

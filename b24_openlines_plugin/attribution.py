@@ -1,12 +1,24 @@
 """Which campaign or source an appeal counts for: the visit the dialog's own custom data names,
-else the messenger's mapping from the settings, else the default of the traffic type."""
+else the visit of a messenger code its first visitor messages carry, else the messenger's
+mapping from the settings, else the default of the traffic type."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from b24_openlines_plugin.marker import SITE_CHAT
 from b24_openlines_plugin.settings import B24Settings
 from hooks.models import Attribution, Utm, VisitorSession
 from hooks.services import SessionStore
+
+
+@dataclass(frozen=True)
+class MessengerCode:
+    """A code found in a dialog (``messenger_codes.code_in``), to redeem for that dialog."""
+
+    integration_id: int
+    dialog: str
+    code: str
 
 
 def _site_for(settings: B24Settings, connector: str) -> int | None:
@@ -45,15 +57,22 @@ async def attribute(
     connector: str,
     crm_utm: Utm,
     custom_data_visit: str | None = None,
+    messenger_code: MessengerCode | None = None,
 ) -> Attribution:
     """The visit the dialog's custom data names (``marker.visit_of_dialog``) if the host issued
-    it, then the messenger map, then the default.
+    it, then the visit of the messenger code if the host gives it to this dialog (the first to
+    redeem it), then the messenger map, then the default.
 
     A site script's report (a binding) never decides: anyone can send one for any dialog. It
     is a claim only the dialog's custom data could confirm, and once that names a visit, the
-    claim adds nothing.
+    claim adds nothing. A code is redeemed only when the custom data names no visit, so a
+    dialog that has its own proof never takes a code away from another.
     """
     visit = await sessions.get(custom_data_visit) if custom_data_visit else None
+    if visit is None and messenger_code is not None:
+        visit = await sessions.redeem_code(
+            messenger_code.integration_id, messenger_code.code, messenger_code.dialog
+        )
     if visit is not None:
         return from_visit(visit, settings)
     row = settings.messenger_map.get(connector)

@@ -147,3 +147,12 @@ def on_session(
     if not _ours(integration):
         return None
     return sessions.report(integration, request, host)
+
+
+@hookimpl
+def on_messenger_code(
+    integration: Integration, request: HookRequest, host: HostServices
+) -> Awaitable[HookResponse] | None:
+    if not _ours(integration):
+        return None
+    return sessions.mint(integration, request, host)

@@ -1,4 +1,5 @@
-"""What the site script reports: a visitor's host session meets an Open Lines session.
+"""What the site script reports (a visitor's host session meets an Open Lines session) and asks
+for (a code carrying the session into a messenger chat: ``messenger_codes``).
 
 The endpoint is open to anyone, so a report is only a claim. It is answered for the client's
 own sites only: a request without one of their ``Origin`` is refused (browsers always send it,
@@ -11,7 +12,9 @@ changes an appeal: the dialog's own custom data decides (``attribution.attribute
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,11 +34,14 @@ CLOCK_SKEW = timedelta(minutes=2)
 """How far the portal's clock may be ahead of the host's (both keep time by NTP)."""
 
 
-class SessionReport(BaseModel):
-    """The body the site script posts; more fields may come later, so extra keys are let be."""
+class VisitRef(BaseModel):
+    """A body the site script posts; more fields may come later, so extra keys are let be."""
 
     model_config = ConfigDict(extra="ignore")
     session_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class SessionReport(VisitRef):
     openlines_session_id: int = Field(gt=0, lt=2**31, strict=True)
 
 
@@ -52,15 +58,24 @@ def _cors(origin: str) -> dict[str, str]:
     return {"access-control-allow-origin": origin, "vary": "Origin"}
 
 
-async def report(
-    integration: Integration, request: HookRequest, host: HostServices
+Body = TypeVar("Body", bound=VisitRef)
+
+
+async def from_site(
+    integration: Integration,
+    request: HookRequest,
+    host: HostServices,
+    body: type[Body],
+    answer: Callable[[Body], Awaitable[tuple[int, Any]]],
 ) -> HookResponse:
+    """A request of the site script, ``answer``-ed (status, JSON body) only from the client's
+    sites, while the integration is active and for a ``body`` of the right shape; a preflight
+    is answered here."""
     settings = stored_settings(integration)
     origin = request.headers.get("origin")
     if origin is None or not _allowed(origin, settings, host):
         raise Forbidden(
-            "Only the client's own sites may report sessions to the integration",
-            code="origin_not_allowed",
+            "Only the client's own sites may call the integration", code="origin_not_allowed"
         )
     if request.method == "OPTIONS":
         headers = _cors(origin) | {
@@ -72,20 +87,41 @@ async def report(
     if not settings.active:
         raise Forbidden("The integration is not active", code="inactive")
     try:
-        found = SessionReport.model_validate(json.loads(request.body))
+        found = body.model_validate(json.loads(request.body))
     except (ValueError, ValidationError) as exc:
-        raise BadRequest(
-            "Expected {session_id, openlines_session_id}", code="malformed_report"
-        ) from exc
-    if await host.sessions.get(found.session_id) is None:
-        raise NotFound("No such visitor session", code="unknown_session")
-    bound = False
-    if await _recent(integration, found.openlines_session_id, request, host):
-        dialog = str(found.openlines_session_id)
-        binding = await host.sessions.bind(integration.id, dialog, found.session_id)
-        bound = binding.session_id == found.session_id
-    # One answer for a dialog taken, old or unknown: a report learns nothing about the others.
-    return HookResponse(status=200, headers=_cors(origin), json_body={"bound": bound})
+        fields = ", ".join(body.model_fields)
+        raise BadRequest(f"Expected {{{fields}}}", code="malformed_request") from exc
+    status, answered = await answer(found)
+    return HookResponse(status=status, headers=_cors(origin), json_body=answered)
+
+
+async def report(
+    integration: Integration, request: HookRequest, host: HostServices
+) -> HookResponse:
+    async def bind(found: SessionReport) -> tuple[int, Any]:
+        if await host.sessions.get(found.session_id) is None:
+            raise NotFound("No such visitor session", code="unknown_session")
+        bound = False
+        if await _recent(integration, found.openlines_session_id, request, host):
+            dialog = str(found.openlines_session_id)
+            binding = await host.sessions.bind(integration.id, dialog, found.session_id)
+            bound = binding.session_id == found.session_id
+        # One answer for a dialog taken, old or unknown: a report learns nothing about others.
+        return 200, {"bound": bound}
+
+    return await from_site(integration, request, host, SessionReport, bind)
+
+
+async def mint(integration: Integration, request: HookRequest, host: HostServices) -> HookResponse:
+    """A messenger code for the visit (``messenger_codes``), on the same terms as a report."""
+
+    async def minted(found: VisitRef) -> tuple[int, Any]:
+        code = await host.sessions.mint_code(integration.id, found.session_id)
+        if code is None:
+            raise NotFound("No such visitor session", code="unknown_session")
+        return 201, {"code": code}
+
+    return await from_site(integration, request, host, VisitRef, minted)
 
 
 async def _recent(

@@ -24,6 +24,10 @@ from hooks.models import (
     VisitorSession,
 )
 
+MESSENGER_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+"""What a messenger code is made of: no 0/O, 1/I/L look-alikes, since visitors may retype it."""
+MESSENGER_CODE_LENGTH = 8
+
 
 class SessionStore(Protocol):
     """The host's visitor sessions (campaign, source, site, UTM) and their bindings."""
@@ -40,6 +44,22 @@ class SessionStore(Protocol):
         ...
 
     async def binding(self, integration_id: int, external_id: str) -> SessionBinding | None: ...
+
+    async def mint_code(self, integration_id: int, session_id: str) -> str | None:
+        """A new code of ``MESSENGER_CODE_LENGTH`` characters of ``MESSENGER_CODE_ALPHABET``
+        that carries the visit into a messenger chat (never starting with ``BTRX``: Bitrix24
+        hides Telegram start codes that do), valid for 30 days; ``None`` for a visit the host
+        does not know or did not issue."""
+        ...
+
+    async def redeem_code(
+        self, integration_id: int, code: str, external_id: str
+    ) -> VisitorSession | None:
+        """The visit of the integration's ``code`` (in any case) for the conversation
+        ``external_id``: the first conversation to redeem a valid code takes it, and only that
+        one gets the visit, then and ever after. ``None`` for any other conversation, or a code
+        expired before it was taken, unknown or not a code at all."""
+        ...
 
 
 class AppealSink(Protocol):

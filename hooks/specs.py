@@ -150,6 +150,26 @@ def on_session(
 
 
 @hookspec(firstresult=True)
+def on_messenger_code(
+    integration: Integration,
+    request: HookRequest,
+    host: HostServices,
+) -> HookResponse | Awaitable[HookResponse] | None:
+    """Give the plugin's site script a short code that carries a visitor's session into a
+    messenger chat (a Telegram start link, a prefilled WhatsApp text).
+
+    Called for ``POST /api/messenger-codes/{id}`` and its CORS preflight (``OPTIONS``), while
+    the browser waits; the host has counted the request against the session reports' limit.
+
+    :param integration: the integration in the URL.
+    :param request: the request; ``request.method`` tells a preflight from a request for a code.
+    :param host: the host's services; mint with ``host.sessions.mint_code``.
+    :return: the ``HookResponse`` to send, CORS headers included. ``None``: the integration is
+        not this plugin's.
+    """
+
+
+@hookspec(firstresult=True)
 def on_schedule(
     integration: Integration,
     host: HostServices,

@@ -70,6 +70,7 @@ HOST_TABLES = {
     "catalog",
     "visitor_sessions",
     "session_bindings",
+    "messenger_codes",
     "appeals",
     "webhook_inbox",
     "host_meta",
@@ -349,6 +350,49 @@ async def test_concurrent_bindings_agree_on_the_first(repo: Repository, twin: Re
     assert await twin.get_binding(integration.id, "ol-7") == bindings[0]
 
 
+async def test_a_messenger_code_goes_to_its_first_dialog_while_valid(repo: Repository) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    clinic = await repo.create_integration("b24_openlines", "Clinic")
+    expires = T0 + timedelta(days=30)
+    assert await repo.add_messenger_code(shop.id, "K7PM2QXA", "vs-1", expires_at=expires, now=T0)
+    # Taken already, by this integration or another: nothing written, the caller draws again.
+    assert not await repo.add_messenger_code(
+        shop.id, "K7PM2QXA", "vs-2", expires_at=expires, now=T0
+    )
+    assert not await repo.add_messenger_code(
+        clinic.id, "K7PM2QXA", "vs-3", expires_at=expires, now=T0
+    )
+    await repo.add_messenger_code(shop.id, "EXP2RED3", "vs-4", expires_at=expires, now=T0)
+
+    later = T0 + timedelta(days=29)
+    assert await repo.redeem_messenger_code(clinic.id, "K7PM2QXA", "301", now=later) is None
+    assert await repo.redeem_messenger_code(shop.id, "K7PM2QXA", "301", now=later) == "vs-1"
+    assert await repo.redeem_messenger_code(shop.id, "K7PM2QXA", "302", now=later) is None
+    # The dialog that took it keeps it, even once the code has expired.
+    assert await repo.redeem_messenger_code(shop.id, "K7PM2QXA", "301", now=expires) == "vs-1"
+    assert await repo.redeem_messenger_code(shop.id, "EXP2RED3", "303", now=expires) is None
+    assert await repo.redeem_messenger_code(shop.id, "EXP2RED3", "303", now=later) == "vs-4"
+    assert await repo.redeem_messenger_code(shop.id, "NOSUCHCD", "304", now=later) is None
+    with pytest.raises(NotFound):
+        await repo.add_messenger_code(77, "ABCDEFGH", "vs-1", expires_at=expires, now=T0)
+
+
+async def test_concurrent_dialogs_agree_on_who_takes_a_code(
+    repo: Repository, twin: Repository
+) -> None:
+    integration = await repo.create_integration("b24_openlines", "Shop")
+    await repo.add_messenger_code(
+        integration.id, "K7PM2QXA", "vs-1", expires_at=T0 + timedelta(days=30), now=T0
+    )
+    found = await asyncio.gather(
+        *(
+            writer.redeem_messenger_code(integration.id, "K7PM2QXA", f"ol-{n}", now=T0)
+            for n, writer in enumerate([repo, twin] * 4)
+        )
+    )
+    assert found.count("vs-1") == 1 and found.count(None) == 7
+
+
 async def test_writes_for_an_unknown_integration_are_not_found(repo: Repository) -> None:
     with pytest.raises(NotFound):
         await repo.bind_session(77, "ol-1", "vs-1")
@@ -543,6 +587,8 @@ async def test_rename_and_delete_an_integration_keeping_its_appeals(repo: Reposi
         await repo.upsert_appeal(make_appeal(f"k{owner.id}", integration_id=owner.id))
         await repo.add_inbox_item(owner.id, make_request(b"body"))
         await repo.bind_session(owner.id, "301", "visit")
+        code = f"SHQPAAA{'ABCDEFGHJK'[owner.id % 10]}"
+        await repo.add_messenger_code(owner.id, code, "visit", expires_at=T0, now=T0)
     await repo.update_integration(
         shop.id, expected_version=shop.version, secrets={"access_token": SecretStr("t0ken")}
     )
@@ -555,6 +601,9 @@ async def test_rename_and_delete_an_integration_keeping_its_appeals(repo: Reposi
     assert [i.integration_id for i in await repo.list_inbox()] == [other.id]
     assert await repo.get_binding(shop.id, "301") is None
     assert await repo.get_binding(other.id, "301") is not None
+    # The deleted integration's codes are gone: the same code can be drawn again.
+    again = f"SHQPAAA{'ABCDEFGHJK'[shop.id % 10]}"
+    assert await repo.add_messenger_code(other.id, again, "visit", expires_at=T0, now=T0)
     assert await repo.delete_integration(shop.id) is False
 
 

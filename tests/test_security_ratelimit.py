@@ -71,6 +71,17 @@ async def test_session_reports_are_counted_before_any_work(
     assert "retry-after" in answers[-1].headers
 
 
+async def test_messenger_codes_share_the_session_reports_limit(
+    host: tuple[Host, httpx.ASGITransport],
+) -> None:
+    """Both come from the site script: a client asking for codes uses up its reports too."""
+    async with client_at(host[1], "203.0.113.8") as client:
+        reports = [await client.post("/api/sessions/999", content=b"{}") for _ in range(2)]
+        codes = [await client.post("/api/messenger-codes/999", content=b"{}") for _ in range(2)]
+    assert [a.status_code for a in reports + codes] == [404, 404, 404, 429]
+    assert "retry-after" in codes[-1].headers
+
+
 def test_the_bucket_refills_at_the_sustained_rate() -> None:
     clock = Clock()
     limiter = RateLimiter(Rate(per_second=1.0, burst=2), clock=clock)

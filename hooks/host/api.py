@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,10 +16,11 @@ from hooks.host.account_time import day_start
 from hooks.host.i18n import N_, gettext
 from hooks.host.jsonbody import read_bounded, read_json
 from hooks.host.params import path_id, query_number
+from hooks.host.plugins import PluginHost
 from hooks.host.ratelimit import RateLimiter
 from hooks.host.state import Host, hook_request
 from hooks.host.visits import new_visitor_session
-from hooks.models import Integration, IntegrationHealth, SettingsView
+from hooks.models import HookResponse, Integration, IntegrationHealth, SettingsView
 
 JSON_MAX_BYTES = 256 * 1024
 VISIT_MAX_BYTES = 8 * 1024
@@ -287,12 +289,27 @@ async def add_visit(request: Request) -> Response:
 
 async def report_session(request: Request) -> Response:
     """What the plugin's site script posts; the plugin answers, CORS headers included."""
+    return await _from_site_script(request, PluginHost.session)
+
+
+async def messenger_code(request: Request) -> Response:
+    """A code for the visitor's messenger links, minted by the plugin: only the integration's
+    settings know the client's sites, whose ``Origin`` alone may ask (as for session reports)."""
+    return await _from_site_script(request, PluginHost.messenger_code)
+
+
+SiteHook = Callable[..., Awaitable[HookResponse]]
+
+
+async def _from_site_script(request: Request, hook: SiteHook) -> Response:
+    """A site script's request, answered by the integration's plugin: counted against the
+    client's IP as every site script's request is, and capped in size."""
     host = host_of(request)
     _count_client(host.session_limiter, request)
     integration = await integration_of(request)
     body = await read_bounded(request, host.config.session_max_bytes)
-    answer = await host.plugins.session(
-        integration, request=hook_request(request, body), host=await host.services()
+    answer = await hook(
+        host.plugins, integration, request=hook_request(request, body), host=await host.services()
     )
     if answer.json_body is None:
         return Response(status_code=answer.status, headers=answer.headers)

@@ -123,6 +123,11 @@ def create_app(config: HostConfig, *, plugins: PluginHost | None = None) -> Star
         Route("/api/integrations/{integration_id}/settings", api.put_settings, methods=["PUT"]),
         Route("/api/integrations/{integration_id}/settings", api.patch_settings, methods=["PATCH"]),
         Route("/api/sessions/{integration_id}", api.report_session, methods=["POST", "OPTIONS"]),
+        Route(
+            "/api/messenger-codes/{integration_id}",
+            api.messenger_code,
+            methods=["POST", "OPTIONS"],
+        ),
         Route("/api/catalog", api.get_catalog),
         Route("/api/appeals", api.list_appeals),
         Route("/api/visits", api.add_visit, methods=["POST", "OPTIONS"]),

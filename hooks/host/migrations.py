@@ -349,6 +349,36 @@ def m013_integration_deleted_at(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE integrations ADD COLUMN deleted_at TEXT")
 
 
+# Short codes that carry a visit into a messenger chat (``Repository.add_messenger_code``): a
+# code is the integration's, names one visit, and is taken by the first dialog that redeems it
+# (``external_id``, null until then) before ``expires_at``.
+@migration(
+    postgres="""
+    CREATE TABLE messenger_codes (
+        code text PRIMARY KEY,
+        integration_id bigint NOT NULL REFERENCES integrations (id),
+        session_id text NOT NULL,
+        external_id text,
+        expires_at timestamptz NOT NULL,
+        created_at timestamptz NOT NULL
+    );
+    """
+)
+def m014_messenger_codes(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE messenger_codes (
+            code TEXT PRIMARY KEY,
+            integration_id INTEGER NOT NULL REFERENCES integrations (id),
+            session_id TEXT NOT NULL,
+            external_id TEXT,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 

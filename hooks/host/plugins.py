@@ -112,6 +112,13 @@ class PluginHost:
     ) -> HookResponse:
         return await self._call("on_session", integration, HookResponse, request=request, host=host)
 
+    async def messenger_code(
+        self, integration: Integration, *, request: HookRequest, host: HostServices
+    ) -> HookResponse:
+        return await self._call(
+            "on_messenger_code", integration, HookResponse, request=request, host=host
+        )
+
     async def schedule(self, integration: Integration, *, host: HostServices) -> ScheduleOutcome:
         return await self._call("on_schedule", integration, ScheduleOutcome, host=host)
 

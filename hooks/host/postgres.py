@@ -370,6 +370,51 @@ class PostgresRepository:
         row = await self._select_binding(integration_id, external_id)
         return None if row is None else self._rows.binding(row)
 
+    async def add_messenger_code(
+        self,
+        integration_id: int,
+        code: str,
+        session_id: str,
+        *,
+        expires_at: datetime,
+        now: datetime,
+    ) -> bool:
+        with self._rows.integration_must_exist(integration_id):
+            added = await self._rowcount(
+                """
+                INSERT INTO messenger_codes
+                    (code, integration_id, session_id, expires_at, created_at)
+                VALUES (%s, %s, %s, %s, %s)
+                ON CONFLICT (code) DO NOTHING
+                """,
+                (code, integration_id, session_id, _db_time(expires_at), _db_time(now)),
+            )
+        return added == 1
+
+    async def redeem_messenger_code(
+        self, integration_id: int, code: str, external_id: str, *, now: datetime
+    ) -> str | None:
+        # Row-locked: a second dialog's UPDATE waits for the first's commit, then finds the
+        # code taken (READ COMMITTED evaluates the condition again on the new row).
+        row = await self._fetch_one(
+            """
+            UPDATE messenger_codes SET external_id = %(external_id)s
+            WHERE code = %(code)s AND integration_id = %(integration_id)s
+              AND (
+                external_id = %(external_id)s
+                OR (external_id IS NULL AND expires_at > %(now)s)
+              )
+            RETURNING session_id
+            """,
+            {
+                "code": code,
+                "integration_id": integration_id,
+                "external_id": external_id,
+                "now": _db_time(now),
+            },
+        )
+        return None if row is None else str(row["session_id"])
+
     async def _select_binding(self, integration_id: int, external_id: str) -> DictRow | None:
         return await self._fetch_one(
             f"""

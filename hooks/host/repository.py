@@ -41,7 +41,7 @@ class AppealQuery(TypedDict, total=False):
 
 
 # What goes with a deleted integration: work it can no longer do. Its appeals stay.
-DELETED_WITH_INTEGRATION = ("webhook_inbox", "session_bindings")
+DELETED_WITH_INTEGRATION = ("webhook_inbox", "session_bindings", "messenger_codes")
 
 
 class InboxItem(ContractModel):
@@ -134,6 +134,28 @@ class Repository(Protocol):
         ...
 
     async def get_binding(self, integration_id: int, external_id: str) -> SessionBinding | None: ...
+
+    async def add_messenger_code(
+        self,
+        integration_id: int,
+        code: str,
+        session_id: str,
+        *,
+        expires_at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Keep ``code`` for the visit ``session_id``; ``False`` (nothing written) if the code
+        is taken already, by any integration: the caller draws another."""
+        ...
+
+    async def redeem_messenger_code(
+        self, integration_id: int, code: str, external_id: str, *, now: datetime
+    ) -> str | None:
+        """The visit of the integration's ``code`` for the dialog ``external_id``. The first
+        dialog to ask before ``expires_at`` takes the code, atomically however many ask at once,
+        and gets its visit ever after (expired or not); any other dialog, an expired code not
+        taken, or an unknown one: ``None``."""
+        ...
 
     # appeals
     async def upsert_appeal(self, appeal: Appeal) -> StoredAppeal:

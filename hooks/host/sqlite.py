@@ -330,6 +330,42 @@ class SqliteRepository:
         row = self._select_binding(integration_id, external_id)
         return None if row is None else self._rows.binding(row)
 
+    async def add_messenger_code(
+        self,
+        integration_id: int,
+        code: str,
+        session_id: str,
+        *,
+        expires_at: datetime,
+        now: datetime,
+    ) -> bool:
+        with self._write() as db, self._rows.integration_must_exist(integration_id):
+            cursor = db.execute(
+                """
+                INSERT INTO messenger_codes
+                    (code, integration_id, session_id, expires_at, created_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (code) DO NOTHING
+                """,
+                (code, integration_id, session_id, _db_time(expires_at), _db_time(now)),
+            )
+        return cursor.rowcount == 1
+
+    async def redeem_messenger_code(
+        self, integration_id: int, code: str, external_id: str, *, now: datetime
+    ) -> str | None:
+        with self._write() as db:
+            row = db.execute(
+                _REDEEM_CODE,
+                {
+                    "code": code,
+                    "integration_id": integration_id,
+                    "external_id": external_id,
+                    "now": _db_time(now),
+                },
+            ).fetchone()
+        return None if row is None else str(row["session_id"])
+
     def _select_binding(self, integration_id: int, external_id: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._db.execute(
             f"""
@@ -570,6 +606,14 @@ class SqliteRepository:
             )
         return cursor.rowcount == 1
 
+
+# The code's first dialog takes it while it is valid; the same dialog finds it again later.
+_REDEEM_CODE = """
+    UPDATE messenger_codes SET external_id = :external_id
+    WHERE code = :code AND integration_id = :integration_id
+      AND (external_id = :external_id OR (external_id IS NULL AND expires_at > :now))
+    RETURNING session_id
+"""
 
 # Every outcome of a drain in one statement shape (see ``Rows.outcome_params``): ``finished``
 # (done/ignored) sets the outcome; the others count an attempt and set the error, and a retry

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 
 from hooks.errors import PayloadTooLarge
-from hooks.host import visit_ids
+from hooks.host import messenger_codes, visit_ids
 from hooks.host.account_time import DEFAULT_ZONE
 from hooks.host.jobs import JobQueue
 from hooks.host.logs import LogFormat
@@ -83,6 +83,29 @@ class _Sessions:
 
     async def binding(self, integration_id: int, external_id: str) -> SessionBinding | None:
         return await self._repo.get_binding(integration_id, external_id)
+
+    async def mint_code(self, integration_id: int, session_id: str) -> str | None:
+        if await self.get(session_id) is None:
+            return None
+        now = datetime.now(UTC)
+        while True:  # a collision is one in 10¹¹ per code already drawn: draw again
+            code = messenger_codes.draw()
+            expires_at = now + messenger_codes.LIFETIME
+            if await self._repo.add_messenger_code(
+                integration_id, code, session_id, expires_at=expires_at, now=now
+            ):
+                return code
+
+    async def redeem_code(
+        self, integration_id: int, code: str, external_id: str
+    ) -> VisitorSession | None:
+        code = code.upper()
+        if not messenger_codes.is_code(code):
+            return None
+        session_id = await self._repo.redeem_messenger_code(
+            integration_id, code, external_id, now=datetime.now(UTC)
+        )
+        return None if session_id is None else await self.get(session_id)
 
 
 class _Appeals:

@@ -194,14 +194,26 @@ VISIT = {"url": "https://shop.example.ru/?utm_source=yandex", "referrer": "https
 SESSION_KEYS = ["session_id", "openlines_session_id"]
 
 
-def session_reports(visit_id: str) -> Strategy[dict[str, Any]]:
+CODE_KEYS = ["session_id"]
+
+
+def visit_ids(visit_id: str) -> Strategy[Any]:
+    """Mostly the host's own visit, else an id of the right shape or anything at all."""
     other_ids = st.one_of(st.from_regex(r"[A-Za-z0-9_-]{8,64}", fullmatch=True), odd_text)
+    return mostly(st.just(visit_id), other_ids)
+
+
+def session_reports(visit_id: str) -> Strategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {
-            "session_id": mostly(st.just(visit_id), other_ids),
+            "session_id": visit_ids(visit_id),
             "openlines_session_id": st.one_of(st.integers(min_value=-5, max_value=2**40), scalars),
         }
     )
+
+
+def code_requests(visit_id: str) -> Strategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"session_id": visit_ids(visit_id)})
 
 
 new_integrations = st.fixed_dictionaries(
@@ -445,6 +457,12 @@ def routes(setup: Setup) -> RouteTable:
         "POST /api/sessions/{integration_id}",
         path=by_id("/api/sessions/{integration_id}", everyone),
         body=json_bodies(SESSION_KEYS, session_reports(setup.visit_id)),
+        also=["OPTIONS"],
+    )
+    table.add(
+        "POST /api/messenger-codes/{integration_id}",
+        path=by_id("/api/messenger-codes/{integration_id}", everyone),
+        body=json_bodies(CODE_KEYS, code_requests(setup.visit_id)),
         also=["OPTIONS"],
     )
     table.add("GET /api/catalog")
