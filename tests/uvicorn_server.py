@@ -14,13 +14,15 @@ from tests.servers import free_port
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, **options: Any) -> AsyncIterator[tuple[str, int]]:
-    """``app`` served on a free loopback port with uvicorn ``options`` (logging left as the
-    test set it up); yields the address. The app's lifespan runs as in production."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, log_level="info", **options
-    )
+async def serving(
+    app: Any, *, port: int | None = None, **options: Any
+) -> AsyncIterator[tuple[str, int]]:
+    """``app`` served on a loopback ``port`` (a free one by default) with uvicorn ``options``
+    (logging left as the caller set it up); yields the address. The app's lifespan runs as in
+    production."""
+    port = port or free_port()
+    settings: dict[str, Any] = {"log_config": None, "log_level": "info", **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, **settings)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
 from tests.bench.relay import Relay
 from tests.bench.sandbox_server import LOG_PATH, RestLog, logged_sandbox
 from tests.servers import child_pids
+from tests.uvicorn_server import serving
 
 HOST_KEY_ENV = "ANALYTICS_HOST_KEY"
 OAUTH_SERVERS_ENV = "B24_OAUTH_SERVERS"
@@ -254,23 +254,9 @@ class InProcessServers:
         return float("nan")
 
 
-@contextlib.asynccontextmanager
-async def served(app: Any, port: int) -> AsyncIterator[None]:
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
-        yield
-    finally:
-        server.should_exit = True
-        await task
+def served(app: Any, port: int) -> contextlib.AbstractAsyncContextManager[tuple[str, int]]:
+    """``app`` on ``port``, quietly (the bench's figures are its output)."""
+    return serving(app, port=port, log_level="warning", access_log=False)
 
 
 @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 
 from hooks.host.app import create_app
 from hooks.host.state import HostConfig
+from tests.test_host_api import VALID
 
 Strategy = st.SearchStrategy
 T = TypeVar("T")
@@ -169,18 +170,8 @@ def near(valid: dict[str, Any], keys: Sequence[str]) -> Strategy[dict[str, Any]]
     )
 
 
-SETTINGS = {
-    "client_id": "local.64ccbcf7db22b1.98148679",
-    "client_secret": "fuzz-secret",
-    "portal": "b24.example.ru",
-    "active": True,
-    "entity": "lead",
-    "employee_id": 1,
-    "traffic_type": "source",
-    "source_id": 5,
-    "site_id": 1,
-    "messenger_map": {"telegrambot": {"source_id": 4, "site_id": 1}},
-}
+# Valid settings, as the API tests use them (the application token is the setup's own).
+SETTINGS = {k: v for k, v in VALID.items() if k != "application_token"}
 SETTINGS_KEYS = [
     *SETTINGS,
     "plan",
