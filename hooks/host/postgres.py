@@ -302,12 +302,9 @@ class PostgresRepository:
     async def integration_health(
         self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime
     ) -> IntegrationHealth:
-        params = {
-            "id": integration_id,
-            "today": _db_time(today),
-            "week": _db_time(week),
-            "since": _db_time(failures_since),
-        }
+        params = self._rows.health_params(
+            integration_id, today=today, week=week, failures_since=failures_since
+        )
         counts = await self._fetch_one(_HEALTH_COUNTS, params)
         failure = await self._fetch_one(_NEWEST_FAILURE, params)
         assert counts is not None  # one row, always

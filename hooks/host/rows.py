@@ -269,6 +269,17 @@ class Rows:
             updated_at=self._from_db(row["updated_at"]),
         )
 
+    def health_params(
+        self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime
+    ) -> dict[str, Any]:
+        """The parameters of ``integration_health``'s queries, in the backend's time format."""
+        return {
+            "id": integration_id,
+            "today": self._to_db(today),
+            "week": self._to_db(week),
+            "since": self._to_db(failures_since),
+        }
+
     def health(self, counts: Row, failure: Row | None) -> IntegrationHealth:
         """From ``HEALTH_COUNTS`` and the newest failure's ``last_error, updated_at``."""
 

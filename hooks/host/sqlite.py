@@ -264,12 +264,9 @@ class SqliteRepository:
     async def integration_health(
         self, integration_id: int, *, today: datetime, week: datetime, failures_since: datetime
     ) -> IntegrationHealth:
-        params = {
-            "id": integration_id,
-            "today": _db_time(today),
-            "week": _db_time(week),
-            "since": _db_time(failures_since),
-        }
+        params = self._rows.health_params(
+            integration_id, today=today, week=week, failures_since=failures_since
+        )
         counts = self._db.execute(_HEALTH_COUNTS, params).fetchone()
         failure = self._db.execute(_NEWEST_FAILURE, params).fetchone()
         return self._rows.health(counts, failure)
