@@ -13,7 +13,7 @@ from b24_openlines_plugin.bitrix.records import Activity, ChatEntity, CrmEntity,
 from b24_openlines_plugin.connectors import connector_label
 from b24_openlines_plugin.context import Portal
 from b24_openlines_plugin.marker import visit_of_dialog
-from b24_openlines_plugin.messenger_codes import code_in
+from b24_openlines_plugin.messenger_codes import channel_of, code_in
 from b24_openlines_plugin.transcript import messages_of, transcript_text
 from hooks.errors import RetryLater
 from hooks.models import Appeal, Contact, CrmRef, PortalRef, Utm
@@ -66,14 +66,19 @@ async def build_appeal(records: ChatRecords, portal: Portal) -> Appeal | None:
     settings, host = portal.settings, portal.host
     connector = records.connector or _user_code_connector(history) or "unknown"
     messages = messages_of(history)
-    code = code_in(messages)
+    # A code counts only in a messenger whose links the settings switch on (off: its links on
+    # the site carry none, so a "code" there is typed, not the site's).
+    channel = channel_of(connector)
+    code = code_in(messages) if channel in settings.code_channels else None
     attribution = await attribute(
         settings,
         host.sessions,
         connector=connector,
         crm_utm=utm_of(entity),
         custom_data_visit=visit_of_dialog(history, connector),
-        messenger_code=MessengerCode(portal.id, str(history.session_id), code) if code else None,
+        messenger_code=(
+            MessengerCode(portal.id, str(history.session_id), code, channel) if code else None
+        ),
     )
     person = records.contact if records.kind == "deal" else entity
     # When the dialog began: its activity's start, else (not registered yet) the entity's.

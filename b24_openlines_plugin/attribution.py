@@ -19,6 +19,7 @@ class MessengerCode:
     integration_id: int
     dialog: str
     code: str
+    channel: str | None = None  # the dialog's messenger: the host counts the chats per channel
 
 
 def _site_for(settings: B24Settings, connector: str) -> int | None:
@@ -71,7 +72,10 @@ async def attribute(
     visit = await sessions.get(custom_data_visit) if custom_data_visit else None
     if visit is None and messenger_code is not None:
         visit = await sessions.redeem_code(
-            messenger_code.integration_id, messenger_code.code, messenger_code.dialog
+            messenger_code.integration_id,
+            messenger_code.code,
+            messenger_code.dialog,
+            messenger_code.channel,
         )
     if visit is not None:
         return from_visit(visit, settings)

@@ -39,6 +39,7 @@ from hooks.models import Appeal, Integration, ScheduleOutcome
 from hooks.services import HostServices
 
 PAGES_PER_RUN = 10  # at most 500 activities or offline events per run: the rate limit is shared
+PAGES_READ_AT_ONCE = 3  # pages of the walk whose dialogs are being read side by side
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _T = TypeVar("_T")
 
@@ -212,22 +213,39 @@ async def walk_activities(client: RestClient, portal: Portal, state: Catchup) ->
             state.remember(event_queue.ACTIVITY_CHANGED, activity.id)
             raise
 
-    for _ in range(PAGES_PER_RUN):
-        same, later = await dialogs.activities_after(client, cursor, after)
-        page = same + later
-        written += await _each(page, process)
-        if history is not None:
-            history.seen += sum(
-                1 for a in page if a.last_updated and a.last_updated <= history.until
-            )
-        if page and page[-1].last_updated is not None:
-            cursor, after = page[-1].last_updated, page[-1].id
-        if len(same) < dialogs.PAGE and len(later) < dialogs.PAGE:
-            after = 0  # the end of the list: its last second is read whole next run
-            state.walk_pending = False  # what records without data asked for is done
+    # Pipelined: the next page is asked, and this page's dialogs read, while the last pages'
+    # are still being read, so their commands ride in shared batches instead of each waiting
+    # for the others in a request of its own.
+    following: asyncio.Task[tuple[list[Activity], list[Activity]]] | None = None
+    reading: list[asyncio.Task[list[Appeal]]] = []
+    try:
+        for number in range(PAGES_PER_RUN):
+            same, later = await (following or dialogs.activities_after(client, cursor, after))
+            following = None
+            page = same + later
+            if page and page[-1].last_updated is not None:
+                cursor, after = page[-1].last_updated, page[-1].id
+            end = len(same) < dialogs.PAGE and len(later) < dialogs.PAGE
+            if not end and number + 1 < PAGES_PER_RUN:
+                following = asyncio.ensure_future(dialogs.activities_after(client, cursor, after))
+            reading.append(asyncio.ensure_future(_each(page, process)))
+            if len(reading) > PAGES_READ_AT_ONCE:
+                written += await reading.pop(0)
             if history is not None:
-                history.done = True
-            break
+                history.seen += sum(
+                    1 for a in page if a.last_updated and a.last_updated <= history.until
+                )
+            if end:
+                after = 0  # the end of the list: its last second is read whole next run
+                state.walk_pending = False  # what records without data asked for is done
+                if history is not None:
+                    history.done = True
+                break
+        while reading:
+            written += await reading.pop(0)
+    finally:
+        for unread in [*reading, *([following] if following else [])]:
+            unread.cancel()  # the walk stopped on an error: nobody reads these
     state.cursor, state.cursor_id = cursor, after
     return written
 

@@ -24,7 +24,7 @@ from b24_openlines_plugin.settings import B24Settings, stored_settings
 from b24_openlines_plugin.state import connection_of
 from hooks.errors import BadRequest, Forbidden, NotFound
 from hooks.models import HookRequest, HookResponse, Integration
-from hooks.services import HostServices
+from hooks.services import MESSENGER_CHANNELS, HostServices
 
 REPORT_WINDOW = timedelta(minutes=10)
 """How long after its dialog started a report is taken. The widget tells ``sessionStart`` as
@@ -43,6 +43,13 @@ class VisitRef(BaseModel):
 
 class SessionReport(VisitRef):
     openlines_session_id: int = Field(gt=0, lt=2**31, strict=True)
+
+
+class CodeRequest(VisitRef):
+    """The script asks for the visit's code on page load (no channel) and on each click of a
+    messenger link (its channel: one click counted)."""
+
+    channel: str | None = Field(default=None, max_length=64)
 
 
 def _allowed(origin: str, settings: B24Settings, host: HostServices) -> bool:
@@ -113,15 +120,22 @@ async def report(
 
 
 async def mint(integration: Integration, request: HookRequest, host: HostServices) -> HookResponse:
-    """A messenger code for the visit (``messenger_codes``), on the same terms as a report."""
+    """The visit's messenger code (``messenger_codes``), on the same terms as a report: the
+    same code while no dialog has taken it; a request naming a channel counts a click on it."""
 
-    async def minted(found: VisitRef) -> tuple[int, Any]:
-        code = await host.sessions.mint_code(integration.id, found.session_id)
+    async def minted(found: CodeRequest) -> tuple[int, Any]:
+        if found.channel is not None and found.channel not in MESSENGER_CHANNELS:
+            raise BadRequest(
+                f"Unknown channel {found.channel!r}: expected one of "
+                f"{', '.join(MESSENGER_CHANNELS)}, or none",
+                code="unknown_channel",
+            )
+        code = await host.sessions.mint_code(integration.id, found.session_id, found.channel)
         if code is None:
             raise NotFound("No such visitor session", code="unknown_session")
         return 201, {"code": code}
 
-    return await from_site(integration, request, host, VisitRef, minted)
+    return await from_site(integration, request, host, CodeRequest, minted)
 
 
 async def _recent(

@@ -28,6 +28,8 @@ AUTHOR_LABELS: dict[str, tuple[str, str]] = {
 
 def bbcode_to_text(text: str) -> str:
     """Bitrix24's BB-code (``[b]``, ``[url=…]…[/url]``, ``[USER=5]Anna[/USER]``…) as plain text."""
+    if "[" not in text and "&" not in text and "\n\n\n" not in text:
+        return text.strip()  # no tag, no entity, no run of blank lines: most messages
 
     def link(match: re.Match[str]) -> str:
         target, label = match[1].strip(), match[2].strip()

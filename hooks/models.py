@@ -157,6 +157,13 @@ class DerivedValues(ContractModel):
     site_script_note: LocalizedText | None = None
 
 
+class MessengerLinkFigures(ContractModel):
+    """One messenger channel's links on the client's site, over the last 7 days."""
+
+    clicks: int = Field(default=0, description="links clicked (days in the account's zone)")
+    chats: int = Field(default=0, description="dialogs that arrived with a code and took it")
+
+
 class IntegrationHealth(ContractModel):
     """What the host saw of an integration's deliveries and appeals: shown beside its status,
     and handed to the plugin, which alone can tell what a failure's reason means."""
@@ -168,6 +175,11 @@ class IntegrationHealth(ContractModel):
     failures_day: int = Field(default=0, description="deliveries failed in the last 24 hours")
     last_failure: str | None = Field(default=None, description="the newest failure's reason")
     last_failure_at: AwareDatetime | None = None
+    messenger_links: dict[str, MessengerLinkFigures] = Field(
+        default={},
+        description="by channel (telegram, whatsapp, viber): clicks on its links and chats that "
+        "arrived with a code in the last 7 days; a channel with neither is absent",
+    )
 
 
 class ConnectionCheck(ContractModel):

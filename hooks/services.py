@@ -27,6 +27,8 @@ from hooks.models import (
 MESSENGER_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 """What a messenger code is made of: no 0/O, 1/I/L look-alikes, since visitors may retype it."""
 MESSENGER_CODE_LENGTH = 8
+MESSENGER_CHANNELS = ("telegram", "whatsapp", "viber")
+"""The messengers whose links carry a code; clicks and chats with a code are counted by these."""
 
 
 class SessionStore(Protocol):
@@ -45,20 +47,27 @@ class SessionStore(Protocol):
 
     async def binding(self, integration_id: int, external_id: str) -> SessionBinding | None: ...
 
-    async def mint_code(self, integration_id: int, session_id: str) -> str | None:
-        """A new code of ``MESSENGER_CODE_LENGTH`` characters of ``MESSENGER_CODE_ALPHABET``
-        that carries the visit into a messenger chat (never starting with ``BTRX``: Bitrix24
-        hides Telegram start codes that do), valid for 30 days; ``None`` for a visit the host
-        does not know or did not issue."""
+    async def mint_code(
+        self, integration_id: int, session_id: str, channel: str | None = None
+    ) -> str | None:
+        """A code of ``MESSENGER_CODE_LENGTH`` characters of ``MESSENGER_CODE_ALPHABET`` that
+        carries the visit into a messenger chat (never starting with ``BTRX``: Bitrix24 hides
+        Telegram start codes that do), valid for 30 days; ``None`` for a visit the host does not
+        know or did not issue. The visit's code while no dialog has taken it and it has a day
+        left to live (the site script asks on every page and click), else a new one. A
+        ``channel`` (one of ``MESSENGER_CHANNELS``, else ``ValueError``) counts one click on
+        that messenger's links, on the account's day."""
         ...
 
     async def redeem_code(
-        self, integration_id: int, code: str, external_id: str
+        self, integration_id: int, code: str, external_id: str, channel: str | None = None
     ) -> VisitorSession | None:
         """The visit of the integration's ``code`` (in any case) for the conversation
         ``external_id``: the first conversation to redeem a valid code takes it, and only that
         one gets the visit, then and ever after. ``None`` for any other conversation, or a code
-        expired before it was taken, unknown or not a code at all."""
+        expired before it was taken, unknown or not a code at all. The code remembers the
+        ``channel`` (``MESSENGER_CHANNELS``) of the conversation that took it: the chats that
+        arrived with a code, per channel, in ``IntegrationHealth.messenger_links``."""
         ...
 
 
@@ -114,6 +123,11 @@ class HostUrls(Protocol):
 
     def session_report(self, integration_id: int) -> str:
         """Where the site script of integration ``integration_id`` reports a visitor's session."""
+        ...
+
+    def messenger_code(self, integration_id: int) -> str:
+        """Where the site script of integration ``integration_id`` asks for the visitor's
+        messenger code (and counts a click on a messenger link)."""
         ...
 
 

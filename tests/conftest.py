@@ -100,6 +100,9 @@ class ElsewhereUrls:
     def session_report(self, integration_id: int) -> str:
         return f"https://elsewhere.example/track/{integration_id}"
 
+    def messenger_code(self, integration_id: int) -> str:
+        return f"https://elsewhere.example/codes/{integration_id}"
+
 
 def services_with_urls(
     urls: HostUrls, http: httpx.AsyncClient, catalog: Catalog | None = None

@@ -85,6 +85,39 @@ def test_a_killed_worker_is_replaced_and_every_pending_webhook_is_done_once(
     _every_chat_once(servers, chats, timeout=120)
 
 
+def test_a_worker_killed_mid_drain_loses_nothing_and_doubles_nothing(servers: Servers) -> None:
+    """Killed while its drain has written some appeals and has others in flight or waiting for
+    a retry: the written ones stay written, the rest are taken again, every chat once."""
+    integration = servers.integration()
+    servers.connect(integration["id"])
+    portal = servers.portal_url
+    flaky = servers.client.post(
+        f"{portal}/sandbox/api/faults", json={"rest_error_rate": 0.3, "seed": 5}
+    )
+    assert flaky.status_code == 200, flaky.text
+    bulk = servers.client.post(
+        f"{portal}/sandbox/api/chats/bulk",
+        json={"count": BURST, "mix": ["livechat", "telegrambot"], "lines": [1], "seed": 4},
+    )
+    assert bulk.status_code == 201, bulk.text
+    chats = {c["session_id"] for c in bulk.json()["chats"]}
+    written: list[dict[str, object]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        written = servers.client.get(f"{servers.host_url}/api/appeals?limit=500").json()["appeals"]
+        if written:
+            break
+        time.sleep(0.02)
+    assert 0 < len(written) < len(chats)  # mid-drain: some written, the rest not yet
+    [worker] = child_pids(servers.host_pid())
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while child_pids(servers.host_pid()) in ([], [worker]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child_pids(servers.host_pid()) not in ([], [worker])
+    _every_chat_once(servers, chats, timeout=120)
+
+
 def test_a_killed_host_finishes_every_accepted_webhook_once_after_restart(servers: Servers) -> None:
     chats = _pending_chats(servers, CHATS)
 

@@ -46,6 +46,7 @@ def test_public_urls_are_the_hosts_routes_under_its_base(base: str) -> None:
     assert urls.webhook(integration()) == f"https://analytics.example/webhooks/7/{TOKEN}"
     assert urls.oauth_redirect() == "https://analytics.example/oauth2/callback"
     assert urls.session_report(7) == "https://analytics.example/api/sessions/7"
+    assert urls.messenger_code(7) == "https://analytics.example/api/messenger-codes/7"
 
 
 def test_public_urls_keep_a_base_path() -> None:
@@ -68,6 +69,8 @@ def test_every_public_url_is_answered_by_the_reference_host(tmp_path: Path) -> N
         ("GET", urls.oauth_redirect()),
         ("POST", urls.session_report(7)),
         ("OPTIONS", urls.session_report(7)),
+        ("POST", urls.messenger_code(7)),
+        ("OPTIONS", urls.messenger_code(7)),
     ]:
         assert _answered(routes, method, url[prefix:]), f"no {method} route for {url}"
 

@@ -3,12 +3,15 @@ answer with a clear error or a valid result — never a crash, never a write on 
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from b24_openlines_plugin import transcript
 from b24_openlines_plugin.settings import B24Settings
 from tests.test_settings import COMPLETE_SOURCE, render
 
@@ -63,3 +66,31 @@ def test_any_json_shape_is_handled(submitted: Any) -> None:
     view = render(submitted)
     assert (view.store is None) == bool(view.errors)
     json.dumps(view.values, default=str)  # the page and the API can always show it
+
+
+def full_bbcode_to_text(text: str) -> str:
+    """``transcript.bbcode_to_text`` without its shortcut for text that has nothing to convert."""
+
+    def link(match: re.Match[str]) -> str:
+        target, label = match[1].strip(), match[2].strip()
+        return target if not label or label == target else f"{label} ({target})"
+
+    plain = transcript._URL.sub(link, text)
+    plain = transcript._NAMED.sub(lambda m: m[2], plain)
+    plain = transcript._BREAK.sub("\n", plain)
+    plain = transcript._TAG.sub("", plain)
+    return transcript._BLANKS.sub("\n\n", html.unescape(plain)).strip()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.lists(
+            st.sampled_from(["a", " ", "\n", "\t", "[b]", "[/b]", "[br]", "&amp;", "&", "[", "]"]),
+            max_size=20,
+        ).map("".join),
+    )
+)
+def test_bbcode_shortcut_gives_what_the_full_conversion_gives(text: str) -> None:
+    assert transcript.bbcode_to_text(text) == full_bbcode_to_text(text)

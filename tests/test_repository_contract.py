@@ -47,6 +47,7 @@ from hooks.models import (
     IntegrationHealth,
     LocalizedText,
     Message,
+    MessengerLinkFigures,
     PortalRef,
     Site,
     Source,
@@ -71,6 +72,7 @@ HOST_TABLES = {
     "visitor_sessions",
     "session_bindings",
     "messenger_codes",
+    "messenger_clicks",
     "appeals",
     "webhook_inbox",
     "host_meta",
@@ -391,6 +393,59 @@ async def test_concurrent_dialogs_agree_on_who_takes_a_code(
         )
     )
     assert found.count("vs-1") == 1 and found.count(None) == 7
+
+
+async def test_a_visits_unused_code_is_found_again(repo: Repository) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    clinic = await repo.create_integration("b24_openlines", "Clinic")
+    expires = T0 + timedelta(days=30)
+    assert await repo.unused_messenger_code(shop.id, "vs-1", valid_after=T0) is None
+    await repo.add_messenger_code(shop.id, "K7PM2QXA", "vs-1", expires_at=expires, now=T0)
+    await repo.add_messenger_code(clinic.id, "CL1NCQXA", "vs-1", expires_at=expires, now=T0)
+    assert await repo.unused_messenger_code(shop.id, "vs-1", valid_after=T0) == "K7PM2QXA"
+    assert await repo.unused_messenger_code(clinic.id, "vs-1", valid_after=T0) == "CL1NCQXA"
+    assert await repo.unused_messenger_code(shop.id, "vs-2", valid_after=T0) is None
+    # Expiring by then, or taken by a dialog: not handed out again.
+    assert await repo.unused_messenger_code(shop.id, "vs-1", valid_after=expires) is None
+    await repo.redeem_messenger_code(shop.id, "K7PM2QXA", "301", now=T0, channel="telegram")
+    assert await repo.unused_messenger_code(shop.id, "vs-1", valid_after=T0) is None
+
+
+async def test_messenger_figures_of_the_week_per_channel(repo: Repository) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    other = await repo.create_integration("b24_openlines", "Other")
+    now = datetime.now(UTC)
+    week = now - timedelta(days=6)
+    bounds = {"today": now - timedelta(hours=1), "week": week, "failures_since": now}
+    for day, channel, owner in [
+        (now.date(), "telegram", shop),
+        (now.date(), "telegram", shop),
+        (week.date(), "whatsapp", shop),  # the week's first day counts
+        ((week - timedelta(days=1)).date(), "whatsapp", shop),  # the day before does not
+        (now.date(), "viber", other),
+    ]:
+        await repo.count_messenger_click(owner.id, channel, day)
+    expires = now + timedelta(days=30)
+    for code, taken_on, redeemed_at in [
+        ("TGCHATQ2", "telegram", now),
+        ("WACHATQ2", "whatsapp", now - timedelta(days=7)),  # before the week
+        ("UNUSEDQ2", None, None),
+    ]:
+        await repo.add_messenger_code(shop.id, code, "vs", expires_at=expires, now=now)
+        if redeemed_at is not None:
+            await repo.redeem_messenger_code(shop.id, code, code, now=redeemed_at, channel=taken_on)
+    # Taken again later (the appeal written again), on another channel: the first one stays.
+    await repo.redeem_messenger_code(shop.id, "TGCHATQ2", "TGCHATQ2", now=now, channel="viber")
+    health = await repo.integration_health(shop.id, **bounds)
+    assert health.messenger_links == {
+        "telegram": MessengerLinkFigures(clicks=2, chats=1),
+        "whatsapp": MessengerLinkFigures(clicks=1, chats=0),
+    }
+    assert (await repo.integration_health(other.id, **bounds)).messenger_links == {
+        "viber": MessengerLinkFigures(clicks=1)
+    }
+    with pytest.raises(NotFound):
+        await repo.count_messenger_click(77, "telegram", now.date())
 
 
 async def test_writes_for_an_unknown_integration_are_not_found(repo: Repository) -> None:

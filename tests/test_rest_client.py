@@ -156,6 +156,63 @@ async def test_more_than_fifty_commands_go_out_in_several_batches() -> None:
     assert client.requests == 3
 
 
+class IdList:
+    """A list command whose ids are whatever was asked until the batch is composed."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def __len__(self) -> int:
+        return 1
+
+    def seal(self, room: int) -> dict[str, Command]:
+        return {"list": Command("crm.lead.list", {"filter": {"@ID": list(self.ids)}})}
+
+
+async def test_a_gathering_takes_the_ids_asked_until_its_batch_is_composed() -> None:
+    """Ids added while the request waits (a moment, or the rate limit) join its command, and
+    it shares the HTTP request with the other callers' commands."""
+    portal = Portal()
+    client, http = make_client(portal, window=0.01)
+    gathering = IdList()
+    gathering.ids.append(1)
+    async with http:
+        pending = asyncio.ensure_future(client.gathered(gathering))
+        other = asyncio.ensure_future(client.call("crm.deal.get", {"id": 9}))
+        await asyncio.sleep(0)
+        gathering.ids += [2, 3]
+        results, deal = await asyncio.gather(pending, other)
+    assert len(portal.requests) == 1
+    params = results["list"].unwrap()["params"].replace("%40", "@")
+    assert [p.split("=")[1] for p in params.split("&")] == ["1", "2", "3"]
+    assert deal["method"] == "crm.deal.get"
+
+
+async def test_a_gathering_waits_for_room_in_a_batch() -> None:
+    portal = Portal()
+    client, http = make_client(portal)
+    async with http:
+        calls = [client.call("crm.lead.get", {"id": n}) for n in range(50)]
+        gathering = IdList()
+        gathering.ids.append(7)
+        await asyncio.gather(*calls, client.gathered(gathering))
+    assert [len(r["cmd"]) for r in portal.requests] == [50, 1]
+
+
+async def test_a_caller_that_gives_up_stops_no_one_elses_batch() -> None:
+    """Batches are sent by a task of the client's own, not by the first caller: cancelling
+    that caller (a drain's item timing out) leaves the others' commands to go out."""
+    portal = Portal()
+    client, http = make_client(portal, window=0.01)
+    async with http:
+        calls = [asyncio.ensure_future(client.call("crm.lead.get", {"id": n})) for n in range(60)]
+        await asyncio.sleep(0)
+        calls[0].cancel()
+        answers = await asyncio.wait_for(asyncio.gather(*calls[1:]), timeout=5)
+    assert [a["method"] for a in answers] == ["crm.lead.get"] * 59
+    assert calls[0].cancelled()
+
+
 async def test_one_refresh_for_many_callers_on_expired_token() -> None:
     portal = Portal()
     portal.valid_tokens = {"someone-else"}

@@ -21,6 +21,7 @@ from b24_openlines_plugin.settings import (
     build_settings_view,
     stored_settings,
 )
+from b24_openlines_plugin.site_script import MessengerLink
 from hooks.host.urls import PublicUrls
 from hooks.models import (
     Campaign,
@@ -28,7 +29,9 @@ from hooks.models import (
     Employee,
     FormField,
     Integration,
+    IntegrationHealth,
     Language,
+    MessengerLinkFigures,
     SettingsView,
     Site,
     Source,
@@ -281,7 +284,8 @@ def test_every_field_carries_its_form_metadata_and_radio_options_match_the_type(
         metas = [item for item in info.metadata if isinstance(item, FormMeta)]
         assert len(metas) == 1, name
         if metas[0].kind == "radio":
-            allowed = typing.get_args(info.annotation)
+            # A switch (bool) is a radio pair: the form sends "True" or "False".
+            allowed = typing.get_args(info.annotation) or ("True", "False")
             assert tuple(value for value, _ in metas[0].options) == allowed
 
 
@@ -304,6 +308,14 @@ def test_settings_json_keys_are_the_documented_ones() -> None:
         "site_domains",
         "tracker_getter",
         "messenger_map",
+        "links_telegram",
+        "links_telegram_bot",
+        "links_whatsapp",
+        "links_whatsapp_number",
+        "links_whatsapp_text",
+        "links_viber",
+        "links_viber_uri",
+        "links_viber_text",
     ]
 
 
@@ -319,6 +331,7 @@ def test_fresh_integration_page_follows_the_eight_steps() -> None:
         "employee",
         "traffic",
         "messengers",
+        "messenger_links",
         "script",
     ]
     assert view.errors == {} and view.store is None
@@ -487,6 +500,14 @@ def test_form_submission_with_strings_is_stored_typed() -> None:
         "site_domains": None,
         "tracker_getter": "analyticsHost.getSessionId",
         "messenger_map": {"telegrambot": {"source_id": 6}},
+        "links_telegram": False,
+        "links_telegram_bot": None,
+        "links_whatsapp": True,
+        "links_whatsapp_number": None,
+        "links_whatsapp_text": None,
+        "links_viber": True,
+        "links_viber_uri": None,
+        "links_viber_text": None,
     }
     assert view.store.secrets["client_secret"].get_secret_value() == NEW_SECRET
     assert view.values["client_secret"] == MASK and view.values["application_token"] is None
@@ -950,3 +971,154 @@ def test_script_settings_reject_what_is_not_a_name(field: str, value: str) -> No
 def test_site_domains_are_tidied() -> None:
     view = render({**COMPLETE_SOURCE, "site_domains": " Shop.Example.ru,shop.example.ru  b.ru"})
     assert view.store is not None and view.store.settings["site_domains"] == "shop.example.ru, b.ru"
+
+
+# --- messenger links (issue 15) ------------------------------------------------------------
+
+
+def links_section(view: SettingsView) -> Any:
+    return next(section for section in view.sections if section.id == "messenger_links")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "shop_support_bot",
+        "@shop_support_bot",
+        "https://t.me/shop_support_bot",
+        "t.me/shop_support_bot?start=promo",
+        "https://telegram.me/shop_support_bot/",
+        "tg://resolve?domain=shop_support_bot&start=x",
+    ],
+)
+def test_the_telegram_bot_is_kept_as_its_username(typed: str) -> None:
+    view = render({**COMPLETE_SOURCE, "links_telegram": "True", "links_telegram_bot": typed})
+    assert view.errors == {} and view.store is not None
+    assert view.store.settings["links_telegram_bot"] == "shop_support_bot"
+
+
+@pytest.mark.parametrize(
+    "typed", ["shop", "shop_support", "my-shop-bot", "bot", "a" * 30 + "bot", "@", "магазин_bot"]
+)
+def test_a_telegram_username_that_no_bot_can_have_is_refused(typed: str) -> None:
+    view = render({**COMPLETE_SOURCE, "links_telegram": "True", "links_telegram_bot": typed})
+    assert view.store is None
+    assert "bot" in view.errors["links_telegram_bot"].en
+
+
+def test_telegram_links_need_the_bot_and_are_off_by_default() -> None:
+    fresh = render()
+    assert fresh.values["links_telegram"] is False
+    assert field(fresh, "links_telegram").value == "False"
+    assert not field(fresh, "links_telegram_bot").required
+    on = render({**COMPLETE_SOURCE, "links_telegram": "True"})
+    assert on.store is None
+    assert on.errors["links_telegram_bot"].ru.startswith("Укажите имя бота")
+    assert field(on, "links_telegram_bot").required
+    # The check to make is written next to the switch, in both languages.
+    help_ = field(fresh, "links_telegram").help
+    assert help_ is not None and "лид" in help_.ru and "lead" in help_.en
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("+7 (999) 123-45-67", "79991234567"),
+        ("8 999 123 45 67", "79991234567"),
+        ("https://wa.me/79991234567?text=Hi", "79991234567"),
+        ("https://api.whatsapp.com/send?phone=4915112345678&text=x", "4915112345678"),
+        ("+44 20 7946 0958", "442079460958"),
+    ],
+)
+def test_the_whatsapp_number_is_kept_as_digits(typed: str, kept: str) -> None:
+    view = render({**COMPLETE_SOURCE, "links_whatsapp_number": typed})
+    assert view.errors == {} and view.store is not None
+    assert view.store.settings["links_whatsapp_number"] == kept
+
+
+@pytest.mark.parametrize("typed", ["позвоните нам", "123", "+7 999 123 45 67 доб. 5", "1" * 16])
+def test_a_whatsapp_number_that_is_no_number_is_refused(typed: str) -> None:
+    view = render({**COMPLETE_SOURCE, "links_whatsapp_number": typed})
+    assert view.store is None and "links_whatsapp_number" in view.errors
+
+
+def test_the_viber_uri_is_read_from_a_pasted_link_and_texts_are_bounded() -> None:
+    view = render({**COMPLETE_SOURCE, "links_viber_uri": "viber://pa?chatURI=shopsupport&text=Hi"})
+    assert view.store is not None and view.store.settings["links_viber_uri"] == "shopsupport"
+    long = render({**COMPLETE_SOURCE, "links_viber_text": "я" * 301})
+    assert long.store is None and "300" in long.errors["links_viber_text"].ru
+    bad = render({**COMPLETE_SOURCE, "links_viber_uri": "shop support"})
+    assert bad.store is None and "links_viber_uri" in bad.errors
+
+
+def test_the_links_switched_on_are_what_the_script_marks() -> None:
+    default = stored_settings(make_integration({}))
+    assert default.messenger_links() == (
+        MessengerLink("whatsapp", None, "Здравствуйте! Пишу с сайта"),
+        MessengerLink("viber", None, "Здравствуйте! Пишу с сайта"),
+    )
+    view = render(
+        {
+            **COMPLETE_SOURCE,
+            "links_telegram": "True",
+            "links_telegram_bot": "@shop_support_bot",
+            "links_whatsapp": "False",
+            "links_whatsapp_number": "+7 999 123-45-67",
+            "links_viber_text": "Вопрос с сайта",
+        }
+    )
+    assert view.store is not None
+    settings = stored_settings(make_integration(view.store.settings))
+    assert settings.messenger_links() == (
+        MessengerLink("telegram", "shop_support_bot", None),
+        MessengerLink("viber", None, "Вопрос с сайта"),
+    )
+    assert settings.code_channels == {"telegram", "viber"}
+    # The saved switches are shown as saved; the script carries the links and where to ask.
+    shown = render(integration=make_integration(view.store.settings))
+    assert field(shown, "links_whatsapp").value == "False"
+    assert field(shown, "links_telegram").value == "True"
+    script = build_settings_view(
+        make_integration(view.store.settings), CATALOG, None, UrlsOnly(ElsewhereUrls())
+    ).derived.site_script
+    assert script is not None
+    assert '"codeEndpoint": "https://elsewhere.example/codes/7"' in script
+    assert '"target": "shop_support_bot"' in script and "whatsapp" not in script.split("links")[-1]
+
+
+def test_the_links_section_sits_before_the_script_and_says_to_copy_it_again() -> None:
+    view = render()
+    ids = [section.id for section in view.sections]
+    assert ids.index("messengers") + 1 == ids.index("messenger_links") == ids.index("script") - 1
+    section = links_section(view)
+    assert section.title.ru == "Ссылки на мессенджеры" and section.title.en == "Messenger links"
+    assert [f.key for f in section.fields] == [
+        "links_telegram",
+        "links_telegram_bot",
+        "links_whatsapp",
+        "links_whatsapp_number",
+        "links_whatsapp_text",
+        "links_viber",
+        "links_viber_uri",
+        "links_viber_text",
+    ]
+    assert "скопируйте скрипт" in section.help.ru and "copy the site script" in section.help.en
+
+
+def test_the_links_section_shows_the_weeks_clicks_and_chats_per_channel_on() -> None:
+    health = IntegrationHealth(
+        messenger_links={
+            "telegram": MessengerLinkFigures(clicks=40, chats=3),  # switched off: not shown
+            "whatsapp": MessengerLinkFigures(clicks=12, chats=5),
+        }
+    )
+    view = build_settings_view(make_integration({}), CATALOG, None, HOST, health)
+    help_ = links_section(view).help
+    assert "WhatsApp — 12 кликов, 5 чатов с кодом" in help_.ru
+    assert "Viber — 0 кликов, 0 чатов с кодом" in help_.ru
+    assert "WhatsApp — 12 clicks, 5 chats with the code" in help_.en
+    assert "Telegram" not in help_.ru.split("7 дней")[-1]
+    off = build_settings_view(
+        make_integration({"links_whatsapp": False, "links_viber": False}), CATALOG, None, HOST
+    )
+    assert "Ни один мессенджер не включён" in links_section(off).help.ru

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from pydantic import ValidationError
 
 from b24_openlines_plugin.bitrix import wire
 from b24_openlines_plugin.bitrix.records import (
@@ -986,6 +987,69 @@ def test_form_encode_round_trips_through_parse_event() -> None:
 
     assert wire.parse_event(wire.form_encode(event).encode()) == wire.parse_event(
         form_body("ONCRMLEADADD.app.form.txt")
+    )
+
+
+# --- records: the wire keys are read from payloads only ------------------------------------
+
+
+def test_records_built_in_python_take_field_names_and_refuse_unknown_ones() -> None:
+    activity = Activity(id=7, completed=False, user_code="livechat|1|2|3", session_id=None)
+
+    assert activity == Activity(id=7, completed=False, user_code="livechat|1|2|3")
+    with pytest.raises(ValidationError):
+        Activity(id=7, completed=False, nonsense=1)  # type: ignore[call-arg]
+    assert ListPage(next=50) == wire.parse_list_page({"next": "50", "more": 1})
+
+
+def test_payloads_are_read_by_wire_keys_not_by_field_names() -> None:
+    lead: dict[str, Any] = load_json("crm.lead.get.json")["result"]
+    by_field_name = {**{k: v for k, v in lead.items() if k != "ID"}, "id": 123}
+    dialog = dialog_with(chat_id=1777)
+    del dialog["id"]
+
+    assert "ID" in rejected(wire.parse_crm_entity, by_field_name)
+    assert "id: Missing data" in rejected(wire.parse_dialog, dialog)
+
+
+def test_form_body_reads_like_parse_qsl() -> None:
+    pairs = [(k, v) for k, v in lead_pairs() if k != "auth[scope]"]
+    body = form(pairs) + b"&auth%5Bscope%5D=crm+im%2Cimopenlines&auth[client_id]=a%2Bb+c"
+    event = wire.parse_event(body)
+
+    assert event.auth.scope == "crm im,imopenlines"
+    expected = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
+    assert wire._form_fields(body.decode()) == expected
+
+
+def test_cached_keys_and_values_do_not_leak_between_events() -> None:
+    first = wire.parse_event(with_pair("auth[domain]", "first.bitrix24.ru"))
+    second = wire.parse_event(with_pair("auth[domain]", "second.bitrix24.ru"))
+
+    assert (first.auth.domain, second.auth.domain) == ("first.bitrix24.ru", "second.bitrix24.ru")
+    assert wire.parse_event(with_pair("auth[domain]", "first.bitrix24.ru")) == first
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://портал.рф/rest/",
+        "http://127.0.0.1:8100/rest/",
+        "http://localhost/rest/",
+        "https://user:pw@some-domain.bitrix24.com:443/rest/",
+        "https://[::1]/rest/",
+    ],
+)
+def test_event_endpoints_may_be_unicode_local_or_with_a_port(value: str) -> None:
+    assert wire.parse_event(with_pair("auth[client_endpoint]", value)).auth.client_endpoint == value
+
+
+@pytest.mark.parametrize(
+    "value", ["https://", "https:///rest/", "https://a b.ru/", "//some-domain.bitrix24.com/rest/"]
+)
+def test_event_endpoints_that_are_not_urls_are_refused(value: str) -> None:
+    assert "client_endpoint: Not a valid URL." in rejected(
+        wire.parse_event, with_pair("auth[client_endpoint]", value)
     )
 
 

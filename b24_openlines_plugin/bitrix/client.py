@@ -1,9 +1,11 @@
 """An async Bitrix24 REST client that batches, throttles and refreshes on its own.
 
 Every call goes out inside a ``batch``: callers that ask at about the same time share one HTTP
-request (up to 50 commands), each keeping its own ``$result[...]`` references. The portal's
-rate limit is kept on our side (``limits``), an expired access token is refreshed once per
-portal however many callers hit it, and failures come back as the host's error types:
+request (up to 50 commands), each keeping its own ``$result[...]`` references; a request waits
+briefly to go out full while callers keep coming. A ``Gathering`` (``lookups``: list commands
+of many callers' ids) makes its commands only when the batch that carries it is composed.
+The portal's rate limit is kept on our side (``limits``), an expired access token is refreshed
+once per portal however many callers hit it, and failures come back as the host's error types:
 ``RetryLater`` for what may pass, ``BitrixError`` for what will not. Each request, command,
 wait on the limit and failed refresh is reported to the host (``host.metrics``).
 """
@@ -15,7 +17,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pydantic_core
@@ -28,7 +30,11 @@ from hooks.errors import HookError, RetryLater, UpstreamError
 from hooks.services import Metrics, NoMetrics
 
 MAX_BATCH = 50
-FILL_WAIT_SECONDS = 0.5
+FILL_WAIT_SECONDS = 2.0  # the longest a request waits for more commands while they come
+FILL_STEP_SECONDS = 0.01
+# Steps with nobody joining after which no one else is coming now (0.15 s on an idle machine,
+# longer on a busy one: the drain takes new webhooks every 0.1 s, late when the loop is busy).
+QUIET_STEPS = 15
 LIMIT_RETRIES = 5
 _REFERENCE = re.compile(r"\$result\[([^\]]+)\]")
 # An outcome becomes a metric's label: Bitrix24's error codes are short words; anything else
@@ -71,11 +77,34 @@ class Credentials:
             return self.token
 
 
+class Gathering(Protocol):
+    """Commands that callers keep adding to until the batch that carries them is composed:
+    ids asked while a request waits for the rate limit still join its list commands."""
+
+    def __len__(self) -> int:
+        """The commands it would make now (at most ``MAX_BATCH``)."""
+        ...
+
+    def seal(self, room: int) -> Mapping[str, Command]:
+        """Its commands, at most ``room`` of them, fixed: nothing joins it any more (what did
+        not fit goes on waiting for the next batch)."""
+        ...
+
+
 @dataclass
 class _Group:
     commands: dict[str, Command]
     halt: bool
     future: asyncio.Future[dict[str, CommandResult]]
+    gathering: Gathering | None = None  # commands made when the batch is composed
+
+    def __len__(self) -> int:
+        return len(self.commands) if self.gathering is None else len(self.gathering)
+
+    def seal(self, room: int) -> None:
+        if self.gathering is not None:
+            self.commands = dict(self.gathering.seal(room))
+            self.gathering = None
 
 
 class RestClient:
@@ -103,7 +132,8 @@ class RestClient:
         self.metrics = metrics or NoMetrics()
         self.integration_id = integration_id
         self._pending: list[_Group] = []
-        self._leader = False
+        self._sender: asyncio.Task[None] | None = None
+        self._arrivals = 0  # commands, and ids of gatherings, that joined the pending ones
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
         return (await self.command(Command(method, params or {}))).unwrap()
@@ -118,53 +148,88 @@ class RestClient:
         """Run commands whose params may refer to earlier ones as ``$result[key]...``."""
         if not commands or len(commands) > MAX_BATCH:
             raise ValueError(f"a batch takes 1 to {MAX_BATCH} commands")
-        future: asyncio.Future[dict[str, CommandResult]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._pending.append(_Group(dict(commands), halt, future))
-        if not self._leader:
-            self._leader = True
-            try:
-                await self._send_pending()
-            finally:
-                self._leader = False
-        return await future
+        return await self._enqueue(_Group(dict(commands), halt, self._future()))
+
+    async def gathered(self, gathering: Gathering) -> dict[str, CommandResult]:
+        """Run the commands ``gathering`` makes when the batch that takes it is composed."""
+        return await self._enqueue(_Group({}, False, self._future(), gathering))
+
+    def joined(self) -> None:
+        """Something joined a pending gathering (an id to its list command): the next batch
+        carries more, though no more commands."""
+        self._arrivals += 1
+
+    def _future(self) -> asyncio.Future[dict[str, CommandResult]]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _enqueue(self, group: _Group) -> dict[str, CommandResult]:
+        self._pending.append(group)
+        self._arrivals += 1
+        loop = asyncio.get_running_loop()
+        sender = self._sender
+        if sender is None or sender.done() or sender.get_loop() is not loop:
+            # Sent by a task of its own, not by the first caller: no caller's answer waits
+            # for the batches composed after its own.
+            self._sender = loop.create_task(self._send_pending())
+        return await group.future
 
     async def _send_pending(self) -> None:
-        """The first caller waits a moment for others, then sends everyone's commands.
+        """Wait a moment for more callers, then send everyone's commands.
 
         The request's place in the bucket is taken *before* the commands are: while it waits
-        for the portal's limit, more commands join. Once the bucket is past a fifth of its
-        burst, a request is worth more than a moment, so it waits (briefly) to go out full.
+        for the portal's limit, more commands join. Then, while callers keep joining (a burst,
+        or the callers of the last answer asking their next round), it waits briefly to go out
+        full: every request spent is one the portal's limit counts.
         """
-        await asyncio.sleep(self.window)
-        while self._pending:
-            try:
-                await self._acquire()
-            except Exception as exc:
-                # The host could not count the request (its database): no one waiting can go.
-                _fail(self._pending, exc)
-                self._pending = []
-                return
-            if self.bucket.level > self.bucket.burst / 5:
-                await self._fill(FILL_WAIT_SECONDS)
-            taken: list[_Group] = []
-            size = 0
-            while self._pending and size + len(self._pending[0].commands) <= MAX_BATCH:
-                group = self._pending.pop(0)
-                taken.append(group)
-                size += len(group.commands)
-            try:
-                await self._send(taken)
-            except Exception as exc:  # a HookError, or the host's failure in a retry's counting
-                _fail(taken, exc)
+        taken: list[_Group] = []
+        try:
+            await asyncio.sleep(self.window)
+            while self._pending:
+                taken = []
+                await self._send_next(taken)
+        except BaseException:  # cancelled (the loop is closing): nobody is left waiting
+            _fail([*taken, *self._pending], RetryLater("the Bitrix24 client stopped"))
+            self._pending = []
+            raise
 
-    async def _fill(self, patience: float) -> None:
-        deadline = asyncio.get_running_loop().time() + patience
-        while sum(len(g.commands) for g in self._pending) < MAX_BATCH:
-            if asyncio.get_running_loop().time() >= deadline:
+    async def _send_next(self, taken: list[_Group]) -> None:
+        """One request: its place in the bucket, a moment to fill, the groups that fit."""
+        try:
+            await self._acquire()
+        except Exception as exc:
+            # The host could not count the request (its database): no one waiting can go.
+            _fail(self._pending, exc)
+            self._pending = []
+            return
+        await self._fill()
+        size = 0
+        # A gathering fills the room left (the rest of it waits for the next request); other
+        # groups go whole, in order.
+        while self._pending and (
+            size + len(self._pending[0]) <= MAX_BATCH
+            or (self._pending[0].gathering is not None and size < MAX_BATCH)
+        ):
+            group = self._pending.pop(0)
+            group.seal(MAX_BATCH - size)
+            taken.append(group)
+            size += len(group.commands)
+        try:
+            await self._send(taken)
+        except Exception as exc:  # a HookError, or the host's failure in a retry's counting
+            _fail(taken, exc)
+
+    async def _fill(self) -> None:
+        """Until the batch is full, ``FILL_WAIT_SECONDS`` pass, or nobody joined for
+        ``QUIET_STEPS`` (a lone chat is not held up for others that are not coming)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FILL_WAIT_SECONDS
+        seen, quiet = self._arrivals, 0
+        while sum(len(g) for g in self._pending) < MAX_BATCH and loop.time() < deadline:
+            await asyncio.sleep(FILL_STEP_SECONDS)
+            quiet = 0 if self._arrivals != seen else quiet + 1
+            seen = self._arrivals
+            if quiet >= QUIET_STEPS:
                 return
-            await asyncio.sleep(0.02)
 
     async def _send(self, groups: list[_Group]) -> None:
         cmd: dict[str, str] = {}
@@ -186,7 +251,8 @@ class RestClient:
                 self.metrics.rest_command(
                     self.integration_id, method=command.method, outcome=_outcome(results[key])
                 )
-            group.future.set_result(results)
+            if not group.future.done():  # its caller may have given up (cancelled)
+                group.future.set_result(results)
 
     async def _acquire(self) -> None:
         waited = await self.bucket.acquire()

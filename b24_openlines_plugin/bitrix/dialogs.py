@@ -5,10 +5,10 @@ A dialog is one Open Lines session; Bitrix24 writes one CRM activity (provider
 a returning customer. The activity's owner (``OWNER_TYPE_ID``/``OWNER_ID``) is only its first
 binding: a returning customer's dialog that makes a deal may be owned by the contact and bound
 to the deal second, so dialogs are looked up through their bindings (``crm.activity.list``'s
-``BINDINGS`` filter, ``crm.activity.binding.list``). From a lead or deal event, one batch
-fetches the entity, its dialogs' activities and the newest dialog's transcript, chained with
-``$result[...]``; from an activity, one batch fetches the transcript and the entity. A deal's
-contact rides along either way.
+``BINDINGS`` filter, ``crm.activity.binding.list``). Entities, activities and dialogs are looked
+up through ``lookups``: the concurrent appeals of a portal share one list command per 50 ids.
+From a lead or deal event: the entity and its newest dialog, then the dialog's transcript (and
+a deal's contact); from an activity: the entity and the transcript, then a deal's contact.
 """
 
 from __future__ import annotations
@@ -18,43 +18,34 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from b24_openlines_plugin.bitrix.client import Command, CommandResult, RestClient
+from b24_openlines_plugin.bitrix.client import Command, RestClient
 from b24_openlines_plugin.bitrix.errors import BitrixError
+from b24_openlines_plugin.bitrix.lookups import (
+    ACTIVITY_FIELDS,
+    PAGE,
+    both,
+    lookups,
+    parsed,
+    read_bindings,
+)
 from b24_openlines_plugin.bitrix.records import (
     OWNER_TYPE_IDS,
     SESSION_PROVIDER,
     Activity,
-    ActivityBinding,
     ChatEntity,
+    ChatRef,
     CrmEntity,
+    Dialog,
     OwnerType,
     SessionHistory,
 )
 from b24_openlines_plugin.bitrix.wire import (
-    WireError,
     parse_activities,
-    parse_activity_bindings,
     parse_crm_chats,
-    parse_crm_entity,
     parse_dialog,
-    parse_session_history,
 )
-from hooks.errors import UpstreamError
 
-PAGE = 50  # rows a list method answers at once
-ACTIVITY_FIELDS = [
-    "ID",
-    "PROVIDER_ID",
-    "OWNER_TYPE_ID",
-    "OWNER_ID",
-    "ASSOCIATED_ENTITY_ID",
-    "RESULT_SOURCE_ID",
-    "PROVIDER_PARAMS",
-    "COMPLETED",
-    "CREATED",
-    "LAST_UPDATED",
-    "END_TIME",
-]
+__all__ = ["ACTIVITY_FIELDS", "PAGE", "parsed"]  # the catch-up and the offline queue use them
 OWNER_KINDS: dict[int, OwnerType] = {number: kind for kind, number in OWNER_TYPE_IDS.items()}
 # Whose dialog an activity bound to several is, as Bitrix24 ranks bindings (deal, then lead:
 # crm's BindingSelector::sortBindings).
@@ -75,45 +66,31 @@ class ChatRecords:
     chat_seen: bool = False
 
 
-def parsed(result: CommandResult, parse: Any) -> Any:
-    try:
-        return parse(result.unwrap())
-    except WireError as exc:
-        raise UpstreamError(f"Unexpected Bitrix24 answer: {exc}") from exc
+async def _entity(client: RestClient, kind: OwnerType, entity_id: int) -> CrmEntity:
+    """The entity; one the portal does not have fails as ``crm.<kind>.get`` did (its error)."""
+    entity = await lookups(client).entity(kind, entity_id)
+    if entity is None:
+        raise BitrixError("NOT_FOUND", f"the portal has no {kind} {entity_id}")
+    return entity
 
 
-def _with_deal_contact(commands: dict[str, Command], kind: OwnerType) -> dict[str, Command]:
-    if kind == "deal":
-        commands["contact"] = Command("crm.contact.get", {"id": "$result[entity][CONTACT_ID]"})
-    return commands
+async def _contact(client: RestClient, kind: OwnerType, entity: CrmEntity) -> CrmEntity | None:
+    """A deal's contact (a lead is its own person)."""
+    if kind != "deal" or entity.contact_id is None:
+        return None
+    return await lookups(client).entity("contact", entity.contact_id)
 
 
-def _contact(
-    results: dict[str, CommandResult], kind: OwnerType, entity: CrmEntity
-) -> CrmEntity | None:
-    if kind == "deal" and entity.contact_id is not None:
-        contact: CrmEntity = parsed(results["contact"], parse_crm_entity)
-        return contact
-    return None
+async def history(client: RestClient, session_id: int) -> SessionHistory:
+    """A dialog's transcript: one command per dialog, the only lookup with no list form."""
+    found = await lookups(client).history(session_id)
+    if found is None:
+        raise BitrixError("NOT_FOUND", f"the portal has no dialog {session_id}")
+    return found
 
 
-def _dialogs(owner: dict[str, Any]) -> dict[str, Command]:
-    """The dialogs' activities matching ``owner`` (a filter), newest first, and the newest's
-    transcript."""
-    return {
-        "acts": Command(
-            "crm.activity.list",
-            {
-                "filter": {**owner, "PROVIDER_ID": SESSION_PROVIDER},
-                "order": {"ID": "DESC"},
-                "select": ACTIVITY_FIELDS,
-            },
-        ),
-        "history": Command(
-            "imopenlines.session.history.get",
-            {"SESSION_ID": "$result[acts][0][ASSOCIATED_ENTITY_ID]"},
-        ),
-    }
+async def _history_of(client: RestClient, activity: Activity) -> SessionHistory | None:
+    return None if activity.session_id is None else await history(client, activity.session_id)
 
 
 async def for_entity(client: RestClient, kind: ChatEntity, entity_id: int) -> ChatRecords:
@@ -123,31 +100,33 @@ async def for_entity(client: RestClient, kind: ChatEntity, entity_id: int) -> Ch
     of ``OWNER_TYPE_ID``/``OWNER_ID`` objects). A portal that refuses that filter is asked by
     owner, which finds every dialog the entity owns; the chat lookup below finds the rest.
     """
-    owner = {"OWNER_TYPE_ID": OWNER_TYPE_IDS[kind], "OWNER_ID": entity_id}
-    commands = _with_deal_contact(
-        {
-            "entity": Command(f"crm.{kind}.get", {"id": entity_id}),
-            **_dialogs({"BINDINGS": [owner]}),
-        },
-        kind,
+    entity, newest = await both(
+        _entity(client, kind, entity_id), lookups(client).newest_dialog(kind, entity_id)
     )
-    results = await client.batch(commands)
-    entity: CrmEntity = parsed(results["entity"], parse_crm_entity)
-    contact = _contact(results, kind, entity)
-    if isinstance(results["acts"].error, BitrixError) or not await _bound_to(
-        client, results["acts"], kind, entity_id
-    ):
-        results = {**results, **await client.batch(_dialogs(owner))}
-    activities: list[Activity] = parsed(results["acts"], parse_activities)
-    if activities:
-        newest = activities[0]
-        history = parsed(results["history"], parse_session_history) if newest.session_id else None
-        return ChatRecords(
-            kind, entity, contact, history, newest.connector_id, newest, chat_seen=True
+    if newest is not None:
+        transcript, contact = await both(
+            _history_of(client, newest), _contact(client, kind, entity)
         )
-    # No activity yet: ask Open Lines for the chat (ACTIVE_ONLY=N, or closed chats hide), then
-    # its dialog for the session id: the history wants SESSION_ID, as CHAT_ID alone needs
-    # membership in the chat.
+        return ChatRecords(
+            kind, entity, contact, transcript, newest.connector_id, newest, chat_seen=True
+        )
+    contact, (chats, dialog) = await both(
+        _contact(client, kind, entity), _open_lines_chat(client, kind, entity_id)
+    )
+    if not chats or dialog is None:
+        return ChatRecords(kind, entity, contact, None, connector_from_im(entity))
+    if dialog.session_id is None:
+        return ChatRecords(kind, entity, contact, None, chats[0].connector_id, chat_seen=True)
+    transcript = await history(client, dialog.session_id)
+    return ChatRecords(kind, entity, contact, transcript, chats[0].connector_id, chat_seen=True)
+
+
+async def _open_lines_chat(
+    client: RestClient, kind: ChatEntity, entity_id: int
+) -> tuple[list[ChatRef], Dialog | None]:
+    """No activity yet: Open Lines' chat of the entity (ACTIVE_ONLY=N, or closed chats hide),
+    and its dialog for the session id: the history wants SESSION_ID, as CHAT_ID alone needs
+    membership in the chat. ``(chats, dialog)``; the dialog only read when there is a chat."""
     more = await client.batch(
         {
             "chats": Command(
@@ -157,17 +136,9 @@ async def for_entity(client: RestClient, kind: ChatEntity, entity_id: int) -> Ch
             "dialog": Command("imopenlines.dialog.get", {"CHAT_ID": "$result[chats][0][CHAT_ID]"}),
         }
     )
-    chats = parsed(more["chats"], parse_crm_chats)
-    if not chats:
-        return ChatRecords(kind, entity, contact, None, connector_from_im(entity))
-    dialog = parsed(more["dialog"], parse_dialog)
-    if dialog.session_id is None:
-        return ChatRecords(kind, entity, contact, None, chats[0].connector_id, chat_seen=True)
-    last = await client.batch(
-        {"history": Command("imopenlines.session.history.get", {"SESSION_ID": dialog.session_id})}
-    )
-    history = parsed(last["history"], parse_session_history)
-    return ChatRecords(kind, entity, contact, history, chats[0].connector_id, chat_seen=True)
+    chats: list[ChatRef] = parsed(more["chats"], parse_crm_chats)
+    dialog: Dialog | None = parsed(more["dialog"], parse_dialog) if chats else None
+    return chats, dialog
 
 
 async def for_activity(client: RestClient, activity: Activity) -> ChatRecords | None:
@@ -175,53 +146,21 @@ async def for_activity(client: RestClient, activity: Activity) -> ChatRecords | 
 
     An activity owned by a lead or deal is that entity's dialog. One owned by a contact (or
     anything else) belongs to the deal or lead it is also bound to, if any; its bindings are
-    read first when the activity came without them (from a walk of the activities).
+    read first when the activity came without them (from a walk of the activities or an event).
     """
-    if activity.session_id is None:
+    session_id = activity.session_id  # kept: the copy below with bindings loses its narrowing
+    if session_id is None:
         return None
     if activity.bindings is None and OWNER_KINDS.get(activity.owner_type_id or 0) not in CHAT_KINDS:
-        found = await client.batch({"bindings": _bindings_command(activity.id)})
-        activity = activity.model_copy(update={"bindings": _bindings(found["bindings"])})
+        bindings = await read_bindings(client, activity.id)
+        activity = activity.model_copy(update={"bindings": bindings})
     target = _dialog_entity(activity)
     if target is None:
         return None
     kind, entity_id = target
-    results = await client.batch(
-        _with_deal_contact(
-            {
-                "entity": Command(f"crm.{kind}.get", {"id": entity_id}),
-                "history": Command(
-                    "imopenlines.session.history.get", {"SESSION_ID": activity.session_id}
-                ),
-            },
-            kind,
-        )
-    )
-    entity: CrmEntity = parsed(results["entity"], parse_crm_entity)
-    history = parsed(results["history"], parse_session_history)
-    return ChatRecords(
-        kind, entity, _contact(results, kind, entity), history, activity.connector_id, activity
-    )
-
-
-async def _bound_to(
-    client: RestClient, found: CommandResult, kind: ChatEntity, entity_id: int
-) -> bool:
-    """Whether the newest activity a ``BINDINGS`` query found is really the entity's: a portal
-    that ignored the filter key would answer every dialog of the portal, and the newest of them
-    would put another visitor's chat into this entity's appeal. Owned by the entity: yes;
-    otherwise its bindings are read (one more request, for a contact-owned dialog only)."""
-    if found.error is not None:
-        return True  # nothing to check: the error is handled where it is read
-    activities: list[Activity] = parsed(found, parse_activities)
-    if not activities:
-        return True
-    newest = activities[0]
-    wanted = OWNER_TYPE_IDS[kind]
-    if (newest.owner_type_id, newest.owner_id) == (wanted, entity_id):
-        return True
-    bindings = _bindings((await client.batch({"b": _bindings_command(newest.id)}))["b"])
-    return any((b.owner_type_id, b.owner_id) == (wanted, entity_id) for b in bindings)
+    entity, transcript = await both(_entity(client, kind, entity_id), history(client, session_id))
+    contact = await _contact(client, kind, entity)
+    return ChatRecords(kind, entity, contact, transcript, activity.connector_id, activity)
 
 
 def _dialog_entity(activity: Activity) -> tuple[OwnerType, int] | None:
@@ -239,38 +178,10 @@ def _dialog_entity(activity: Activity) -> tuple[OwnerType, int] | None:
     return None
 
 
-def _bindings_command(activity_id: int) -> Command:
-    return Command("crm.activity.binding.list", {"activityId": activity_id})
-
-
-def _bindings(result: CommandResult) -> list[ActivityBinding]:
-    """An activity's bindings; none when the portal refuses to list them (an error answer,
-    not a busy one), which leaves its owner to go by, as before bindings were read."""
-    if isinstance(result.error, BitrixError):
-        return []
-    bindings: list[ActivityBinding] = parsed(result, parse_activity_bindings)
-    return bindings
-
-
 async def activity(client: RestClient, activity_id: int) -> Activity | None:
-    """One activity if it is an Open Lines dialog's, else ``None``; with its bindings, read in
-    the same batch."""
-    answers = await client.batch(
-        {
-            "act": Command(
-                "crm.activity.list",
-                {
-                    "filter": {"ID": activity_id, "PROVIDER_ID": SESSION_PROVIDER},
-                    "select": ACTIVITY_FIELDS,
-                },
-            ),
-            "bindings": _bindings_command(activity_id),
-        }
-    )
-    found: list[Activity] = parsed(answers["act"], parse_activities)
-    if not found:
-        return None
-    return found[0].model_copy(update={"bindings": _bindings(answers["bindings"])})
+    """One activity if it is an Open Lines dialog's, else ``None``; its bindings are read
+    later, only when its owner is no lead or deal."""
+    return await lookups(client).activity(activity_id)
 
 
 async def newest_activity(client: RestClient) -> Activity | None:

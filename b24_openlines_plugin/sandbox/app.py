@@ -9,7 +9,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from b24_openlines_plugin.sandbox import api, oauth_http, pages, site
+from b24_openlines_plugin.sandbox import api, messenger, oauth_http, pages, site
 from b24_openlines_plugin.sandbox.config import SandboxConfig
 from b24_openlines_plugin.sandbox.rest import rest_endpoint
 from b24_openlines_plugin.sandbox.state import Sandbox
@@ -49,6 +49,9 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/sandbox/deliveries", pages.deliveries_page),
         Route("/sandbox/site/settings", site.settings_page, methods=[GET, POST]),
         Route("/sandbox/widget.js", site.widget_js),
+        Route("/sandbox/messenger.js", messenger.messenger_js),
+        Route("/sandbox/messenger", messenger.messenger_page, methods=[GET, POST]),
+        Route("/sandbox/messenger/chats/{chat_id:int}", messenger.messenger_chat),
         Route("/site/", site.demo_page),
         Route("/site/{page}", site.demo_page),
         Route("/sandbox/api/portal", api.portal),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import tzinfo
+from typing import Any, TypeVar
 
 from b24_openlines_plugin.sandbox.calls import Call, Method, Outcome
 from b24_openlines_plugin.sandbox.errors import RestError, crm_error
@@ -19,6 +21,7 @@ from b24_openlines_plugin.sandbox.records import (
 )
 
 BY_ID = [("ID", False)]
+T = TypeVar("T")
 
 
 def _record_id(call: Call) -> int:
@@ -62,24 +65,45 @@ def activity_get(call: Call) -> Outcome:
     return Outcome(activity_record(activity, call.tz))
 
 
-def _list(call: Call, records: list[dict[str, Any]], extras: tuple[str, ...]) -> Outcome:
-    found = page(records, read_query(call.params, BY_ID), call.tz, extras)
+def _list(
+    call: Call,
+    store: Mapping[int, T],
+    record: Callable[[T, tzinfo], dict[str, Any]],
+    extras: tuple[str, ...] = MULTIFIELDS,
+) -> Outcome:
+    query = read_query(call.params, BY_ID)
+    records = [record(item, call.tz) for item in _candidates(store, query)]
+    found = page(records, query, call.tz, extras)
     return Outcome(found.rows, found.total, found.next)
 
 
 def lead_list(call: Call) -> Outcome:
-    leads = call.sandbox.portal.leads.values()
-    return _list(call, [lead_record(lead, call.tz) for lead in leads], MULTIFIELDS)
+    return _list(call, call.sandbox.portal.leads, lead_record)
 
 
 def deal_list(call: Call) -> Outcome:
-    deals = call.sandbox.portal.deals.values()
-    return _list(call, [deal_record(deal, call.tz) for deal in deals], ())
+    return _list(call, call.sandbox.portal.deals, deal_record, ())
 
 
 def contact_list(call: Call) -> Outcome:
-    contacts = call.sandbox.portal.contacts.values()
-    return _list(call, [contact_record(c, call.tz) for c in contacts], MULTIFIELDS)
+    return _list(call, call.sandbox.portal.contacts, contact_record)
+
+
+def _by_id(op: str, field: str, value: Any) -> bool:
+    """``ID`` = one id (or a list, which CRM filters read as IN), or ``@ID`` = the documented
+    IN of an array (``filter[@ID][]``)."""
+    return field == "ID" and (op == "@" or (op == "=" and not isinstance(value, dict)))
+
+
+def _candidates(store: Mapping[int, T], query: ListQuery) -> list[T]:
+    """The records a query by id can match, looked up directly (building every record for
+    each call made a portal with thousands of chats slower than Bitrix24 itself); the filter
+    itself is still applied to them by ``page``."""
+    asked = [as_list(v) for op, f, v in query.filter if _by_id(op, f, v)]
+    if not asked:
+        return list(store.values())
+    ids = {_number(i) for v in asked for i in v}
+    return [store[i] for i in sorted(ids) if i in store]
 
 
 def _number(value: Any) -> int:
@@ -115,17 +139,8 @@ def activity_list(call: Call) -> Outcome:
     portal = call.sandbox.portal
     query = read_query(call.params, [("START_TIME", False)])
     pairs = _bindings_filter(query)
-    # Looked up directly when asked by id: building every record for each call made a portal
-    # with thousands of dialogs slower than Bitrix24 itself.
-    asked = [v for op, f, v in query.filter if op == "=" and f == "ID" and not isinstance(v, dict)]
-    ids = {str(i) for v in asked for i in (v if isinstance(v, list) else [v])}
-    candidates = (
-        [portal.activities[int(i)] for i in ids if i.isdigit() and int(i) in portal.activities]
-        if asked
-        else list(portal.activities.values())
-    )
     records = []
-    for activity in candidates:
+    for activity in _candidates(portal.activities, query):
         rows = sum(_bound(b, pairs) for b in activity.bindings) if pairs else 1
         if rows:
             record = activity_record(activity, call.tz)

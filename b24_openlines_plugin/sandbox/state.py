@@ -60,11 +60,20 @@ class Faults:
         return None
 
 
+DEMO_TELEGRAM_BOT = "garden_shop_bot"
+DEMO_WHATSAPP_NUMBER = "79990001122"
+DEMO_VIBER_URI = "gardenshop"
+
+
 @dataclass
 class DemoSite:
-    """The demo website's one "CMS" setting: the code its owner put into every page's <head>."""
+    """The demo website's "CMS" settings: the code its owner put into every page's <head>, and
+    whom its "Написать в …" buttons write to (its Telegram bot, WhatsApp number, Viber URI)."""
 
     head_html: str = ""
+    telegram_bot: str = DEMO_TELEGRAM_BOT
+    whatsapp_number: str = DEMO_WHATSAPP_NUMBER
+    viber_uri: str = DEMO_VIBER_URI
 
 
 class Sandbox:

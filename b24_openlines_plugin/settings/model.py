@@ -32,6 +32,7 @@ from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS
 from b24_openlines_plugin.portal import PortalAddressError, normalize_portal, parse_portal
 from b24_openlines_plugin.settings import texts
 from b24_openlines_plugin.settings.texts import FieldText
+from b24_openlines_plugin.site_script import MessengerChannel, MessengerLink
 from hooks.models import FieldKind, LocalizedText, ShowWhen
 
 MASK = "********"
@@ -40,7 +41,14 @@ DEFAULT_IMPORT_DAYS = 7
 DEFAULT_TRACKER_GETTER = "analyticsHost.getSessionId"
 
 SectionId = Literal[
-    "credentials", "activation", "webhook", "employee", "traffic", "messengers", "script"
+    "credentials",
+    "activation",
+    "webhook",
+    "employee",
+    "traffic",
+    "messengers",
+    "messenger_links",
+    "script",
 ]
 CatalogList = Literal["employees", "sources", "sites", "campaigns"]
 
@@ -51,8 +59,8 @@ class FormMeta:
 
     ``catalog`` names the account list a select chooses from (and whose ids are valid);
     ``options`` are the fixed choices of a radio; ``show_when`` hides the field unless another
-    one has a value, and a hidden field is never required. ``kind="table"`` expands into one
-    row per connector.
+    one has a value, and a hidden field is never required; ``required_with`` names a switch
+    that needs the field. ``kind="table"`` expands into one row per connector.
     """
 
     section: SectionId
@@ -63,6 +71,7 @@ class FormMeta:
     empty_choice: LocalizedText | None = None
     show_when: ShowWhen | None = None
     required_when_active: bool = False
+    required_with: str | None = None  # required while this switch is on, active or not
 
     @property
     def label(self) -> LocalizedText:
@@ -74,12 +83,29 @@ class FormMeta:
 
 
 WHEN_SOURCE = ShowWhen(key="traffic_type", equals="source")
+# An on/off switch as a radio pair: an unticked checkbox is absent from a form, which would
+# leave a switch that is on by default on.
+SWITCH = (("True", texts.SWITCH_ON), ("False", texts.SWITCH_OFF))
 WHEN_CAMPAIGN = ShowWhen(key="traffic_type", equals="campaign")
 IMPORT_DAYS = (
     ("0", texts.NO_IMPORT),
     *((str(days), texts.import_days(days)) for days in (1, 3, 7, 14, 30)),
 )
 ERROR_TYPE = "b24_settings"
+DEFAULT_LINK_TEXT = "Здравствуйте! Пишу с сайта"
+"""The prefilled WhatsApp and Viber text before the code (`` [#K7PM2QXA]``) when the settings
+give none: the clients' visitors write in Russian, whatever the host's language."""
+MAX_LINK_TEXT = 300
+_TELEGRAM_PREFIX = re.compile(
+    r"^(?:(?:https?://)?(?:www\.)?(?:t|telegram)\.me/|tg://resolve\?domain=|@)", re.IGNORECASE
+)
+_TELEGRAM_BOT = re.compile(r"[A-Za-z0-9_]{2,29}bot", re.IGNORECASE)  # 5 to 32 characters
+_PHONE_SIGNS = re.compile(r"[\s+()\-.]")
+_WHATSAPP_LINK = re.compile(
+    r"^(?:https?://)?(?:www\.)?(?:wa\.me/|api\.whatsapp\.com/send/?\?phone=)", re.IGNORECASE
+)
+_VIBER_LINK = re.compile(r"^viber://pa\?(?:.*&)?chaturi=([^&#]*)", re.IGNORECASE)
+_VIBER_URI = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _HOST_NAME = re.compile(
     r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
 )
@@ -254,6 +280,37 @@ class B24Settings(_Model):
         dict[ConnectorId, MessengerRow],
         FormMeta("messengers", "table", texts.MESSENGER_MAP),
     ] = {}
+    # Off by default: a start code not Bitrix24's own may skip its "create a lead" step.
+    links_telegram: Annotated[
+        bool, FormMeta("messenger_links", "radio", texts.LINKS_TELEGRAM, options=SWITCH)
+    ] = False
+    links_telegram_bot: Annotated[
+        str | None,
+        FormMeta(
+            "messenger_links",
+            "text",
+            texts.LINKS_TELEGRAM_BOT,
+            required_with="links_telegram",
+        ),
+    ] = None
+    links_whatsapp: Annotated[
+        bool, FormMeta("messenger_links", "radio", texts.LINKS_WHATSAPP, options=SWITCH)
+    ] = True
+    links_whatsapp_number: Annotated[
+        str | None, FormMeta("messenger_links", "text", texts.LINKS_WHATSAPP_NUMBER)
+    ] = None
+    links_whatsapp_text: Annotated[
+        str | None, FormMeta("messenger_links", "text", texts.LINKS_WHATSAPP_TEXT)
+    ] = None
+    links_viber: Annotated[
+        bool, FormMeta("messenger_links", "radio", texts.LINKS_VIBER, options=SWITCH)
+    ] = True
+    links_viber_uri: Annotated[
+        str | None, FormMeta("messenger_links", "text", texts.LINKS_VIBER_URI)
+    ] = None
+    links_viber_text: Annotated[
+        str | None, FormMeta("messenger_links", "text", texts.LINKS_VIBER_TEXT)
+    ] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -315,6 +372,70 @@ class B24Settings(_Model):
         if not _JS_PATH.fullmatch(value) or len(value) > 200:
             raise invalid(texts.TRACKER_GETTER_FORMAT)
         return value
+
+    @field_validator("links_telegram_bot")
+    @classmethod
+    def _check_telegram_bot(cls, value: str | None) -> str | None:
+        """The bot's username, from ``@name``, ``https://t.me/name?start=…`` or ``name``."""
+        if value is None:
+            return None
+        name = re.split(r"[/?#&]", _TELEGRAM_PREFIX.sub("", value), maxsplit=1)[0]
+        if not _TELEGRAM_BOT.fullmatch(name):
+            raise invalid(texts.TELEGRAM_BOT_FORMAT)
+        return name
+
+    @field_validator("links_whatsapp_number")
+    @classmethod
+    def _check_whatsapp_number(cls, value: str | None) -> str | None:
+        """Digits only, as wa.me links carry the number: ``+7 (999) 123-45-67`` → 79991234567;
+        a Russian mobile number written with 8 (``8 999 …``) gets its country code 7."""
+        if value is None:
+            return None
+        number = _PHONE_SIGNS.sub("", _WHATSAPP_LINK.sub("", value).split("&")[0].split("?")[0])
+        if not number.isdigit() or not number.isascii() or not 8 <= len(number) <= 15:
+            raise invalid(texts.WHATSAPP_NUMBER_FORMAT)
+        if len(number) == 11 and number.startswith("89") and "+" not in value:
+            number = "7" + number[1:]
+        return number
+
+    @field_validator("links_viber_uri")
+    @classmethod
+    def _check_viber_uri(cls, value: str | None) -> str | None:
+        """The bot's chat URI, also from a pasted ``viber://pa?chatURI=…`` link."""
+        if value is None:
+            return None
+        found = _VIBER_LINK.match(value)
+        uri = found[1] if found else value
+        if not _VIBER_URI.fullmatch(uri):
+            raise invalid(texts.VIBER_URI_FORMAT)
+        return uri
+
+    @field_validator("links_whatsapp_text", "links_viber_text")
+    @classmethod
+    def _check_link_text(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_LINK_TEXT:
+            raise invalid(texts.link_text_too_long(MAX_LINK_TEXT))
+        return value
+
+    @property
+    def code_channels(self) -> frozenset[MessengerChannel]:
+        """The messengers whose links carry the visit's code: their dialogs are read for one."""
+        return frozenset(link.channel for link in self.messenger_links())
+
+    def messenger_links(self) -> tuple[MessengerLink, ...]:
+        """The messenger links the site script marks with the visit's code, one per channel on:
+        the bot's username, the WhatsApp number's digits or the Viber chat URI (WhatsApp and
+        Viber: ``None`` marks every link of the messenger on the page) and the prefilled text."""
+        links: list[MessengerLink] = []
+        if self.links_telegram and self.links_telegram_bot:
+            links.append(MessengerLink("telegram", self.links_telegram_bot, None))
+        if self.links_whatsapp:
+            text = self.links_whatsapp_text or DEFAULT_LINK_TEXT
+            links.append(MessengerLink("whatsapp", self.links_whatsapp_number, text))
+        if self.links_viber:
+            text = self.links_viber_text or DEFAULT_LINK_TEXT
+            links.append(MessengerLink("viber", self.links_viber_uri, text))
+        return tuple(links)
 
     @property
     def site_hosts(self) -> list[str]:

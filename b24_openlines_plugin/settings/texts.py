@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from b24_openlines_plugin.i18n import _, join, ngettext
+from b24_openlines_plugin.i18n import _, join, ngettext, same
 from hooks.models import LocalizedText
 
 
@@ -56,6 +56,17 @@ MESSENGERS = SectionText(
         "Choose the source or ad campaign that chats from each messenger go to when no session "
         "is found. 'Default' takes the value from 'Traffic type'; an empty site takes the "
         "default site."
+    ),
+)
+MESSENGER_LINKS = SectionText(
+    _("Messenger links"),
+    _(
+        "The site script puts the visitor's code into the site's links to the messengers "
+        "switched on here (a Telegram bot's start link, or the end of the text a WhatsApp or "
+        "Viber link prefills), and a chat that arrives with the code counts for the visitor's "
+        "ad campaign and UTM tags. A visitor may delete the code from a prefilled text: that "
+        "chat takes the messenger's row above. After changing this section, copy the site "
+        "script below again and replace it on the site."
     ),
 )
 SCRIPT = SectionText(
@@ -139,6 +150,47 @@ TRACKER_GETTER = FieldText(
     ),
 )
 MESSENGER_MAP = FieldText(MESSENGERS.title)
+LINKS_TELEGRAM = FieldText(
+    _("Telegram: add the code to the bot's links"),
+    _(
+        "Off by default. Check before relying on it: Bitrix24's code suggests that a start "
+        "code that is not Bitrix24's own may skip the open line's “create a lead (deal) when "
+        "the dialog starts” step; this was not seen on a live portal. Switch it on, start a "
+        "chat from the link on your site once, and check that a lead or deal appears in "
+        "Bitrix24 and the chat in Raw data with your campaign."
+    ),
+)
+LINKS_TELEGRAM_BOT = FieldText(
+    _("Telegram bot username"),
+    _(
+        "The bot connected to the open line, e.g. @shop_support_bot or a link "
+        "https://t.me/shop_support_bot: only links to this bot get the code."
+    ),
+)
+LINKS_WHATSAPP = FieldText(_("WhatsApp: add the code to the prefilled text"))
+LINKS_WHATSAPP_NUMBER = FieldText(
+    _("WhatsApp number"),
+    _(
+        "The number of the links to mark, e.g. +7 (999) 123-45-67 (kept as digits). Empty: "
+        "every WhatsApp link on the page."
+    ),
+)
+LINKS_WHATSAPP_TEXT = FieldText(
+    _("WhatsApp text"),
+    _(
+        "The message prefilled before the code, for links without a text of their own; the "
+        "code goes at the end, e.g. “… [#K7PM2QXA]”. Empty: “Здравствуйте! Пишу с сайта”."
+    ),
+)
+LINKS_VIBER = FieldText(_("Viber: add the code to the prefilled text"))
+LINKS_VIBER_URI = FieldText(
+    _("Viber bot chat URI"),
+    _(
+        "The chatURI of the bot's links (viber://pa?chatURI=…); a pasted link is read. Empty: "
+        "every Viber bot link on the page."
+    ),
+)
+LINKS_VIBER_TEXT = FieldText(_("Viber text"), LINKS_WHATSAPP_TEXT.help)
 
 # --- choices -------------------------------------------------------------------------------
 
@@ -148,6 +200,8 @@ TRAFFIC_TYPES = {"source": SOURCE_ID.label, "campaign": CAMPAIGN_ID.label}
 NOT_SELECTED = _("— not selected —")
 DEFAULT = _("Default")
 NO_IMPORT = _("No, only new ones")
+SWITCH_ON = _("On")
+SWITCH_OFF = _("Off")
 
 
 def import_days(days: int) -> LocalizedText:
@@ -194,6 +248,17 @@ ADDRESS_TOO_LONG = _("The address is too long")
 SITE_DOMAINS_FORMAT = _("List bare domains separated by commas, e.g. shop.example.ru")
 IMPORT_DAYS_CHOICE = _("Choose a number of days from the list")
 TRACKER_GETTER_FORMAT = _("A path to a function like analyticsHost.getSessionId")
+TELEGRAM_BOT_FORMAT = _(
+    "A bot's username is 5 to 32 latin letters, digits and '_' and ends in 'bot', e.g. "
+    "shop_support_bot"
+)
+TELEGRAM_BOT_REQUIRED = _("Enter the bot's username: the script marks the links to this bot")
+WHATSAPP_NUMBER_FORMAT = _("A phone number in international format, e.g. +7 999 123-45-67")
+VIBER_URI_FORMAT = _("A chat URI is latin letters, digits, '_', '-' and '.', e.g. shopsupport")
+
+
+def link_text_too_long(limit: int) -> LocalizedText:
+    return _("At most %(limit)d characters", limit=limit)
 
 
 def allowed_values(expected: str) -> LocalizedText:
@@ -244,6 +309,24 @@ def missing_scopes(domain: str, names: str) -> LocalizedText:
         domain=domain,
         names=names,
     )
+
+
+def link_figures(channel: LocalizedText, clicks: int, chats: int) -> LocalizedText:
+    """One channel's line of the last 7 days: its links clicked, its chats with a code."""
+    return _(
+        "%(channel)s — %(clicks)s, %(chats)s",
+        channel=channel,
+        clicks=ngettext("%(num)d click", "%(num)d clicks", clicks),
+        chats=ngettext("%(num)d chat with the code", "%(num)d chats with the code", chats),
+    )
+
+
+def links_week(lines: list[LocalizedText]) -> LocalizedText:
+    return _("The last 7 days: %(lines)s.", lines=join(lines, "; "))
+
+
+LINKS_NONE_ON = _("No messenger is switched on: the site's messenger links stay as they are.")
+CHANNELS = {"telegram": same("Telegram"), "whatsapp": same("WhatsApp"), "viber": same("Viber")}
 
 
 def imported(days: int, seen: int) -> LocalizedText:

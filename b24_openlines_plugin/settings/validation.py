@@ -2,8 +2,8 @@
 
 1. the model parses each value on its own: types, formats, the portal address;
 2. ``rule_problems`` checks what needs the whole picture: what an active integration
-   requires, ids that exist in the account's catalog, messenger rows that follow the traffic
-   type.
+   requires, what a switch needs when on (the Telegram bot of Telegram links), ids that exist
+   in the account's catalog, messenger rows that follow the traffic type.
 
 As in a Django form, the second pass also runs when the first found errors, over the values
 that did parse, so the client sees every problem at once instead of one per attempt.
@@ -111,6 +111,8 @@ def rule_problems(
         given = has_client_secret if name == "client_secret" else value is not None
         if settings.active and meta.required_when_active and is_shown(meta, values) and not given:
             problems.append(Problem(name, texts.REQUIRED, missing=True))
+        elif meta.required_with and getattr(settings, meta.required_with) and not given:
+            problems.append(Problem(name, texts.TELEGRAM_BOT_REQUIRED, missing=True))
         elif meta.catalog and value is not None and value not in known[meta.catalog]:
             problems.append(Problem(name, texts.NOT_IN_CATALOG[meta.catalog]))
     for connector, row in settings.messenger_map.items():

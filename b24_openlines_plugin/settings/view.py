@@ -17,7 +17,7 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 from b24_openlines_plugin import REQUIRED_SCOPES
 from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS, connector_label
 from b24_openlines_plugin.health import error_status, health_status, problem_text
-from b24_openlines_plugin.i18n import fill, same
+from b24_openlines_plugin.i18n import fill, join, same
 from b24_openlines_plugin.portal import parse_portal
 from b24_openlines_plugin.settings import texts
 from b24_openlines_plugin.settings.model import (
@@ -51,6 +51,7 @@ from hooks.models import (
     IntegrationHealth,
     Language,
     LocalizedText,
+    MessengerLinkFigures,
     SettingsView,
     Status,
     StoredSettings,
@@ -83,6 +84,7 @@ _SECTIONS = (
     _Section("employee", texts.EMPLOYEE),
     _Section("traffic", texts.TRAFFIC),
     _Section("messengers", texts.MESSENGERS, layout="table"),
+    _Section("messenger_links", texts.MESSENGER_LINKS),
     _Section("script", texts.SCRIPT),
 )
 _BOOL: TypeAdapter[bool] = TypeAdapter(bool)
@@ -197,6 +199,8 @@ class _Page:
                 endpoint=self.host.urls.session_report(self.integration.id),
                 getter=in_force.tracker_getter,
                 language=self.host.language,
+                code_endpoint=self.host.urls.messenger_code(self.integration.id),
+                links=in_force.messenger_links(),
             )
             if store is not None or self.integration.settings
             else None
@@ -207,7 +211,9 @@ class _Page:
             else None
         )
         return SettingsView(
-            sections=[self._section(spec, shown, secrets_set, urls) for spec in _SECTIONS],
+            sections=[
+                self._section(spec, shown, secrets_set, urls, in_force) for spec in _SECTIONS
+            ],
             values=values,
             errors=errors,
             notes=notes or {},
@@ -232,6 +238,7 @@ class _Page:
         shown: dict[str, Any],
         secrets_set: frozenset[str],
         urls: dict[str, str],
+        in_force: B24Settings,
     ) -> FormSection:
         fields: list[FormField] = []
         for name, meta in FIELDS:
@@ -244,9 +251,24 @@ class _Page:
                 fields.append(self._field(name, meta, shown.get(name), shown, is_set=is_set))
         help_ = spec.text.help
         help_text = help_ and fill(help_, **urls)
+        if spec.id == "messenger_links" and help_text is not None:
+            help_text = join([help_text, self._links_figures(in_force)], " ")
         return FormSection(
             id=spec.id, title=spec.text.title, help=help_text, layout=spec.layout, fields=fields
         )
+
+    def _links_figures(self, settings: B24Settings) -> LocalizedText:
+        """What the links brought in the last 7 days, per channel switched on: clicks, and
+        chats that arrived with a code (the gap between them is the loss)."""
+        channels = [link.channel for link in settings.messenger_links()]
+        if not channels:
+            return texts.LINKS_NONE_ON
+        figures = self.health.messenger_links if self.health is not None else {}
+        lines = []
+        for channel in channels:
+            found = figures.get(channel) or MessengerLinkFigures()
+            lines.append(texts.link_figures(texts.CHANNELS[channel], found.clicks, found.chats))
+        return texts.links_week(lines)
 
     def _rows(self, shown: dict[str, Any]) -> list[FormField]:
         """One row per known connector, then any custom connector the settings already map."""
@@ -289,7 +311,7 @@ class _Page:
             and _truthy(shown.get("active"))
             and is_shown(meta, shown)
             and not (kind == "secret" and is_set)
-        )
+        ) or (meta.required_with is not None and _truthy(shown.get(meta.required_with)))
         return FormField(
             key=key,
             kind=kind,

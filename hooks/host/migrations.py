@@ -379,6 +379,46 @@ def m014_messenger_codes(db: sqlite3.Connection) -> None:
     )
 
 
+# Messenger links, measured (issue 15): a visit asks for its code again while it is unused
+# (``session_id`` indexed), a code remembers the channel of the dialog that took it and when,
+# and clicks are counted per integration, day (the account's, ``YYYY-MM-DD``) and channel.
+@migration(
+    postgres="""
+    ALTER TABLE messenger_codes ADD COLUMN channel text;
+    ALTER TABLE messenger_codes ADD COLUMN redeemed_at timestamptz;
+    CREATE INDEX messenger_codes_by_visit ON messenger_codes (integration_id, session_id);
+    CREATE INDEX messenger_codes_by_redeemed ON messenger_codes (integration_id, redeemed_at);
+    CREATE TABLE messenger_clicks (
+        integration_id bigint NOT NULL REFERENCES integrations (id),
+        day date NOT NULL,
+        channel text NOT NULL,
+        clicks bigint NOT NULL,
+        PRIMARY KEY (integration_id, day, channel)
+    );
+    """
+)
+def m015_messenger_clicks(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE messenger_codes ADD COLUMN channel TEXT")
+    db.execute("ALTER TABLE messenger_codes ADD COLUMN redeemed_at TEXT")
+    db.execute(
+        "CREATE INDEX messenger_codes_by_visit ON messenger_codes (integration_id, session_id)"
+    )
+    db.execute(
+        "CREATE INDEX messenger_codes_by_redeemed ON messenger_codes (integration_id, redeemed_at)"
+    )
+    db.execute(
+        """
+        CREATE TABLE messenger_clicks (
+            integration_id INTEGER NOT NULL REFERENCES integrations (id),
+            day TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            clicks INTEGER NOT NULL,
+            PRIMARY KEY (integration_id, day, channel)
+        )
+        """
+    )
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 

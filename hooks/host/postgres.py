@@ -16,9 +16,9 @@ The database URL may hold a password: no error message here ever includes it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Unpack
 from urllib.parse import unquote, urlsplit
 
@@ -307,8 +307,10 @@ class PostgresRepository:
         )
         counts = await self._fetch_one(_HEALTH_COUNTS, params)
         failure = await self._fetch_one(_NEWEST_FAILURE, params)
+        clicks = await self._fetch_all(_WEEK_CLICKS, params)
+        chats = await self._fetch_all(_WEEK_CODE_CHATS, params)
         assert counts is not None  # one row, always
-        return self._rows.health(counts, failure)
+        return self._rows.health(counts, failure, clicks, chats)
 
     # --- the account catalog -------------------------------------------------------------
 
@@ -389,13 +391,21 @@ class PostgresRepository:
         return added == 1
 
     async def redeem_messenger_code(
-        self, integration_id: int, code: str, external_id: str, *, now: datetime
+        self,
+        integration_id: int,
+        code: str,
+        external_id: str,
+        *,
+        now: datetime,
+        channel: str | None = None,
     ) -> str | None:
         # Row-locked: a second dialog's UPDATE waits for the first's commit, then finds the
         # code taken (READ COMMITTED evaluates the condition again on the new row).
         row = await self._fetch_one(
             """
-            UPDATE messenger_codes SET external_id = %(external_id)s
+            UPDATE messenger_codes SET external_id = %(external_id)s,
+                channel = COALESCE(channel, %(channel)s::text),
+                redeemed_at = COALESCE(redeemed_at, %(now)s)
             WHERE code = %(code)s AND integration_id = %(integration_id)s
               AND (
                 external_id = %(external_id)s
@@ -408,9 +418,36 @@ class PostgresRepository:
                 "integration_id": integration_id,
                 "external_id": external_id,
                 "now": _db_time(now),
+                "channel": channel,
             },
         )
         return None if row is None else str(row["session_id"])
+
+    async def unused_messenger_code(
+        self, integration_id: int, session_id: str, *, valid_after: datetime
+    ) -> str | None:
+        row = await self._fetch_one(
+            """
+            SELECT code FROM messenger_codes
+            WHERE integration_id = %s AND session_id = %s AND external_id IS NULL
+              AND expires_at > %s
+            ORDER BY expires_at DESC LIMIT 1
+            """,
+            (integration_id, session_id, _db_time(valid_after)),
+        )
+        return None if row is None else str(row["code"])
+
+    async def count_messenger_click(self, integration_id: int, channel: str, day: date) -> None:
+        with self._rows.integration_must_exist(integration_id):
+            await self._rowcount(
+                """
+                INSERT INTO messenger_clicks (integration_id, day, channel, clicks)
+                VALUES (%s, %s, %s, 1)
+                ON CONFLICT (integration_id, day, channel)
+                DO UPDATE SET clicks = messenger_clicks.clicks + 1
+                """,
+                (integration_id, day, channel),
+            )
 
     async def _select_binding(self, integration_id: int, external_id: str) -> DictRow | None:
         return await self._fetch_one(
@@ -503,15 +540,21 @@ class PostgresRepository:
         return self._rows.inbox_item(row)
 
     async def due_inbox_items(
-        self, integration_id: int, *, now: datetime, limit: int = 50
+        self,
+        integration_id: int,
+        *,
+        now: datetime,
+        limit: int = 50,
+        exclude: Collection[int] = (),
     ) -> list[InboxItem]:
         rows = await self._fetch_all(
             f"""
             SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
             WHERE integration_id = %s AND status = 'pending' AND next_attempt_at <= %s
+              AND id <> ALL(%s::bigint[])
             ORDER BY id LIMIT %s
             """,
-            (integration_id, _db_time(now), limit),
+            (integration_id, _db_time(now), [int(i) for i in exclude], limit),
         )
         return [self._rows.inbox_item(row) for row in rows]
 
@@ -804,6 +847,15 @@ _HEALTH_COUNTS = """
         (SELECT COUNT(*) FROM webhook_inbox
          WHERE integration_id = %(id)s AND status = 'failed' AND updated_at >= %(since)s)
             AS failures_day
+"""
+_WEEK_CLICKS = """
+    SELECT channel, SUM(clicks) AS n FROM messenger_clicks
+    WHERE integration_id = %(id)s AND day >= %(week_day)s::date GROUP BY channel
+"""
+_WEEK_CODE_CHATS = """
+    SELECT channel, COUNT(*) AS n FROM messenger_codes
+    WHERE integration_id = %(id)s AND redeemed_at >= %(week)s AND channel IS NOT NULL
+    GROUP BY channel
 """
 _NEWEST_FAILURE = """
     SELECT last_error, updated_at FROM webhook_inbox

@@ -7,8 +7,8 @@ several machines (``hooks.host.postgres``). No SQL lives outside them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 from pydantic import SecretStr
@@ -41,7 +41,12 @@ class AppealQuery(TypedDict, total=False):
 
 
 # What goes with a deleted integration: work it can no longer do. Its appeals stay.
-DELETED_WITH_INTEGRATION = ("webhook_inbox", "session_bindings", "messenger_codes")
+DELETED_WITH_INTEGRATION = (
+    "webhook_inbox",
+    "session_bindings",
+    "messenger_codes",
+    "messenger_clicks",
+)
 
 
 class InboxItem(ContractModel):
@@ -114,7 +119,9 @@ class Repository(Protocol):
     ) -> IntegrationHealth:
         """The integration's last event and appeal, its appeals created since ``today`` and
         ``week`` (midnights in the account's zone), and its deliveries failed since
-        ``failures_since`` with the newest one's reason."""
+        ``failures_since`` with the newest one's reason; per messenger channel, the clicks
+        counted on the days from ``week``'s date (in ``week``'s own zone) and the codes taken
+        by a dialog since ``week`` (``messenger_links``)."""
         ...
 
     # the account catalog
@@ -149,12 +156,30 @@ class Repository(Protocol):
         ...
 
     async def redeem_messenger_code(
-        self, integration_id: int, code: str, external_id: str, *, now: datetime
+        self,
+        integration_id: int,
+        code: str,
+        external_id: str,
+        *,
+        now: datetime,
+        channel: str | None = None,
     ) -> str | None:
         """The visit of the integration's ``code`` for the dialog ``external_id``. The first
         dialog to ask before ``expires_at`` takes the code, atomically however many ask at once,
         and gets its visit ever after (expired or not); any other dialog, an expired code not
-        taken, or an unknown one: ``None``."""
+        taken, or an unknown one: ``None``. The code keeps the ``channel`` and the time (``now``)
+        of the first time it was taken."""
+        ...
+
+    async def unused_messenger_code(
+        self, integration_id: int, session_id: str, *, valid_after: datetime
+    ) -> str | None:
+        """The newest code of the visit that no dialog has taken and that expires after
+        ``valid_after``, if any: the visit's code is asked for again on every page and click."""
+        ...
+
+    async def count_messenger_click(self, integration_id: int, channel: str, day: date) -> None:
+        """One more click on the integration's ``channel`` links on ``day`` (the account's)."""
         ...
 
     # appeals
@@ -192,9 +217,15 @@ class Repository(Protocol):
         ...
 
     async def due_inbox_items(
-        self, integration_id: int, *, now: datetime, limit: int = 50
+        self,
+        integration_id: int,
+        *,
+        now: datetime,
+        limit: int = 50,
+        exclude: Collection[int] = (),
     ) -> list[InboxItem]:
-        """Pending items whose ``next_attempt_at`` has come, oldest first."""
+        """Pending items whose ``next_attempt_at`` has come, oldest first, leaving out the ids
+        in ``exclude`` (a drain's items in flight)."""
         ...
 
     async def next_inbox_attempt(self, integration_id: int) -> datetime | None:

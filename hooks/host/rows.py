@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import secrets as secrets_module
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -32,6 +32,7 @@ from hooks.models import (
     Integration,
     IntegrationHealth,
     LocalizedText,
+    MessengerLinkFigures,
     SessionBinding,
     StoredAppeal,
 )
@@ -278,10 +279,19 @@ class Rows:
             "today": self._to_db(today),
             "week": self._to_db(week),
             "since": self._to_db(failures_since),
+            # Clicks are counted by the account's day: those from the week's first day on.
+            "week_day": week.date().isoformat(),
         }
 
-    def health(self, counts: Row, failure: Row | None) -> IntegrationHealth:
-        """From ``HEALTH_COUNTS`` and the newest failure's ``last_error, updated_at``."""
+    def health(
+        self,
+        counts: Row,
+        failure: Row | None,
+        clicks: Sequence[Row] = (),
+        chats: Sequence[Row] = (),
+    ) -> IntegrationHealth:
+        """From ``HEALTH_COUNTS``, the newest failure's ``last_error, updated_at``, and the
+        ``channel, n`` rows of the week's messenger clicks and of its chats that took a code."""
 
         def at(value: Any) -> datetime | None:
             return None if value is None else self._from_db(value)
@@ -294,6 +304,7 @@ class Rows:
             failures_day=counts["failures_day"],
             last_failure=None if failure is None else failure["last_error"],
             last_failure_at=None if failure is None else at(failure["updated_at"]),
+            messenger_links=_figures(clicks, chats),
         )
 
     # --- the webhook inbox --------------------------------------------------------------
@@ -365,6 +376,15 @@ class Rows:
             "next_attempt_at": next_attempt_at,
             "now": self._to_db(when),
         }
+
+
+def _figures(clicks: Sequence[Row], chats: Sequence[Row]) -> dict[str, MessengerLinkFigures]:
+    """Per channel, from the ``channel, n`` rows of clicks and of chats that took a code."""
+    found: dict[str, dict[str, int]] = {}
+    for rows, what in ((clicks, "clicks"), (chats, "chats")):
+        for row in rows:
+            found.setdefault(str(row["channel"]), {})[what] = int(row["n"])
+    return {channel: MessengerLinkFigures(**n) for channel, n in sorted(found.items())}
 
 
 def version_conflict(current: Integration, expected_version: int) -> Conflict:

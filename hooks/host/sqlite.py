@@ -13,9 +13,9 @@ says (the same for PostgreSQL); here are the SQL and the time format.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -269,7 +269,9 @@ class SqliteRepository:
         )
         counts = self._db.execute(_HEALTH_COUNTS, params).fetchone()
         failure = self._db.execute(_NEWEST_FAILURE, params).fetchone()
-        return self._rows.health(counts, failure)
+        clicks = self._db.execute(_WEEK_CLICKS, params).fetchall()
+        chats = self._db.execute(_WEEK_CODE_CHATS, params).fetchall()
+        return self._rows.health(counts, failure, clicks, chats)
 
     # --- the account catalog -----------------------------------------------------------
 
@@ -349,7 +351,13 @@ class SqliteRepository:
         return cursor.rowcount == 1
 
     async def redeem_messenger_code(
-        self, integration_id: int, code: str, external_id: str, *, now: datetime
+        self,
+        integration_id: int,
+        code: str,
+        external_id: str,
+        *,
+        now: datetime,
+        channel: str | None = None,
     ) -> str | None:
         with self._write() as db:
             row = db.execute(
@@ -359,9 +367,35 @@ class SqliteRepository:
                     "integration_id": integration_id,
                     "external_id": external_id,
                     "now": _db_time(now),
+                    "channel": channel,
                 },
             ).fetchone()
         return None if row is None else str(row["session_id"])
+
+    async def unused_messenger_code(
+        self, integration_id: int, session_id: str, *, valid_after: datetime
+    ) -> str | None:
+        row = self._db.execute(
+            """
+            SELECT code FROM messenger_codes
+            WHERE integration_id = ? AND session_id = ? AND external_id IS NULL
+              AND expires_at > ?
+            ORDER BY expires_at DESC LIMIT 1
+            """,
+            (integration_id, session_id, _db_time(valid_after)),
+        ).fetchone()
+        return None if row is None else str(row["code"])
+
+    async def count_messenger_click(self, integration_id: int, channel: str, day: date) -> None:
+        with self._write() as db, self._rows.integration_must_exist(integration_id):
+            db.execute(
+                """
+                INSERT INTO messenger_clicks (integration_id, day, channel, clicks)
+                VALUES (?, ?, ?, 1)
+                ON CONFLICT (integration_id, day, channel) DO UPDATE SET clicks = clicks + 1
+                """,
+                (integration_id, day.isoformat(), channel),
+            )
 
     def _select_binding(self, integration_id: int, external_id: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._db.execute(
@@ -462,15 +496,21 @@ class SqliteRepository:
         return self._rows.inbox_item(row)
 
     async def due_inbox_items(
-        self, integration_id: int, *, now: datetime, limit: int = 50
+        self,
+        integration_id: int,
+        *,
+        now: datetime,
+        limit: int = 50,
+        exclude: Collection[int] = (),
     ) -> list[InboxItem]:
         rows = self._db.execute(
             f"""
             SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
             WHERE integration_id = ? AND status = 'pending' AND next_attempt_at <= ?
+              AND id NOT IN (SELECT value FROM json_each(?))
             ORDER BY id LIMIT ?
             """,
-            (integration_id, _db_time(now), limit),
+            (integration_id, _db_time(now), f"[{','.join(map(str, map(int, exclude)))}]", limit),
         ).fetchall()
         return [self._rows.inbox_item(row) for row in rows]
 
@@ -606,7 +646,8 @@ class SqliteRepository:
 
 # The code's first dialog takes it while it is valid; the same dialog finds it again later.
 _REDEEM_CODE = """
-    UPDATE messenger_codes SET external_id = :external_id
+    UPDATE messenger_codes SET external_id = :external_id,
+        channel = COALESCE(channel, :channel), redeemed_at = COALESCE(redeemed_at, :now)
     WHERE code = :code AND integration_id = :integration_id
       AND (external_id = :external_id OR (external_id IS NULL AND expires_at > :now))
     RETURNING session_id
@@ -662,6 +703,14 @@ _HEALTH_COUNTS = """
             AS appeals_week,
         (SELECT COUNT(*) FROM webhook_inbox
          WHERE integration_id = :id AND status = 'failed' AND updated_at >= :since) AS failures_day
+"""
+_WEEK_CLICKS = """
+    SELECT channel, SUM(clicks) AS n FROM messenger_clicks
+    WHERE integration_id = :id AND day >= :week_day GROUP BY channel
+"""
+_WEEK_CODE_CHATS = """
+    SELECT channel, COUNT(*) AS n FROM messenger_codes
+    WHERE integration_id = :id AND redeemed_at >= :week AND channel IS NOT NULL GROUP BY channel
 """
 _NEWEST_FAILURE = """
     SELECT last_error, updated_at FROM webhook_inbox

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import SecretStr
@@ -69,8 +70,9 @@ class HostConfig:
 
 
 class _Sessions:
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, zone: ZoneInfo | None = None) -> None:
         self._repo = repo
+        self._zone = zone or ZoneInfo(DEFAULT_ZONE)  # the account's: clicks count by its days
 
     async def get(self, session_id: str) -> VisitorSession | None:
         """``None`` for an id the host did not sign, whatever the database holds under it."""
@@ -84,26 +86,28 @@ class _Sessions:
     async def binding(self, integration_id: int, external_id: str) -> SessionBinding | None:
         return await self._repo.get_binding(integration_id, external_id)
 
-    async def mint_code(self, integration_id: int, session_id: str) -> str | None:
+    async def mint_code(
+        self, integration_id: int, session_id: str, channel: str | None = None
+    ) -> str | None:
         if await self.get(session_id) is None:
             return None
-        now = datetime.now(UTC)
-        while True:  # a collision is one in 10¹¹ per code already drawn: draw again
-            code = messenger_codes.draw()
-            expires_at = now + messenger_codes.LIFETIME
-            if await self._repo.add_messenger_code(
-                integration_id, code, session_id, expires_at=expires_at, now=now
-            ):
-                return code
+        return await messenger_codes.code_for_visit(
+            self._repo,
+            integration_id,
+            session_id,
+            channel=channel,
+            zone=self._zone,
+            now=datetime.now(UTC),
+        )
 
     async def redeem_code(
-        self, integration_id: int, code: str, external_id: str
+        self, integration_id: int, code: str, external_id: str, channel: str | None = None
     ) -> VisitorSession | None:
         code = code.upper()
         if not messenger_codes.is_code(code):
             return None
         session_id = await self._repo.redeem_messenger_code(
-            integration_id, code, external_id, now=datetime.now(UTC)
+            integration_id, code, external_id, now=datetime.now(UTC), channel=channel
         )
         return None if session_id is None else await self.get(session_id)
 
@@ -183,7 +187,7 @@ class Host:
             urls=PublicUrls(self.config.public_url),
             language=self.config.language,
             http=self.http,
-            sessions=_Sessions(self.repo),
+            sessions=_Sessions(self.repo, ZoneInfo(self.config.timezone)),
             appeals=appeals or _Appeals(self.repo),
             integrations=_Integrations(self.repo),
             rate_limits=_RateLimits(self.repo),

@@ -36,3 +36,7 @@ class PublicUrls:
     def session_report(self, integration_id: int) -> str:
         """``POST /api/sessions/{id}``: where the site script reports a visitor's session."""
         return self._absolute(f"/api/sessions/{integration_id}")
+
+    def messenger_code(self, integration_id: int) -> str:
+        """``POST /api/messenger-codes/{id}``: where the site script asks for a messenger code."""
+        return self._absolute(f"/api/messenger-codes/{integration_id}")

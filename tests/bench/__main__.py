@@ -1,5 +1,6 @@
 """``python -m tests.bench [--chats N] [--limit standard|enterprise|off] [--compare-growth]``;
-``python -m tests.bench --multi-portal [--portals P] [--chats-per-portal C] [--seed S]``."""
+``python -m tests.bench --multi-portal [--portals P] [--chats-per-portal C] [--seed S]
+[--fairness-chats F]``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.bench.core import Report, run_bench
 from tests.bench.multi_portal import (
     CHATS_PER_PORTAL,
     CONCURRENCY,
+    FAIRNESS_FLOOD_CHATS,
     PORTALS,
     MultiPortalReport,
     format_multi_report,
@@ -62,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         default=CONCURRENCY,
         help=f"jobs each worker runs at once ({CONCURRENCY}, the host's default)",
     )
+    multi.add_argument(
+        "--fairness-chats",
+        type=int,
+        default=FAIRNESS_FLOOD_CHATS,
+        help=f"then one portal floods this many chats beside another's single chat"
+        f" ({FAIRNESS_FLOOD_CHATS}; 0: skip)",
+    )
     args = parser.parse_args(argv)
     if min(args.chats, args.portals, args.chats_per_portal, args.worker_concurrency) < 1:
         parser.error("--chats, --portals, --chats-per-portal, --worker-concurrency: at least 1")
@@ -74,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.limit,
                 args.seed,
                 concurrency=args.worker_concurrency,
+                fairness_chats=args.fairness_chats,
             )
         )
         print(format_multi_report(report))

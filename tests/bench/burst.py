@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from b24_openlines_plugin.bitrix.client import MAX_BATCH
 from tests.bench.systems import Endpoints, System
 from tests.client_settings import sandbox_settings
 
@@ -58,6 +59,7 @@ class BurstFigures:
     requests_per_appeal: float
     delivery_span_s: float  # the first webhook received → the last one
     drain_s: float  # the first webhook received → the last appeal first written
+    catch_up_s: float  # the last webhook received → the last appeal first written
     floor_s: float  # max(0, requests - burst) / rate
     appeals_per_s: float
     acks: int
@@ -72,10 +74,16 @@ class BurstFigures:
     appeals_in_burst: int | None = None
     burst_spent_s: float | None = None
     lead_ids: list[int] = field(repr=False, default_factory=list)
+    rest_commands: int = 0  # the commands those requests carried (a batch takes 50)
 
     @property
     def drain_over_floor(self) -> float | None:
         return self.drain_s / self.floor_s if self.floor_s > 0 else None
+
+    @property
+    def command_floor(self) -> int:
+        """The fewest requests that carry the commands actually sent: full batches."""
+        return -(-self.rest_commands // MAX_BATCH)
 
 
 def effective_limit(limit: str) -> tuple[float, int]:
@@ -210,6 +218,30 @@ def sandbox_bucket_wait(
     return max(0.0, level / rate - (time.time() - last)) + 0.5
 
 
+QUIET_SECONDS = 1.5
+FIRST_REQUEST_SECONDS = 10.0
+
+
+async def portal_quiet(system: System, quiet: float = QUIET_SECONDS) -> None:
+    """Wait for the run that connecting starts (binding handlers, the import of past days) to
+    make its requests and be over: the host has asked the portal something and then nothing
+    for ``quiet`` seconds. Without this, that run's walk meets the burst's dialogs and reads
+    them a second time beside their webhooks; the burst's figures are the burst's alone."""
+    began = time.time()
+    while True:
+        log = await system.rest_log()
+        now = time.time()
+        if not log:
+            if now - began >= FIRST_REQUEST_SECONDS:
+                return  # no periodic work in this system
+            await asyncio.sleep(0.1)
+            continue
+        idle = now - max(at for at, _, _ in log)
+        if idle >= quiet:
+            return
+        await asyncio.sleep(quiet - idle)
+
+
 class HostDb:
     """A read-only look at the host's database: its SQLite file (WAL: reading never blocks
     the host) or, opened by the caller, a PostgreSQL connection in autocommit."""
@@ -295,6 +327,7 @@ async def run_burst(
 ) -> BurstFigures:
     """A burst of ``chats`` chats, until each has its appeal (or the drain stalls)."""
     rate_burst = effective_limit(limit)
+    await portal_quiet(system)
     await asyncio.sleep(sandbox_bucket_wait(await system.rest_log(), rate_burst))
     acks_before = len(system.ack_latencies())
     log_before = len(await system.rest_log())
@@ -309,6 +342,7 @@ async def run_burst(
         first, last, written = reader.times()
         appeals, inbox = reader.progress()
         rest = (await system.rest_log())[log_before:]
+        commands = sum((await system.rest_commands())[log_before:])
         accepted = sorted(at for at, _, status in rest if status != 503)
         spent = accepted[rate_burst[1]] if len(accepted) > rate_burst[1] else None
         in_burst = None if spent is None else reader.appeals_written_by(spent)
@@ -330,6 +364,7 @@ async def run_burst(
         requests_per_appeal=requests / max(appeals, 1),
         delivery_span_s=last - first,
         drain_s=drain,
+        catch_up_s=written - last,
         # Refused requests do not fill the portal's bucket, so they do not count for the floor.
         floor_s=floor_seconds(requests - refusals, rate_burst),
         appeals_per_s=appeals / drain if drain > 0 else float("inf"),
@@ -342,5 +377,6 @@ async def run_burst(
         sandbox_cpu_s=sandbox_cpu,
         appeals_in_burst=in_burst,
         burst_spent_s=None if spent is None else spent - first,
+        rest_commands=commands,
         lead_ids=lead_ids,
     )

@@ -2,11 +2,13 @@
 
 In one process the sandbox answers REST calls on the same CPU clock as the plugin, so the
 sandbox's share is taken out by record and replay: the stored webhooks are processed again
-through ``on_webhook`` in the drain's groups of 50, first against the live sandbox while every
-REST answer is recorded (``whole``: plugin + host services + sandbox), then five times more
-with the answers replayed from the recording (``plugin``, their median: the plugin's code, its
-REST client and batching, parsing, pydantic, and the host services it calls: settings, SQLite
-upserts). The groups and batches are the same every time, so every request finds its answer.
+through ``on_webhook`` in groups of the drain's ``DRAIN_IN_FLIGHT`` (200) started together,
+first against the live sandbox while every REST answer is recorded (``whole``: plugin + host
+services + sandbox), then five times more with the answers replayed from the recording
+(``plugin``, their median: the plugin's code, its REST client and batching, parsing, pydantic,
+and the host services it calls: settings, SQLite upserts). A live drain tops up as items
+finish, so its batches depend on timing; groups started together make the same batches every
+time, so every request finds its answer (0 replay misses).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hooks.host.inbox import DRAIN_BATCH, DrainAppeals
+from hooks.host.inbox import DRAIN_IN_FLIGHT, DrainAppeals
 from tests.bench.burst import bulk_chats_body
 from tests.bench.systems import oauth_server_allowed
 from tests.stack import PORTAL_URL, running_stack
@@ -90,12 +92,12 @@ async def _plugin_cpu(chats: int, workdir: Path) -> CpuFigures:
             if item.integration_id == integration_id
         ]
         items.sort(key=lambda item: item.id)
-        services = await host.services(appeals=DrainAppeals(host.repo))  # as the drain.s
+        services = await host.services(appeals=DrainAppeals(host.repo))  # as the drain's
 
         async def drain_again() -> float:
             before = time.process_time()
-            for start in range(0, len(items), DRAIN_BATCH):
-                group = items[start : start + DRAIN_BATCH]
+            for start in range(0, len(items), DRAIN_IN_FLIGHT):
+                group = items[start : start + DRAIN_IN_FLIGHT]
                 outcomes: list[Any] = await asyncio.gather(
                     *(
                         host.plugins.webhook(integration, request=item.request, host=services)

@@ -30,8 +30,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -50,7 +51,7 @@ from tests.bench.burst import (
     wait_for_appeals,
 )
 from tests.bench.core import say
-from tests.bench.report import MAX_ACK_P99_MS, Target, num, target_lines
+from tests.bench.report import MAX_ACK_P99_MS, MAX_FAIRNESS_S, Target, num, target_lines
 from tests.bench.sandbox_server import LIMITS, logged_sandbox
 from tests.bench.systems import (
     ROOT,
@@ -71,6 +72,8 @@ CHATS_PER_PORTAL = 40
 WORKER_COUNTS = (1, 2)
 CONCURRENCY = ClusterConfig.concurrency  # jobs one worker runs at once (the host's default)
 MIN_SCALING = 1.6  # appeals per second, 2 workers / 1 worker
+FAIRNESS_FLOOD_CHATS = 1_000  # the flooding portal's chats
+FAIRNESS_AFTER_S = 3.0  # when the other portal's single chat starts, into the flood
 SETUP_AT_ONCE = 5  # integrations set up concurrently
 PROGRESS_SECONDS = 3.0
 TIMEOUT_SECONDS = 600.0  # one burst at the most, however slowly appeals still trickle in
@@ -120,6 +123,7 @@ class MultiPortalReport:
     seed: int
     concurrency: int
     runs: list[RunFigures]
+    fairness: FairnessFigures | None = None
     commit: str = ""
     python: str = platform.python_version()
     cores: int = os.cpu_count() or 1
@@ -290,20 +294,31 @@ def _progress_printer(
     return on_poll
 
 
-async def run_once(
+@dataclass
+class _Running:
+    """A started cluster whose portals are set up, with what a measurement reads."""
+
+    client: httpx.AsyncClient
+    db: psycopg.Connection
+    cluster: _BenchCluster
+    relay: Part
+    relay_log: Path
+    portals: list[_Portal]
+    setups: list[Setup]
+
+
+@contextlib.asynccontextmanager
+async def _cluster(
+    label: str,
     workers: int,
     portals: int,
-    chats_per_portal: int,
     limit: str,
-    seed: int,
-    concurrency: int = CONCURRENCY,
-    progress: Callable[[str], None] = say,
-    logs: Path = LOGS,
-) -> RunFigures:
-    """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers; one burst. The
-    processes' logs stay in ``logs/<N>-workers/`` until the next run."""
-    label = _workers(workers)
-    logs = logs / f"{workers}-workers"
+    concurrency: int,
+    progress: Callable[[str], None],
+    logs: Path,
+) -> AsyncIterator[_Running]:
+    """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers, every portal's
+    integration set up; the processes' logs stay in ``logs`` until the next run."""
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     web_port, relay_port, *ports = listening_ports(portals + 2)
@@ -323,7 +338,7 @@ async def run_once(
     cluster = _BenchCluster(config, ports, limit, relay_port)
     relay_cmd = relay_command(relay_port, cluster.web_port, relay_log)
     relay = Part("relay", relay_cmd, logs / "relay.log")
-    progress(f"{label}: PostgreSQL, {portals} portals, the web process and {label} (logs {logs})")
+    progress(f"{label}: PostgreSQL, {portals} portals, the web process and {_workers(workers)}")
     try:
         relay.start(bench_env([]))  # first: the cluster waits for the web process through it
         await relay_up(relay_log)
@@ -337,16 +352,123 @@ async def run_once(
         with psycopg.connect(cluster.db_url, autocommit=True) as db:
             async with httpx.AsyncClient(timeout=120.0) as client:
                 progress(f"{label}: {portals} integrations set up (settings, webhook, OAuth)")
-                await _set_up_portals(client, endpoints, limit)
+                setups = await _set_up_portals(client, endpoints, limit)
                 await _until_workers_ready(db, workers)
-                run = _Burst(
-                    client, db, cluster, relay, relay_log, endpoints, limit,
-                    lambda text: progress(f"{label}: {text}"),
-                )  # fmt: skip
-                return await run.figures(chats_per_portal, seed)
+                yield _Running(client, db, cluster, relay, relay_log, endpoints, setups)
     finally:
         relay.stop()
         await asyncio.to_thread(cluster.stop)
+
+
+async def run_once(
+    workers: int,
+    portals: int,
+    chats_per_portal: int,
+    limit: str,
+    seed: int,
+    concurrency: int = CONCURRENCY,
+    progress: Callable[[str], None] = say,
+    logs: Path = LOGS,
+    spread_s: float = 0.0,
+) -> RunFigures:
+    """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers; one burst (or,
+    with ``spread_s``, each portal's chats one by one over that time). The processes' logs
+    stay in ``logs/<N>-workers/`` until the next run."""
+    label = _workers(workers)
+    logs = logs / f"{workers}-workers"
+    async with _cluster(label, workers, portals, limit, concurrency, progress, logs) as up:
+        run = _Burst(
+            up.client, up.db, up.cluster, up.relay, up.relay_log, up.portals, limit,
+            lambda text: progress(f"{label}: {text}"),
+        )  # fmt: skip
+        return await run.figures(chats_per_portal, seed, spread_s)
+
+
+# --- fairness: one portal floods, another starts a single chat ------------------------------
+
+
+@dataclass
+class FairnessFigures:
+    """One portal floods ``flood_chats`` chats; ``started_after_s`` later another portal starts
+    one chat. Its delay: its first webhook stored → its appeal first written (the database's
+    times); the flood's figures show it was still going on then."""
+
+    workers: int
+    flood_chats: int
+    flood_appeals: int
+    started_after_s: float  # the flood's first webhook stored → the single chat's first one
+    delay_s: float  # the single chat: its first webhook stored → its appeal first written
+    flood_appeals_written_before: int  # the flood's appeals written before the single one's
+    flood_webhooks_stored_after: int  # the flood's webhooks stored after the single one's
+    flood_drain_s: float  # the flood's first webhook stored → its last appeal first written
+
+
+async def run_fairness(
+    flood_chats: int = FAIRNESS_FLOOD_CHATS,
+    limit: str = "standard",
+    seed: int = 1,
+    *,
+    workers: int = 1,
+    concurrency: int = CONCURRENCY,
+    after_s: float = FAIRNESS_AFTER_S,
+    progress: Callable[[str], None] = say,
+    logs: Path = LOGS,
+) -> FairnessFigures:
+    """Two portals on a fresh cluster: the first floods, the second starts one chat
+    ``after_s`` seconds into the flood."""
+    label = "fairness"
+    logs = logs / "fairness"
+    async with _cluster(label, workers, 2, limit, concurrency, progress, logs) as up:
+        flood, single = up.portals
+        flood_id, single_id = (setup.integration_id for setup in up.setups)
+        progress(f"{label}: {flood_chats} chats on one portal, one chat {after_s:g} s later")
+        flood_leads = await start_chats(up.client, flood.portal_url, flood_chats, seed=seed)
+        await asyncio.sleep(after_s)
+        single_leads = await start_chats(up.client, single.portal_url, 1, seed=seed + 1)
+        expected = len(flood_leads) + len(single_leads)
+        on_poll = _progress_printer(
+            lambda text: progress(f"{label}: {text}"), expected, time.monotonic()
+        )
+        await wait_for_appeals(HostDb(up.db), expected, on_poll, timeout=TIMEOUT_SECONDS)
+
+        def one(query: str, *params: object) -> object:
+            row = up.db.execute(query, params).fetchone()
+            return None if row is None else row[0]
+
+        stored = "SELECT min(created_at) FROM webhook_inbox WHERE integration_id = %s"
+        written = "SELECT min(first_seen_at) FROM appeals WHERE integration_id = %s"
+        single_in = _seconds(one(stored, single_id))
+        single_out = _seconds(one(written, single_id))
+        flood_in = _seconds(one(stored, flood_id))
+        flood_last = _seconds(
+            one("SELECT max(first_seen_at) FROM appeals WHERE integration_id = %s", flood_id)
+        )
+        before = one(
+            "SELECT count(*) FROM appeals WHERE integration_id = %s AND first_seen_at < %s",
+            flood_id,
+            datetime.fromtimestamp(single_out, UTC),
+        )
+        after = one(
+            "SELECT count(*) FROM webhook_inbox WHERE integration_id = %s AND created_at > %s",
+            flood_id,
+            datetime.fromtimestamp(single_in, UTC),
+        )
+        flood_appeals = one("SELECT count(*) FROM appeals WHERE integration_id = %s", flood_id)
+        return FairnessFigures(
+            workers=workers,
+            flood_chats=len(flood_leads),
+            flood_appeals=int(str(flood_appeals)),
+            started_after_s=single_in - flood_in,
+            delay_s=single_out - single_in,
+            flood_appeals_written_before=int(str(before)),
+            flood_webhooks_stored_after=int(str(after)),
+            flood_drain_s=flood_last - flood_in,
+        )
+
+
+def _seconds(stored: object) -> float:
+    """A time from the database as Unix seconds; NaN when there is none."""
+    return stored.timestamp() if isinstance(stored, datetime) else float("nan")
 
 
 @dataclass
@@ -362,10 +484,21 @@ class _Burst:
     limit: str
     progress: Callable[[str], None]
 
+    async def _start(self, portal_url: str, chats: int, seed: int, spread_s: float) -> list[int]:
+        """The portal's chats, all at once, or one by one over ``spread_s`` seconds (a steady
+        flow of chats: many small drains, each on whichever worker takes it)."""
+        if spread_s <= 0:
+            return await start_chats(self.client, portal_url, chats, seed=seed)
+        lead_ids: list[int] = []
+        for number in range(chats):
+            lead_ids += await start_chats(self.client, portal_url, 1, seed=seed * 1000 + number)
+            await asyncio.sleep(spread_s / chats)
+        return lead_ids
+
     async def rest_logs(self) -> list[list[tuple[float, str, int]]]:
         return [await fetch_rest_log(self.client, p.portal_url) for p in self.portals]
 
-    async def figures(self, chats_per_portal: int, seed: int) -> RunFigures:
+    async def figures(self, chats_per_portal: int, seed: int, spread_s: float = 0.0) -> RunFigures:
         rate_burst = effective_limit(self.limit)
         wait = max(sandbox_bucket_wait(log, rate_burst) for log in await self.rest_logs())
         self.progress(f"waiting {wait:.1f} s for the portals' buckets to empty")
@@ -377,7 +510,7 @@ class _Burst:
         self.progress(f"burst: {chats_per_portal} chats on each of {len(self.portals)} portals")
         lead_ids = await asyncio.gather(
             *(
-                start_chats(self.client, p.portal_url, chats_per_portal, seed=seed * 1000 + number)
+                self._start(p.portal_url, chats_per_portal, seed * 1000 + number, spread_s)
                 for number, p in enumerate(self.portals, 1)
             )
         )
@@ -437,6 +570,7 @@ async def run_multi_portal(
     *,
     concurrency: int = CONCURRENCY,
     worker_counts: tuple[int, ...] = WORKER_COUNTS,
+    fairness_chats: int = FAIRNESS_FLOOD_CHATS,
     progress: Callable[[str], None] = say,
     logs: Path = LOGS,
 ) -> MultiPortalReport:
@@ -454,6 +588,15 @@ async def run_multi_portal(
             f" {run.limit_refusals} refused"
         )
         report.runs.append(run)
+    if fairness_chats > 0:
+        fair = await run_fairness(
+            fairness_chats, limit, seed, concurrency=concurrency, progress=progress, logs=logs
+        )
+        progress(
+            f"fairness: the single chat's appeal {fair.delay_s:.2f} s after its webhook,"
+            f" beside a flood of {fair.flood_chats}"
+        )
+        report.fairness = fair
     report.seconds = time.perf_counter() - began
     return report
 
@@ -492,6 +635,16 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
             not any(refused),
         )
     )
+    fair = report.fairness
+    if fair is not None:
+        found.append(
+            Target(
+                f"fairness: 1 chat beside a flood of {fair.flood_chats}",
+                f"<= {MAX_FAIRNESS_S:g} s",
+                f"{num(fair.delay_s, 2)} s",
+                fair.delay_s <= MAX_FAIRNESS_S,
+            )
+        )
     found.append(
         Target(
             "every chat an appeal",
@@ -563,12 +716,28 @@ def format_multi_report(report: MultiPortalReport) -> str:
             "  CPU ms per appeal: all parts / host's",
             lambda r: f"{_ms_per_appeal(r, r.cpu_s)} / {_ms_per_appeal(r, r.host_cpu_s)}",
         ),
+        *_fairness_lines(report.fairness),
         "",
         "Targets",
         *target_lines(multi_targets(report)),
         f"\n(the bench took {report.seconds:.0f} s)",
     ]
     return "\n".join(lines)
+
+
+def _fairness_lines(fair: FairnessFigures | None) -> list[str]:
+    if fair is None:
+        return []
+    return [
+        "",
+        f"Fairness: one portal floods {fair.flood_chats} chats, another starts one chat"
+        f" {fair.started_after_s:.1f} s later ({_workers(fair.workers)}, fresh processes)",
+        f"  the single chat: webhook stored → appeal written   {num(fair.delay_s, 2)} s",
+        f"  the flood then: {fair.flood_appeals_written_before} of {fair.flood_chats} appeals"
+        f" written, {fair.flood_webhooks_stored_after} webhooks still to come",
+        f"  the flood: {fair.flood_appeals} appeals, first webhook → last appeal"
+        f" {num(fair.flood_drain_s, 2)} s",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

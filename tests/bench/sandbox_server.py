@@ -11,8 +11,10 @@ the bare sandbox.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,28 +33,40 @@ LIMITS: dict[str, RateLimit | None] = {
     "off": None,
 }
 LOG_PATH = "/bench/rest-log"
+COMMANDS_PATH = "/bench/rest-commands"
 
 
 class RestLog:
-    """ASGI middleware: ``entries`` holds ``[wall time, method, HTTP status]`` per REST request."""
+    """ASGI middleware: ``entries`` holds ``[wall time, method, HTTP status]`` per REST request,
+    ``commands`` the commands each one carried (a batch's ``cmd``; any other method is one)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.entries: list[tuple[float, str, int]] = []
+        self.commands: list[int] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path == LOG_PATH:
-            await _send_json(send, self.entries)
+        if path in (LOG_PATH, COMMANDS_PATH):
+            await _send_json(send, self.entries if path == LOG_PATH else self.commands)
             return
         if not path.startswith("/rest/"):
             await self.app(scope, receive, send)
             return
         started = time.time()
         status = 0
+        body = await _body(receive)
+        sent = False
+
+        async def replayed() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
         async def logged(message: Message) -> None:
             nonlocal status
@@ -61,14 +75,34 @@ class RestLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, logged)
+            await self.app(scope, replayed, logged)
         finally:
             self.entries.append((started, path.removeprefix("/rest/"), status))
+            self.commands.append(_commands(body))
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _commands(body: bytes) -> int:
+    """The commands a request carried: a batch's ``cmd`` entries (JSON or form), else one."""
+    try:
+        cmd = json.loads(body).get("cmd")
+    except (ValueError, AttributeError):
+        cmd = None
+    if isinstance(cmd, dict):
+        return len(cmd)
+    form = {key for key, _ in parse_qsl(body.decode(errors="replace")) if key.startswith("cmd[")}
+    return len(form) or 1
 
 
 async def _send_json(send: Send, value: Any) -> None:
-    import json
-
     body = json.dumps(value).encode()
     await send(
         {

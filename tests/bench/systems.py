@@ -27,7 +27,7 @@ import httpx
 from pydantic import SecretStr
 
 from tests.bench.relay import Relay
-from tests.bench.sandbox_server import LOG_PATH, RestLog, logged_sandbox
+from tests.bench.sandbox_server import COMMANDS_PATH, LOG_PATH, RestLog, logged_sandbox
 from tests.servers import child_pids
 from tests.uvicorn_server import serving
 
@@ -45,6 +45,10 @@ class Endpoints(Protocol):
 class System(Endpoints, Protocol):
     async def rest_log(self) -> list[tuple[float, str, int]]:
         """Every REST request the sandbox answered: wall time, method, HTTP status."""
+        ...
+
+    async def rest_commands(self) -> list[int]:
+        """The commands each of those requests carried, in the same order."""
         ...
 
     def ack_latencies(self) -> list[float]:
@@ -82,6 +86,12 @@ async def fetch_rest_log(
     answer = await client.get(portal_url + LOG_PATH)
     answer.raise_for_status()
     return [(float(t), str(m), int(s)) for t, m, s in answer.json()]
+
+
+async def fetch_rest_commands(client: httpx.AsyncClient, portal_url: str) -> list[int]:
+    answer = await client.get(portal_url + COMMANDS_PATH)
+    answer.raise_for_status()
+    return [int(n) for n in answer.json()]
 
 
 async def wait_until_up(url: str, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
@@ -127,6 +137,9 @@ class ServerProcesses:
 
     async def rest_log(self) -> list[tuple[float, str, int]]:
         return await fetch_rest_log(self.client, self.portal_url)
+
+    async def rest_commands(self) -> list[int]:
+        return await fetch_rest_commands(self.client, self.portal_url)
 
     def ack_latencies(self) -> list[float]:
         return read_latencies(self.relay_log)
@@ -240,6 +253,9 @@ class InProcessServers:
 
     async def rest_log(self) -> list[tuple[float, str, int]]:
         return list(self.sandbox.entries)
+
+    async def rest_commands(self) -> list[int]:
+        return list(self.sandbox.commands)
 
     def ack_latencies(self) -> list[float]:
         return list(self.relay.latencies)

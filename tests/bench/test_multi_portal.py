@@ -1,4 +1,5 @@
-"""``python -m tests.bench --multi-portal`` stays runnable: 2 portals x 3 chats, 1 then 2 workers.
+"""``python -m tests.bench --multi-portal`` stays runnable: 2 portals x 3 chats, 1 then 2 workers,
+then the fairness run (a flood of 20 chats beside a single chat).
 
 Real processes (PostgreSQL, the portals' process, the web process, the workers, the relay), as
 the bench runs them; it checks that every figure comes out, not how fast anything is.
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_the_multi_portal_bench_reports_every_figure(tmp_path: Path) -> None:
-    report = await run_multi_portal(2, 3, progress=lambda _: None, logs=tmp_path)
+    report = await run_multi_portal(2, 3, fairness_chats=20, progress=lambda _: None, logs=tmp_path)
 
     assert [run.workers for run in report.runs] == [1, 2]
     for run in report.runs:
@@ -29,5 +30,12 @@ async def test_the_multi_portal_bench_reports_every_figure(tmp_path: Path) -> No
         assert set(run.cpu_s) >= {"web process", "workers", "PostgreSQL"}
     assert report.scaling is not None
     assert any(t.name.startswith("appeals/s, 2 workers") for t in multi_targets(report))
+    fair = report.fairness
+    assert fair is not None
+    assert fair.flood_chats == fair.flood_appeals == 20
+    assert not math.isnan(fair.delay_s) and fair.delay_s > 0
+    assert fair.started_after_s > 0 and fair.flood_drain_s > 0
+    assert any(t.name.startswith("fairness") for t in multi_targets(report))
     text = format_multi_report(report)
     assert "appeals per second" in text and "QUERY_LIMIT_EXCEEDED" in text
+    assert "webhook stored → appeal written" in text

@@ -46,15 +46,29 @@ def _custom_lines(message: dict[str, Any]) -> list[str]:
     return [block["message"] for block in blocks if "message" in block]
 
 
+DEMO_MESSENGERS = {
+    "telegram_bot": "garden_shop_bot",
+    "whatsapp_number": "79990001122",
+    "viber_uri": "gardenshop",
+}
+
+
 async def test_site_api_round_trip(running: Running) -> None:
-    assert (await running.client.get("/sandbox/api/site")).json() == {"head_html": ""}
+    assert (await running.client.get("/sandbox/api/site")).json() == {
+        "head_html": "",
+        **DEMO_MESSENGERS,
+    }
     put = await running.client.put("/sandbox/api/site", json={"head_html": HEAD})
-    assert put.status_code == 200 and put.json() == {"head_html": HEAD}
+    assert put.status_code == 200 and put.json() == {"head_html": HEAD, **DEMO_MESSENGERS}
     assert (await running.client.get("/sandbox/api/site")).json()["head_html"] == HEAD
     assert running.sandbox.site.head_html == HEAD
     bad = await running.client.put("/sandbox/api/site", json={"head_html": 5})
     assert bad.status_code == 422
     assert (await running.client.put("/sandbox/api/site", json={})).status_code == 422
+    bot = await running.client.put("/sandbox/api/site", json={"telegram_bot": "other_shop_bot"})
+    assert bot.json() == {"head_html": HEAD, **DEMO_MESSENGERS, "telegram_bot": "other_shop_bot"}
+    for bad_value in ({"telegram_bot": "a b"}, {"whatsapp_number": "+7 999"}, {"viber_uri": ""}):
+        assert (await running.client.put("/sandbox/api/site", json=bad_value)).status_code == 422
 
 
 async def test_settings_page_saves_the_code_and_shows_it_escaped(running: Running) -> None:
