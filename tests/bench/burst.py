@@ -59,7 +59,7 @@ class BurstFigures:
     requests_per_appeal: float
     delivery_span_s: float  # the first webhook received → the last one
     drain_s: float  # the first webhook received → the last appeal first written
-    catch_up_s: float  # the last webhook received → the last appeal first written
+    catch_up_s: float  # the last webhook received → the last delivery's outcome written
     floor_s: float  # max(0, requests - burst) / rate
     appeals_per_s: float
     acks: int
@@ -271,6 +271,13 @@ class HostDb:
         (written,) = self.db.execute("SELECT max(first_seen_at) FROM appeals").fetchone()
         return _epoch(first), _epoch(last), _epoch(written)
 
+    def last_processed(self) -> float:
+        """When the last delivery's outcome (with its appeal, new or rewritten) was written."""
+        (done,) = self.db.execute(
+            "SELECT max(updated_at) FROM webhook_inbox WHERE status <> 'pending'"
+        ).fetchone()
+        return _epoch(done)
+
     def appeals_written_by(self, moment: float) -> int:
         rows = self.db.execute("SELECT first_seen_at FROM appeals").fetchall()
         return sum(1 for (seen,) in rows if _epoch(seen) <= moment)
@@ -340,6 +347,7 @@ async def run_burst(
         cpu = system.host_cpu_seconds() - cpu_before
         sandbox_cpu = system.sandbox_cpu_seconds() - sandbox_cpu_before
         first, last, written = reader.times()
+        processed = reader.last_processed()
         appeals, inbox = reader.progress()
         rest = (await system.rest_log())[log_before:]
         commands = sum((await system.rest_commands())[log_before:])
@@ -364,7 +372,7 @@ async def run_burst(
         requests_per_appeal=requests / max(appeals, 1),
         delivery_span_s=last - first,
         drain_s=drain,
-        catch_up_s=written - last,
+        catch_up_s=processed - last,
         # Refused requests do not fill the portal's bucket, so they do not count for the floor.
         floor_s=floor_seconds(requests - refusals, rate_burst),
         appeals_per_s=appeals / drain if drain > 0 else float("inf"),

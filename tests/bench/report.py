@@ -46,7 +46,7 @@ def targets(report: Report) -> list[Target]:
             b.limit_refusals == 0,
         ),
         Target(
-            "last webhook in → last appeal written",
+            "last webhook in → its appeal written",
             f"<= {MAX_CATCH_UP_S:g} s",
             f"{num(b.catch_up_s, 2)} s",
             b.catch_up_s <= MAX_CATCH_UP_S,
@@ -139,7 +139,7 @@ def format_report(report: Report) -> str:
         f"  time to drain                   {b.drain_s:.2f} s"
         f"  (first webhook in → last appeal written)",
         f"  after the last webhook          {b.catch_up_s:.2f} s"
-        f"  (last webhook in → last appeal written)",
+        f"  (last webhook in → its appeal written: every delivery done)",
         f"  rate-limit floor                {b.floor_s:.2f} s"
         f"  (max(0, {b.rest_requests - b.limit_refusals} - {b.burst}) / {b.rate:g})"
         + (f"   drain / floor {b.drain_over_floor:.2f}" if b.drain_over_floor else ""),
