@@ -59,7 +59,7 @@ async def test_the_bench_reports_every_figure() -> None:
     assert {t.name for t in targets(report)} >= {
         "REST requests per appeal",
         "QUERY_LIMIT_EXCEEDED in the burst",
-        "last webhook in → last appeal written",
+        "last webhook in → its appeal written",
         "plugin CPU per appeal (median of 5)",
         "webhook ack p99",
         "fairness: a single chat beside a flood",
