@@ -26,7 +26,7 @@ from playwright.sync_api import Page
 
 from b24_openlines_plugin.site_script import MessengerLink, render_site_script
 from tests.browser.conftest import PageErrors
-from tests.browser.test_site_chat import UTM, install_on_site
+from tests.browser.test_site_chat import UTM, assert_landing_visit, install_on_site
 from tests.servers import Servers
 
 CODE = "K7PM2QXA"
@@ -87,16 +87,7 @@ def test_a_telegram_chat_from_the_sites_button_carries_the_visits_campaign(
     emulator.wait_for_selector("#messenger-chat[data-connector='telegrambot']")
 
     [appeal] = servers.appeals()
-    attribution = appeal["attribution"]
-    assert (attribution["method"], attribution["session_id"]) == ("session", visit)
-    assert (attribution["campaign_id"], attribution["source_id"]) == (1, 1)
-    assert attribution["utm"] == {
-        "utm_source": "yandex",
-        "utm_medium": "cpc",
-        "utm_campaign": "spring_sale",
-        "utm_content": "banner",
-        "utm_term": "sofa",
-    }
+    assert_landing_visit(appeal["attribution"], visit)
     assert "Нужен гамак" in appeal["text"]
     assert errors.errors == []
 

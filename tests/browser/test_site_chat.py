@@ -14,6 +14,13 @@ from tests.servers import Servers
 UTM = "utm_source=yandex&utm_medium=cpc&utm_campaign=spring_sale&utm_content=banner&utm_term=sofa"
 
 
+def assert_landing_visit(attribution: dict[str, Any], visit: str) -> None:
+    """The appeal carries the visit to the landing page (``UTM``): its campaign and every tag."""
+    assert (attribution["method"], attribution["session_id"]) == ("session", visit)
+    assert (attribution["campaign_id"], attribution["source_id"]) == (1, 1)
+    assert attribution["utm"] == dict(pair.split("=") for pair in UTM.split("&"))
+
+
 def install_on_site(servers: Servers, *, tracker: bool, site_script: str) -> None:
     """What the client does on their site: the platform's tracker, then the site script."""
     head = (
@@ -53,16 +60,7 @@ def test_a_visit_with_utm_tags_then_a_chat_is_attributed_to_that_visit(
 
     [appeal] = servers.appeals()
     assert appeal["key"].endswith(f":session:{openlines_session}")
-    attribution = appeal["attribution"]
-    assert (attribution["method"], attribution["session_id"]) == ("session", visitor_session)
-    assert (attribution["campaign_id"], attribution["source_id"]) == (1, 1)
-    assert attribution["utm"] == {
-        "utm_source": "yandex",
-        "utm_medium": "cpc",
-        "utm_campaign": "spring_sale",
-        "utm_content": "banner",
-        "utm_term": "sofa",
-    }
+    assert_landing_visit(appeal["attribution"], visitor_session)
     assert appeal["contact"]["name"] == "Светлана" and "Нужен диван к пятнице" in appeal["text"]
     binding = servers.client.get(f"{servers.host_url}/api/appeals").json()["appeals"][0]
     assert binding["attribution"]["session_id"] == visitor_session
