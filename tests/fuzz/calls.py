@@ -185,7 +185,7 @@ VISIT = {"url": "https://shop.example.ru/?utm_source=yandex", "referrer": "https
 SESSION_KEYS = ["session_id", "openlines_session_id"]
 
 
-CODE_KEYS = ["session_id"]
+CODE_KEYS = ["session_id", "channel"]
 
 
 def visit_ids(visit_id: str) -> Strategy[Any]:
@@ -204,7 +204,11 @@ def session_reports(visit_id: str) -> Strategy[dict[str, Any]]:
 
 
 def code_requests(visit_id: str) -> Strategy[dict[str, Any]]:
-    return st.fixed_dictionaries({"session_id": visit_ids(visit_id)})
+    """A prefetch (no channel) or a click on a messenger link (a channel, or anything there)."""
+    channels = mostly(st.sampled_from(["telegram", "whatsapp", "viber"]), odd_text)
+    return st.fixed_dictionaries(
+        {"session_id": visit_ids(visit_id)}, optional={"channel": channels}
+    )
 
 
 new_integrations = st.fixed_dictionaries(
