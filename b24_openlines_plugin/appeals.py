@@ -10,10 +10,10 @@ from b24_openlines_plugin.bitrix.client import RestClient
 from b24_openlines_plugin.bitrix.dialogs import ChatRecords, is_open_lines
 from b24_openlines_plugin.bitrix.event_queue import ACTIVITY_EVENTS, ENTITY_EVENTS
 from b24_openlines_plugin.bitrix.records import Activity, ChatEntity, CrmEntity, SessionHistory
-from b24_openlines_plugin.connectors import connector_label
+from b24_openlines_plugin.connectors import connector_label, link_channel
 from b24_openlines_plugin.context import Portal
 from b24_openlines_plugin.marker import visit_of_dialog
-from b24_openlines_plugin.messenger_codes import channel_of, code_in
+from b24_openlines_plugin.messenger_codes import code_in
 from b24_openlines_plugin.transcript import messages_of, transcript_text
 from hooks.errors import RetryLater
 from hooks.models import Appeal, Contact, CrmRef, PortalRef, Utm
@@ -68,7 +68,7 @@ async def build_appeal(records: ChatRecords, portal: Portal) -> Appeal | None:
     messages = messages_of(history)
     # A code counts only in a messenger whose links the settings switch on (off: its links on
     # the site carry none, so a "code" there is typed, not the site's).
-    channel = channel_of(connector)
+    channel = link_channel(connector)
     code = code_in(messages) if channel in settings.code_channels else None
     attribution = await attribute(
         settings,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from b24_openlines_plugin.marker import SITE_CHAT
 from b24_openlines_plugin.settings import B24Settings
 from hooks.models import Attribution, Utm, VisitorSession
-from hooks.services import SessionStore
+from hooks.services import MessengerChannel, SessionStore
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class MessengerCode:
     integration_id: int
     dialog: str
     code: str
-    channel: str | None = None  # the dialog's messenger: the host counts the chats per channel
+    channel: MessengerChannel | None = None  # the host counts the chats with a code per channel
 
 
 def _site_for(settings: B24Settings, connector: str) -> int | None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from b24_openlines_plugin.i18n import _, same
 from hooks.models import LocalizedText
+from hooks.services import MessengerChannel
 
-__all__ = ["CONNECTORS", "CONNECTOR_ID_PATTERN", "Connector", "connector_label"]
+__all__ = ["CONNECTORS", "CONNECTOR_ID_PATTERN", "Connector", "connector_label", "link_channel"]
 
 # Lower case like Bitrix24's own ids. No dot: a connector id is one step of a dotted settings
 # key (``messenger_map.<id>.source_id``) and a dot would make that key ambiguous.
@@ -27,17 +28,20 @@ CONNECTOR_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 class Connector:
     id: str
     label: LocalizedText
+    # The messenger whose links on the client's site may carry a visit's code into its chats.
+    link_channel: MessengerChannel | None = None
 
 
 # In the order the settings table shows them: the website first, then the common messengers.
 CONNECTORS: tuple[Connector, ...] = (
     Connector("livechat", _("Website live chat")),
-    Connector("telegrambot", _("Telegram")),
-    Connector("whatsappbyedna", _("WhatsApp (Edna)")),
-    Connector("whatsappbytwilio", _("WhatsApp (Twilio)")),
+    Connector("telegrambot", _("Telegram"), "telegram"),
+    Connector("whatsappbyedna", _("WhatsApp (Edna)"), "whatsapp"),
+    Connector("whatsappbytwilio", _("WhatsApp (Twilio)"), "whatsapp"),
+    # Bitrix24's virtual WhatsApp is not the client's number: its links are never the site's.
     Connector("notifications", _("Bitrix24 SMS and WhatsApp")),
     Connector("vkgroup", _("VK")),
-    Connector("viber", _("Viber")),
+    Connector("viber", _("Viber"), "viber"),
     Connector("facebook", _("Facebook Messenger")),
     Connector("facebookcomments", _("Facebook comments")),
     Connector("fbinstagramdirect", _("Instagram Direct")),
@@ -55,6 +59,15 @@ CONNECTORS: tuple[Connector, ...] = (
 )
 
 _BY_ID = {connector.id: connector for connector in CONNECTORS}
+
+
+def link_channel(connector_id: str) -> MessengerChannel | None:
+    """The messenger of a connector as far as links with a code go; a custom (REST) connector
+    whose id says WhatsApp (Wazzup's ``wz_whatsapp_…`` and the like) is WhatsApp."""
+    connector = _BY_ID.get(connector_id.lower())
+    if connector is not None:
+        return connector.link_channel
+    return "whatsapp" if "whatsapp" in connector_id.lower() else None
 
 
 def connector_label(connector_id: str) -> LocalizedText:

@@ -5,40 +5,16 @@ and puts it into the link: Telegram's start parameter reaches the chat as ``/sta
 WhatsApp's and Viber's prefilled text as ``… [#<code>]``. The code is read in the dialog's first
 visitor messages only (``code_in``): a visitor who learns a code later cannot hand a dialog to a
 visit by typing it, and the host gives a code's visit to the first dialog that redeems it alone.
-Only dialogs of a messenger whose links the settings switch on are read (``channel_of``).
+Only dialogs of a messenger whose links the settings switch on are read
+(``connectors.link_channel``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from hooks.models import Message
 from hooks.services import MESSENGER_CODE_ALPHABET, MESSENGER_CODE_LENGTH
-
-Channel = Literal["telegram", "whatsapp", "viber"]
-"""A messenger whose links on the client's site carry a code (``MESSENGER_CHANNELS``)."""
-
-TELEGRAM_CONNECTORS = frozenset({"telegrambot"})
-WHATSAPP_CONNECTORS = frozenset({"whatsappbyedna", "whatsappbytwilio"})
-"""Bitrix24's own WhatsApp connectors; a custom (REST) one is known by its id (``channel_of``).
-Bitrix24's virtual WhatsApp (``notifications``) is not the client's number: never read."""
-VIBER_CONNECTORS = frozenset({"viber"})
-
-
-def channel_of(connector: str) -> Channel | None:
-    """The messenger of an Open Lines connector, as far as links with a code go: Telegram's and
-    Viber's bots, Bitrix24's WhatsApp connectors and the custom ones whose id says WhatsApp
-    (Wazzup's ``wz_whatsapp_…`` and the like); ``None`` for the site's live chat and the rest."""
-    connector = connector.lower()
-    if connector in TELEGRAM_CONNECTORS:
-        return "telegram"
-    if connector in VIBER_CONNECTORS:
-        return "viber"
-    if connector in WHATSAPP_CONNECTORS or "whatsapp" in connector:
-        return "whatsapp"
-    return None
-
 
 FIRST_MESSAGES = 3
 """How many of the visitor's messages, before an operator's, may carry the code: the link's

@@ -31,12 +31,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from b24_openlines_plugin.marker import marker_prefix
 from hooks.models import Language
-
-MessengerChannel = Literal["telegram", "whatsapp", "viber"]
+from hooks.services import MessengerChannel
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import httpx
 from pydantic import SecretStr
@@ -27,8 +27,9 @@ from hooks.models import (
 MESSENGER_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 """What a messenger code is made of: no 0/O, 1/I/L look-alikes, since visitors may retype it."""
 MESSENGER_CODE_LENGTH = 8
-MESSENGER_CHANNELS = ("telegram", "whatsapp", "viber")
-"""The messengers whose links carry a code; clicks and chats with a code are counted by these."""
+MessengerChannel = Literal["telegram", "whatsapp", "viber"]
+"""A messenger whose links carry a code; clicks and chats with a code are counted by these."""
+MESSENGER_CHANNELS: tuple[MessengerChannel, ...] = get_args(MessengerChannel)
 
 
 class SessionStore(Protocol):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from b24_openlines_plugin.messenger_codes import channel_of
+from b24_openlines_plugin.connectors import link_channel
 from hooks.host import messenger_codes
 from hooks.host.account_time import day_start
 from hooks.host.database import open_repository
@@ -172,7 +172,7 @@ async def test_only_a_valid_code_in_the_first_visitor_messages_counts(stack: Sta
     ],
 )
 def test_the_channel_of_a_connector(connector: str, channel: str | None) -> None:
-    assert channel_of(connector) == channel
+    assert link_channel(connector) == channel
 
 
 async def settings_page(stack: Stack, integration_id: int) -> str:

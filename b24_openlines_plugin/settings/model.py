@@ -32,8 +32,9 @@ from b24_openlines_plugin.connectors import CONNECTOR_ID_PATTERN, CONNECTORS
 from b24_openlines_plugin.portal import PortalAddressError, normalize_portal, parse_portal
 from b24_openlines_plugin.settings import texts
 from b24_openlines_plugin.settings.texts import FieldText
-from b24_openlines_plugin.site_script import MessengerChannel, MessengerLink
+from b24_openlines_plugin.site_script import MessengerLink
 from hooks.models import FieldKind, LocalizedText, ShowWhen
+from hooks.services import MessengerChannel
 
 MASK = "********"
 SECRET_KEYS = ("client_secret", "application_token")
