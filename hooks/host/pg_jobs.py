@@ -26,6 +26,7 @@ from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
 
 from hooks.host.jobs import JobHandler, QueueBase, QueueStatus, WorkerTimings
+from hooks.host.pg_pool import pool_checking_quietly
 
 log = logging.getLogger("hooks.host.jobs")
 
@@ -47,10 +48,12 @@ class ProcrastinateJobQueue(QueueBase):
     ) -> ProcrastinateJobQueue:
         """Connect to the database ``url`` names, whose schema the repository's migrations made
         (procrastinate's own schema is one of them)."""
-        # procrastinate's pool checks a connection when it is taken, so a restart of
-        # PostgreSQL costs no failed defer. Workers hear of new jobs by LISTEN/NOTIFY; ``poll``
-        # is only their fallback.
-        connector = procrastinate.PsycopgConnector(conninfo=url, min_size=1, max_size=10)
+        # The pool checks a connection when it is taken (``hooks.host.pg_pool``), so a restart
+        # of PostgreSQL costs no failed defer. Workers hear of new jobs by LISTEN/NOTIFY;
+        # ``poll`` is only their fallback.
+        connector = procrastinate.PsycopgConnector(
+            conninfo=url, min_size=1, max_size=10, pool_factory=pool_checking_quietly
+        )
         app = procrastinate.App(connector=connector)
         await app.open_async()
         return cls(app, locked=locked, timings=timings or WorkerTimings(poll=1.0, heartbeat=2.0))

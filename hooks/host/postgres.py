@@ -35,6 +35,7 @@ from hooks.errors import NotFound
 from hooks.host.database import DatabaseReadOnly, DatabaseUnavailable
 from hooks.host.host_key import cipher
 from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_postgres_migrations
+from hooks.host.pg_pool import check_quietly
 from hooks.host.repository import (
     DELETED_WITH_INTEGRATION,
     AppealQuery,
@@ -148,7 +149,7 @@ class PostgresRepository:
             configure=_configure,
             # A connection is checked before it is lent: after a restart of the server the
             # pool's old connections are replaced instead of failing one request each.
-            check=AsyncConnectionPool.check_connection,
+            check=check_quietly,
             name="hooks.host",
         )
         try:

@@ -38,6 +38,9 @@ from hooks.models import (
 )
 
 _KEY_CHECK_VALUE = b"the host key of this database"
+# The integrations' encrypted columns opened so far, kept by their ciphertext (see
+# ``Rows.open_column``); the oldest is dropped past this many.
+OPENED_MAX = 4096
 
 
 class Row(Protocol):
@@ -96,6 +99,7 @@ class Rows:
         self._to_db = to_db
         self._from_db = from_db
         self._foreign_key_failure = foreign_key_failure
+        self._opened: dict[str, bytes] = {}
 
     @contextmanager
     def integration_must_exist(self, integration_id: int) -> Iterator[None]:
@@ -145,9 +149,21 @@ class Rows:
         plain = json.dumps({key: value.get_secret_value() for key, value in values.items()})
         return self.encrypt_text(plain)
 
+    def open_column(self, stored: str, what: str) -> bytes:
+        """An integration's encrypted column, decrypted once per ciphertext: every webhook
+        reads its integration, and two Fernet decryptions were a few percent of an answer. A
+        new value is a new ciphertext (Fernet's IV is random), so a cached one is never stale."""
+        plain = self._opened.get(stored)
+        if plain is None:
+            plain = self.decrypt(stored.encode(), what)
+            if len(self._opened) >= OPENED_MAX:
+                del self._opened[next(iter(self._opened))]
+            self._opened[stored] = plain
+        return plain
+
     def load_secrets(self, stored: str, integration_id: int) -> dict[str, SecretStr]:
         plain: dict[str, str] = json.loads(
-            self.decrypt(stored.encode(), f"The secrets of integration {integration_id}")
+            self.open_column(stored, f"The secrets of integration {integration_id}")
         )
         return {key: SecretStr(value) for key, value in plain.items()}
 
@@ -156,7 +172,7 @@ class Rows:
         URL again, and the host finds an integration by its id, never by its token, so the
         check stays one constant-time comparison (``hooks.host.inbox``)."""
         what = f"The webhook token of integration {integration_id}"
-        return SecretStr(self.decrypt(stored.encode(), what).decode())
+        return SecretStr(self.open_column(stored, what).decode())
 
     # --- integrations -------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from hooks.host.repository import Repository
 from hooks.host.urls import PublicUrls
 from hooks.models import (
     Appeal,
+    Catalog,
     HookRequest,
     Integration,
     Language,
@@ -38,6 +39,10 @@ from hooks.services import AppealSink, HostServices
 
 # Headers that carry a browser's or a proxy's credentials: never stored or handed to plugins.
 PRIVATE_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+# How long a process reuses the account catalog it read. Every webhook's verification gets the
+# services, catalog included, and reading it each time was one more query per delivery; the
+# catalog only changes when a host starts with a new catalog file.
+CATALOG_FRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,7 @@ class Host:
     visit_limiter: RateLimiter = field(init=False)
     # This process's figures (``hooks.host.metrics``); a worker keeps one across reconnections.
     metrics: HostMetrics = field(default_factory=HostMetrics)
+    _catalog_read: tuple[float, Catalog] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.session_limiter = RateLimiter(self.config.session_rate)
@@ -191,9 +197,17 @@ class Host:
             appeals=appeals or _Appeals(self.repo),
             integrations=_Integrations(self.repo),
             rate_limits=_RateLimits(self.repo),
-            catalog=await self.repo.get_catalog(),
+            catalog=await self.catalog(),
             metrics=self.metrics,
         )
+
+    async def catalog(self) -> Catalog:
+        """The account catalog, read again when the last read is ``CATALOG_FRESH_SECONDS``
+        old."""
+        now = time.monotonic()
+        if self._catalog_read is None or now - self._catalog_read[0] >= CATALOG_FRESH_SECONDS:
+            self._catalog_read = (now, await self.repo.get_catalog())
+        return self._catalog_read[1]
 
 
 def hook_request(request: Request, body: bytes, *, path: str | None = None) -> HookRequest:

@@ -21,6 +21,7 @@ import sys
 from typing import cast
 
 import httpx
+import uvloop
 from pydantic import SecretStr
 
 from hooks.host.database import DatabaseUnavailable, open_repository
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = HostMetrics()
         if args.metrics_port is not None:
             _serve_metrics(metrics, args.metrics_address, args.metrics_port)
-        asyncio.run(_main(config, args.parent_pid, metrics))
+        uvloop.run(_main(config, args.parent_pid, metrics))
     except (HostKeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
