@@ -33,7 +33,7 @@ from hooks.host.migrations import (
     apply_migrations,
     apply_postgres_migrations,
 )
-from hooks.host.repository import InboxOutcome, Repository
+from hooks.host.repository import InboxOutcome, NewInboxItem, Repository
 from hooks.host.sqlite import SqliteRepository
 from hooks.models import (
     Appeal,
@@ -208,6 +208,17 @@ async def test_create_get_and_list_integrations(repo: Repository) -> None:
     assert await repo.get_integration(first.id) == first
     assert await repo.get_integration(9999) is None
     assert [i.name for i in await repo.list_integrations()] == ["Shop", "Clinic"]
+
+
+async def test_get_integrations_in_one_call(repo: Repository) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    clinic = await repo.create_integration("b24_openlines", "Clinic")
+    gone = await repo.create_integration("b24_openlines", "Gone")
+    assert await repo.delete_integration(gone.id)
+
+    found = await repo.get_integrations([clinic.id, gone.id, 9999, shop.id, shop.id])
+    assert found == {shop.id: shop, clinic.id: clinic}  # deleted and unknown ones absent
+    assert await repo.get_integrations([]) == {}
 
 
 async def test_update_is_compare_and_swap(repo: Repository) -> None:
@@ -712,6 +723,66 @@ async def test_concurrent_redeliveries_make_one_item(repo: Repository, twin: Rep
     )
     assert len({item.id for item in items}) == 1
     assert len(await repo.list_inbox()) == 1
+
+
+async def test_inbox_items_added_together(repo: Repository) -> None:
+    """One call, in order: new ones, two identical bodies (one stored item for both), a
+    redelivery of an earlier one (its stored item), an ignored one, another integration's."""
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    clinic = await repo.create_integration("b24_openlines", "Clinic")
+    earlier = await repo.add_inbox_item(shop.id, make_request(b"earlier"))
+    worded = LocalizedText(ru="не чат", en="not a chat")
+
+    items = await repo.add_inbox_items(
+        [
+            NewInboxItem(shop.id, make_request(b"a")),
+            NewInboxItem(shop.id, make_request(b"twice")),
+            NewInboxItem(shop.id, make_request(b"earlier", received_at=T0 + timedelta(1))),
+            NewInboxItem(shop.id, make_request(b"twice", received_at=T0 + timedelta(1))),
+            NewInboxItem(shop.id, make_request(b"ping"), ignored="not a chat", ignored_text=worded),
+            NewInboxItem(clinic.id, make_request(b"a")),
+            NewInboxItem(shop.id, make_request(b"one"), dedupe_key="event-1"),
+            NewInboxItem(shop.id, make_request(b"two"), dedupe_key="event-1"),
+        ]
+    )
+    a, twice, redelivered, twice_again, ignored, clinics, event, same_event = items
+
+    assert a.request == make_request(b"a") and a.status == "pending" and a.attempts == 0
+    assert twice_again == twice and twice.request == make_request(b"twice")
+    assert redelivered == earlier
+    assert same_event == event and event.request.body == b"one"
+    assert (ignored.status, ignored.outcome) == (
+        "ignored",
+        {"result": "ignored", "reason": "not a chat", "reason_text": worded.model_dump()},
+    )
+    assert clinics.integration_id == clinic.id and clinics.id != a.id
+    stored = {item.id: item for item in await repo.list_inbox()}
+    assert len(stored) == 6  # earlier, a, twice, ping, the clinic's a, event-1
+    assert all(stored[item.id] == item for item in items)
+    due = [i.id for i in await repo.due_inbox_items(shop.id, now=T0 + timedelta(2))]
+    assert due == [earlier.id, a.id, twice.id, event.id]
+    assert await repo.add_inbox_items([]) == []
+
+
+async def test_inbox_items_of_an_unknown_integration_write_nothing(repo: Repository) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    with pytest.raises(NotFound):
+        await repo.add_inbox_items(
+            [NewInboxItem(shop.id, make_request(b"fine")), NewInboxItem(77, make_request(b"x"))]
+        )
+    with pytest.raises(NotFound, match="77"):
+        await repo.add_inbox_items([NewInboxItem(77, make_request(b"x"))])
+    assert await repo.list_inbox() == []
+
+
+async def test_concurrent_batches_of_redeliveries_make_one_item(
+    repo: Repository, twin: Repository
+) -> None:
+    shop = await repo.create_integration("b24_openlines", "Shop")
+    batch = [NewInboxItem(shop.id, make_request(body)) for body in (b"x", b"same", b"y")]
+    batches = await asyncio.gather(*(writer.add_inbox_items(batch) for writer in [repo, twin] * 4))
+    assert len({items[1].id for items in batches}) == 1
+    assert len(await repo.list_inbox()) == 3
 
 
 async def test_inbox_item_life_cycle(repo: Repository) -> None:

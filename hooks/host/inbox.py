@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from hooks.errors import HookError, NotFound, RetryLater
 from hooks.host.logs import log_context
 from hooks.host.params import path_id
-from hooks.host.repository import InboxItem, InboxOutcome, Repository
+from hooks.host.repository import InboxItem, InboxOutcome, NewInboxItem, Repository
 from hooks.host.state import Host, hook_request, read_capped_body
 from hooks.models import Appeal, Integration, StoredAppeal
 from hooks.services import HostServices
@@ -84,8 +84,10 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> float:
 async def receive_webhook(request: Request) -> JSONResponse:
     host: Host = request.app.state.host
     integration_id = path_id(request, "integration_id")
+    # The webhooks in flight share these three round trips (``Host.integration_reads``,
+    # ``inbox_writes``, ``job_asks``); each answer still waits for its own row's commit.
     integration = (
-        None if integration_id is None else await host.repo.get_integration(integration_id)
+        None if integration_id is None else await host.integration_reads.call(integration_id)
     )
     token = request.path_params["token"]
     if integration is None or not hmac.compare_digest(
@@ -104,17 +106,19 @@ async def receive_webhook(request: Request) -> JSONResponse:
         host.metrics.webhook_refused(integration.id, exc.code)
         raise
     ignored = (verdict.reason or "ignored") if verdict.result == "ignore" else None
-    item = await host.repo.add_inbox_item(
-        integration.id,
-        req,
-        dedupe_key=verdict.dedupe_key,
-        ignored=ignored,
-        ignored_text=verdict.reason_text if ignored is not None else None,
+    item = await host.inbox_writes.call(
+        NewInboxItem(
+            integration.id,
+            req,
+            dedupe_key=verdict.dedupe_key,
+            ignored=ignored,
+            ignored_text=verdict.reason_text if ignored is not None else None,
+        )
     )
     host.metrics.webhook_received(integration.id)
     if item.status == "pending":
         try:
-            await host.queue.enqueue(DRAIN, str(integration.id))
+            await host.job_asks.call((DRAIN, str(integration.id)))
         except Exception:  # stored is what the answer promises: the scheduler's tick finds it
             log.exception("could not ask for the drain of integration %s", integration.id)
     return JSONResponse({"accepted": ignored is None, "inbox_id": item.id, "status": item.status})

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +41,11 @@ class JobQueue(Protocol):
     async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
         """Ask for ``(name, key)`` to run once, ``delay`` seconds from now (or with the job of
         that name and key already waiting)."""
+        ...
+
+    async def enqueue_many(self, name: str, keys: Collection[str]) -> None:
+        """``enqueue(name, key)`` for each of ``keys``, due now, in as few round trips as the
+        database allows (the web process asks for many drains at once under a burst)."""
         ...
 
     def register(self, name: str, handler: JobHandler) -> None:
@@ -104,6 +109,11 @@ class QueueBase:
 
     async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
         raise NotImplementedError
+
+    async def enqueue_many(self, name: str, keys: Collection[str]) -> None:
+        """One ``enqueue`` after the other (a queue with cheaper ways overrides this)."""
+        for key in dict.fromkeys(keys):
+            await self.enqueue(name, key)
 
     async def _run_handler(self, name: str, key: str) -> None:
         """Run one job; one that fails is logged and asked for again ``failed_delay`` seconds

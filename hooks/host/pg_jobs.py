@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import procrastinate
@@ -76,18 +77,30 @@ class ProcrastinateJobQueue(QueueBase):
 
     async def enqueue(self, name: str, key: str, *, delay: float = 0.0) -> None:
         """See ``JobQueue.enqueue``; a waiting job keeps its own time."""
-        queueing_lock = f"{name}:{key}"
+        await self._enqueue(name, [key], delay=delay)
+
+    async def enqueue_many(self, name: str, keys: Collection[str]) -> None:
+        """See ``JobQueue.enqueue_many``: one read for all, then a defer for each missing."""
+        await self._enqueue(name, list(dict.fromkeys(keys)))
+
+    async def _enqueue(self, name: str, keys: list[str], *, delay: float = 0.0) -> None:
+        if not keys:
+            return
+        locks = {f"{name}:{key}": key for key in keys}
         # Most asks find their job already waiting (a burst of one portal's webhooks): a read
         # says so without a failed insert, which PostgreSQL would log as an error each time.
         # Safe: a job waiting now runs after what the caller committed before asking.
-        waiting = await self._app.connector.execute_query_one_async(
-            "SELECT count(*) AS n FROM procrastinate_jobs"
-            " WHERE queueing_lock = %(lock)s AND status = 'todo'",
-            lock=queueing_lock,
+        waiting = await self._app.connector.execute_query_all_async(
+            "SELECT DISTINCT queueing_lock FROM procrastinate_jobs"
+            " WHERE queueing_lock = ANY(%(locks)s::text[]) AND status = 'todo'",
+            locks=list(locks),
         )
-        if waiting["n"]:
-            return
-        options: dict[str, Any] = {"queueing_lock": queueing_lock}
+        found = {row["queueing_lock"] for row in waiting}
+        missing = [key for lock, key in locks.items() if lock not in found]
+        await asyncio.gather(*(self._defer(name, key, delay) for key in missing))
+
+    async def _defer(self, name: str, key: str, delay: float) -> None:
+        options: dict[str, Any] = {"queueing_lock": f"{name}:{key}"}
         if (lock := self._lock(name, key)) is not None:
             options["lock"] = lock
         if delay > 0:

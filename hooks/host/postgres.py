@@ -6,7 +6,7 @@ from a pool (``psycopg_pool``, the driver procrastinate uses too), a write that 
 is one statement or one explicit transaction, and the races that SQLite's single writer rules
 out are settled by the database (row locks, ``ON CONFLICT``, an advisory lock for migrations).
 Each method has committed its writes when it returns, since the host acknowledges a webhook as
-soon as ``add_inbox_item`` does.
+soon as ``add_inbox_items`` does.
 
 Rows become the contract's models, and secrets are encrypted at rest, as ``hooks.host.rows``
 says (the same for SQLite); here are the SQL and the ``timestamptz`` times.
@@ -16,8 +16,8 @@ The database URL may hold a password: no error message here ever includes it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Unpack
 from urllib.parse import unquote, urlsplit
@@ -42,6 +42,7 @@ from hooks.host.repository import (
     InboxItem,
     InboxOutcome,
     InboxStatus,
+    NewInboxItem,
 )
 from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
@@ -98,6 +99,20 @@ _TAKE_RATE = """
         updated_at = GREATEST(bucket.updated_at, excluded.updated_at)
     RETURNING level
 """
+
+# One row of ``add_inbox_items``' ``INSERT``: its parameters in this order, then no attempts.
+_NEW_INBOX_COLUMNS = (
+    "integration_id",
+    "body_sha256",
+    "request",
+    "body",
+    "status",
+    "outcome",
+    "next_attempt_at",
+    "now",
+    "now",
+)
+_NEW_INBOX_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0)"
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
@@ -218,6 +233,16 @@ class PostgresRepository:
             (integration_id,),
         )
         return None if row is None else self._rows.integration(row)
+
+    async def get_integrations(self, ids: Collection[int]) -> dict[int, Integration]:
+        if not ids:
+            return {}
+        rows = await self._fetch_all(
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations"
+            " WHERE id = ANY(%s::bigint[]) AND deleted_at IS NULL",
+            (sorted({int(i) for i in ids}),),
+        )
+        return {row["id"]: self._rows.integration(row) for row in rows}
 
     async def list_integrations(self) -> list[Integration]:
         rows = await self._fetch_all(
@@ -507,38 +532,71 @@ class PostgresRepository:
         ignored: str | None = None,
         ignored_text: LocalizedText | None = None,
     ) -> InboxItem:
-        params = self._rows.new_inbox_item(
-            integration_id,
-            request,
-            dedupe_key=dedupe_key,
-            ignored=ignored,
-            ignored_text=ignored_text,
-        )
-        # Committed when the statement ends (the connection is in autocommit mode): the caller
-        # may acknowledge the delivery as soon as this returns.
-        with self._rows.integration_must_exist(integration_id):
-            row = await self._fetch_one(
-                f"""
-                INSERT INTO webhook_inbox
-                    (integration_id, body_sha256, request, body, status, outcome, attempts,
-                     next_attempt_at, created_at, updated_at)
-                VALUES (%(integration_id)s, %(body_sha256)s, %(request)s, %(body)s, %(status)s,
-                        %(outcome)s, 0, %(next_attempt_at)s, %(now)s, %(now)s)
-                ON CONFLICT (integration_id, body_sha256) DO NOTHING
-                RETURNING {Rows.INBOX_COLUMNS}
-                """,
-                params,
+        new = NewInboxItem(integration_id, request, dedupe_key, ignored, ignored_text)
+        return (await self.add_inbox_items([new]))[0]
+
+    async def add_inbox_items(self, items: Sequence[NewInboxItem]) -> list[InboxItem]:
+        """One multi-row ``INSERT``, committed when it ends (the connection is in autocommit
+        mode): the callers may acknowledge their deliveries as soon as this returns. Then, only
+        if some were there before, one ``SELECT`` of those."""
+        if not items:
+            return []
+        params = [
+            self._rows.new_inbox_item(
+                item.integration_id,
+                item.request,
+                dedupe_key=item.dedupe_key,
+                ignored=item.ignored,
+                ignored_text=item.ignored_text,
             )
-        if row is None:  # a redelivery: ON CONFLICT waited for the first one's commit
-            row = await self._fetch_one(
-                f"""
-                SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
-                WHERE integration_id = %(integration_id)s AND body_sha256 = %(body_sha256)s
-                """,
-                params,
-            )
-        assert row is not None  # inserted, or there before; inbox items are never deleted
-        return self._rows.inbox_item(row)
+            for item in items
+        ]
+        # Duplicates within the batch are inserted once and share the stored row.
+        distinct: dict[tuple[int, str], dict[str, Any]] = {}
+        for one in params:
+            distinct.setdefault((one["integration_id"], one["body_sha256"]), one)
+        values: list[Any] = []
+        # In arrival order: ids are the order the drain takes them in. (Two processes storing
+        # the same deliveries in opposite orders could deadlock; PostgreSQL then fails one
+        # statement and the batcher stores its items one by one.)
+        for one in distinct.values():
+            values += [one[column] for column in _NEW_INBOX_COLUMNS]
+        rows_sql = ", ".join([_NEW_INBOX_ROW] * len(distinct))
+        stored: dict[tuple[int, str], DictRow] = {}
+        async with self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            with _integrations_must_exist(sorted({key[0] for key in distinct})):
+                await cursor.execute(
+                    f"""
+                    INSERT INTO webhook_inbox
+                        (integration_id, body_sha256, request, body, status, outcome,
+                         next_attempt_at, created_at, updated_at, attempts)
+                    VALUES {rows_sql}
+                    ON CONFLICT (integration_id, body_sha256) DO NOTHING
+                    RETURNING body_sha256, {Rows.INBOX_COLUMNS}
+                    """,
+                    values,
+                )
+            for row in await cursor.fetchall():
+                stored[row["integration_id"], row["body_sha256"]] = row
+            there_before = [key for key in distinct if key not in stored]
+            if there_before:  # redeliveries: ON CONFLICT waited for the first ones' commit
+                await cursor.execute(
+                    f"""
+                    SELECT body_sha256, {Rows.INBOX_COLUMNS} FROM webhook_inbox
+                    WHERE (integration_id, body_sha256) IN (
+                        SELECT * FROM unnest(%s::bigint[], %s::text[]))
+                    """,
+                    ([key[0] for key in there_before], [key[1] for key in there_before]),
+                )
+                for row in await cursor.fetchall():
+                    stored[row["integration_id"], row["body_sha256"]] = row
+        # Inserted, or there before; inbox items are never deleted (an integration's go with
+        # it, and a deleted integration takes no webhooks).
+        return [
+            self._rows.inbox_item(stored[one["integration_id"], one["body_sha256"]])
+            for one in params
+        ]
 
     async def due_inbox_items(
         self,
@@ -698,6 +756,20 @@ class PostgresRepository:
                 (nonce, _db_time(expires_at)),
             )
             return cursor.rowcount == 1
+
+
+@contextmanager
+def _integrations_must_exist(ids: Sequence[int]) -> Iterator[None]:
+    """The foreign-key failure of a write for an unknown integration as ``NotFound`` (as
+    ``Rows.integration_must_exist``; a statement for several cannot tell which one)."""
+    try:
+        yield
+    except Exception as error:
+        if not _fk_failure(error):
+            raise
+        named = ", ".join(map(str, ids))
+        what = f"integration {named}" if len(ids) == 1 else f"one of the integrations {named}"
+        raise NotFound(f"{what} not found") from error
 
 
 async def _all_exist(

@@ -8,6 +8,7 @@ several machines (``hooks.host.postgres``). No SQL lives outside them.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, Protocol, TypedDict, Unpack
 
@@ -64,6 +65,18 @@ class InboxItem(ContractModel):
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class NewInboxItem:
+    """A delivery to store (``Repository.add_inbox_items``): pending, or ignored with the
+    reason (``ignored_text``: the same in people's words)."""
+
+    integration_id: int
+    request: HookRequest
+    dedupe_key: str | None = None
+    ignored: str | None = None
+    ignored_text: LocalizedText | None = None
+
+
 class InboxOutcome(ContractModel):
     """What became of one inbox item in a drain; written with the drain's appeals at once.
 
@@ -86,6 +99,10 @@ class Repository(Protocol):
         ...
 
     async def get_integration(self, integration_id: int) -> Integration | None: ...
+
+    async def get_integrations(self, ids: Collection[int]) -> dict[int, Integration]:
+        """The integrations of ``ids`` by id, in one query; deleted and unknown ones absent."""
+        ...
 
     async def list_integrations(self) -> list[Integration]: ...
 
@@ -213,7 +230,14 @@ class Repository(Protocol):
         """Persist a delivery as pending, or as ignored with the reason (``ignored_text``: the
         same in people's words, kept as the outcome's ``reason_text``). A delivery with the same
         dedupe key (by default: the same body) for the same integration is a duplicate: the
-        existing item is returned and nothing is added."""
+        existing item is returned and nothing is added. ``add_inbox_items`` of one item."""
+        ...
+
+    async def add_inbox_items(self, items: Sequence[NewInboxItem]) -> list[InboxItem]:
+        """``add_inbox_item`` of each, in one transaction (one statement where the engine
+        allows), committed when this returns; the stored items in the order of ``items``. Two
+        duplicates in one call both get the one item stored. ``NotFound`` if an integration is
+        unknown: then nothing is written."""
         ...
 
     async def due_inbox_items(

@@ -4,7 +4,7 @@ Methods are ``async`` to match the seam, but run the stdlib ``sqlite3`` calls di
 event loop: each call is well under a millisecond, and a method that never awaits is also never
 interleaved with another, which keeps the read-modify-write ones simple. Every write runs in an
 explicit ``BEGIN IMMEDIATE`` … ``COMMIT`` and is committed before the method returns, because the
-host acknowledges a webhook as soon as ``add_inbox_item`` returns.
+host acknowledges a webhook as soon as ``add_inbox_items`` returns.
 
 Rows become the contract's models, and secrets are encrypted at rest, as ``hooks.host.rows``
 says (the same for PostgreSQL); here are the SQL and the time format.
@@ -32,6 +32,7 @@ from hooks.host.repository import (
     InboxItem,
     InboxOutcome,
     InboxStatus,
+    NewInboxItem,
 )
 from hooks.host.rows import Rows, aware, rate_params, utc_now, version_conflict
 from hooks.models import (
@@ -186,6 +187,14 @@ class SqliteRepository:
             (integration_id,),
         ).fetchone()
         return None if row is None else self._rows.integration(row)
+
+    async def get_integrations(self, ids: Collection[int]) -> dict[int, Integration]:
+        rows = self._db.execute(
+            f"SELECT {Rows.INTEGRATION_COLUMNS} FROM integrations"
+            " WHERE id IN (SELECT value FROM json_each(?)) AND deleted_at IS NULL",
+            (f"[{','.join(map(str, map(int, ids)))}]",),
+        ).fetchall()
+        return {row["id"]: self._rows.integration(row) for row in rows}
 
     async def list_integrations(self) -> list[Integration]:
         rows = self._db.execute(
@@ -467,33 +476,47 @@ class SqliteRepository:
         ignored: str | None = None,
         ignored_text: LocalizedText | None = None,
     ) -> InboxItem:
-        params = self._rows.new_inbox_item(
-            integration_id,
-            request,
-            dedupe_key=dedupe_key,
-            ignored=ignored,
-            ignored_text=ignored_text,
-        )
-        with self._write() as db, self._rows.integration_must_exist(integration_id):
-            db.execute(
-                """
-                INSERT INTO webhook_inbox
-                    (integration_id, body_sha256, request, body, status, outcome, attempts,
-                     next_attempt_at, created_at, updated_at)
-                VALUES (:integration_id, :body_sha256, :request, :body, :status, :outcome, 0,
-                        :next_attempt_at, :now, :now)
-                ON CONFLICT (integration_id, body_sha256) DO NOTHING
-                """,
-                params,
+        new = NewInboxItem(integration_id, request, dedupe_key, ignored, ignored_text)
+        return (await self.add_inbox_items([new]))[0]
+
+    async def add_inbox_items(self, items: Sequence[NewInboxItem]) -> list[InboxItem]:
+        """One write transaction (no round trips here: a statement per item); the first
+        unknown integration stops it."""
+        params = [
+            self._rows.new_inbox_item(
+                item.integration_id,
+                item.request,
+                dedupe_key=item.dedupe_key,
+                ignored=item.ignored,
+                ignored_text=item.ignored_text,
             )
-            row = db.execute(
-                f"""
-                SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
-                WHERE integration_id = :integration_id AND body_sha256 = :body_sha256
-                """,
-                params,
-            ).fetchone()
-        return self._rows.inbox_item(row)
+            for item in items
+        ]
+        rows: list[sqlite3.Row] = []
+        with self._write() as db:
+            for one in params:
+                with self._rows.integration_must_exist(one["integration_id"]):
+                    db.execute(
+                        """
+                        INSERT INTO webhook_inbox
+                            (integration_id, body_sha256, request, body, status, outcome,
+                             attempts, next_attempt_at, created_at, updated_at)
+                        VALUES (:integration_id, :body_sha256, :request, :body, :status,
+                                :outcome, 0, :next_attempt_at, :now, :now)
+                        ON CONFLICT (integration_id, body_sha256) DO NOTHING
+                        """,
+                        one,
+                    )
+                row = db.execute(
+                    f"""
+                    SELECT {Rows.INBOX_COLUMNS} FROM webhook_inbox
+                    WHERE integration_id = :integration_id AND body_sha256 = :body_sha256
+                    """,
+                    one,
+                ).fetchone()
+                assert row is not None  # inserted, or there before, in this transaction
+                rows.append(row)
+        return [self._rows.inbox_item(row) for row in rows]
 
     async def due_inbox_items(
         self,

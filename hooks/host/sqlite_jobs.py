@@ -26,7 +26,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from hooks.host.jobs import QueueBase, QueueStatus, WorkerTimings
 
@@ -97,6 +97,13 @@ class SqliteJobQueue(QueueBase):
         lock = self._lock(name, key)
         with self._write() as db:
             db.execute(_WAIT, (name, key, lock, time.time() + max(delay, 0.0)))
+        self._wake.set()
+
+    async def enqueue_many(self, name: str, keys: Collection[str]) -> None:
+        """See ``JobQueue.enqueue_many``: one transaction."""
+        now = time.time()
+        with self._write() as db:
+            db.executemany(_WAIT, [(name, key, self._lock(name, key), now) for key in keys])
         self._wake.set()
 
     async def idle(self) -> None:

@@ -17,13 +17,14 @@ from starlette.requests import Request
 from hooks.errors import PayloadTooLarge
 from hooks.host import messenger_codes, visit_ids
 from hooks.host.account_time import DEFAULT_ZONE
+from hooks.host.batching import Batcher
 from hooks.host.jobs import JobQueue
 from hooks.host.logs import LogFormat
 from hooks.host.metrics import HostMetrics
 from hooks.host.params import whole_number
 from hooks.host.plugins import PluginHost
 from hooks.host.ratelimit import SESSION_RATE, VISIT_RATE, Rate, RateLimiter
-from hooks.host.repository import Repository
+from hooks.host.repository import InboxItem, NewInboxItem, Repository
 from hooks.host.urls import PublicUrls
 from hooks.models import (
     Appeal,
@@ -181,10 +182,36 @@ class Host:
     # This process's figures (``hooks.host.metrics``); a worker keeps one across reconnections.
     metrics: HostMetrics = field(default_factory=HostMetrics)
     _catalog_read: tuple[float, Catalog] | None = field(default=None, init=False, repr=False)
+    # The webhooks in flight share their queries (``hooks.host.batching``): the integrations
+    # they are for (``None``: no such integration), their inbox rows, and the jobs they ask for
+    # (name, key).
+    integration_reads: Batcher[int, Integration | None] = field(
+        init=False, repr=False, compare=False
+    )
+    inbox_writes: Batcher[NewInboxItem, InboxItem] = field(init=False, repr=False, compare=False)
+    job_asks: Batcher[tuple[str, str], None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.session_limiter = RateLimiter(self.config.session_rate)
         self.visit_limiter = RateLimiter(self.config.visit_rate)
+        self.integration_reads = Batcher(self._read_integrations)
+        self.inbox_writes = Batcher(self._write_inbox)
+        self.job_asks = Batcher(self._ask_jobs)
+
+    async def _read_integrations(self, ids: list[int]) -> list[Integration | None]:
+        found = await self.repo.get_integrations(ids)
+        return [found.get(integration_id) for integration_id in ids]
+
+    async def _write_inbox(self, items: list[NewInboxItem]) -> list[InboxItem]:
+        return await self.repo.add_inbox_items(items)
+
+    async def _ask_jobs(self, asks: list[tuple[str, str]]) -> list[None]:
+        by_name: dict[str, list[str]] = {}
+        for name, key in asks:
+            by_name.setdefault(name, []).append(key)
+        for name, keys in by_name.items():
+            await self.queue.enqueue_many(name, keys)
+        return [None] * len(asks)
 
     async def services(self, *, appeals: AppealSink | None = None) -> HostServices:
         """The services lent to a hook; ``appeals`` replaces the sink (a drain keeps its

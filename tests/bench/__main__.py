@@ -65,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"jobs each worker runs at once ({CONCURRENCY}, the host's default)",
     )
     multi.add_argument(
+        "--answer-after",
+        type=float,
+        action="append",
+        metavar="SECONDS",
+        help="how long each portal takes to answer a REST request; repeat for several runs"
+        " (default: at once, then the median time of Bitrix24's official answers)",
+    )
+    multi.add_argument(
         "--fairness-chats",
         type=int,
         default=FAIRNESS_FLOOD_CHATS,
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.limit,
                 args.seed,
                 concurrency=args.worker_concurrency,
+                answer_times=tuple(args.answer_after or ()) or None,
                 fairness_chats=args.fairness_chats,
             )
         )

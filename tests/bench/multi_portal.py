@@ -52,7 +52,7 @@ from tests.bench.burst import (
 )
 from tests.bench.core import say
 from tests.bench.report import MAX_ACK_P99_MS, MAX_FAIRNESS_S, Target, num, target_lines
-from tests.bench.sandbox_server import LIMITS, logged_sandbox
+from tests.bench.sandbox_server import LIMITS, logged_sandbox, official_answer_seconds
 from tests.bench.systems import (
     ROOT,
     bench_env,
@@ -79,11 +79,13 @@ PROGRESS_SECONDS = 3.0
 TIMEOUT_SECONDS = 600.0  # one burst at the most, however slowly appeals still trickle in
 LOGS = ROOT / "var" / "bench-multi-portal"
 HOST_PARTS = ("web process", "workers", "PostgreSQL")
+COLUMN = 26  # characters per run in the report's table
 
 
 @dataclass
 class RunFigures:
     workers: int
+    answer_after_s: float  # how long each portal took to answer a REST request
     chats: int
     appeals: int
     inbox: dict[str, int]
@@ -130,11 +132,16 @@ class MultiPortalReport:
     seconds: float = 0.0
 
     @property
-    def scaling(self) -> float | None:
-        """Appeals per second with the most workers over those with the fewest."""
-        if len(self.runs) < 2 or not self.runs[0].appeals_per_s:
+    def answer_times(self) -> list[float]:
+        """The portals' answer times the runs had, in the order they ran."""
+        return list(dict.fromkeys(run.answer_after_s for run in self.runs))
+
+    def scaling(self, answer_after_s: float) -> tuple[RunFigures, RunFigures] | None:
+        """The runs with the fewest and the most workers at that answer time, if they differ."""
+        runs = [run for run in self.runs if run.answer_after_s == answer_after_s]
+        if len(runs) < 2 or not runs[0].appeals_per_s:
             return None
-        return self.runs[-1].appeals_per_s / self.runs[0].appeals_per_s
+        return runs[0], runs[-1]
 
 
 # --- the portals: one process, one event loop, an app per port ------------------------------
@@ -178,12 +185,13 @@ def portal_identity(number: int) -> dict[str, str]:
     }
 
 
-async def serve_portals(ports: list[int], limit: str) -> None:
+async def serve_portals(ports: list[int], limit: str, answer_after: float = 0.0) -> None:
     """Every portal's app on its port in this loop, until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         for number, port in enumerate(ports, 1):
-            app = logged_sandbox(portal_url(port), limit, "", **portal_identity(number))
+            identity = portal_identity(number)
+            app = logged_sandbox(portal_url(port), limit, "", answer_after, **identity)
             await stack.enter_async_context(served(app, port))
         # After every server has started: uvicorn takes the signals for each as it starts.
         loop = asyncio.get_running_loop()
@@ -200,12 +208,18 @@ class _BenchCluster(Cluster):
     the outgoing webhooks' and those of the handlers the plugin binds itself, is timed."""
 
     def __init__(
-        self, config: ClusterConfig, ports: list[int], limit: str, relay_port: int
+        self,
+        config: ClusterConfig,
+        ports: list[int],
+        limit: str,
+        relay_port: int,
+        answer_after: float = 0.0,
     ) -> None:
         super().__init__(config)
         self.ports = ports
         self.limit = limit
         self.relay_port = relay_port
+        self.answer_after = answer_after
         self.env: dict[str, str] = {}
 
     @property
@@ -215,7 +229,7 @@ class _BenchCluster(Cluster):
     def _sandbox_command(self) -> list[str]:
         ports = ",".join(map(str, self.ports))
         command = [sys.executable, "-m", "tests.bench.multi_portal", "--ports", ports]
-        return [*command, "--rate-limit", self.limit]
+        return [*command, "--rate-limit", self.limit, "--answer-after", str(self.answer_after)]
 
     def _environment(self) -> dict[str, str]:
         self.env = {**super()._environment(), **bench_env(list(map(portal_url, self.ports)))}
@@ -316,6 +330,7 @@ async def _cluster(
     concurrency: int,
     progress: Callable[[str], None],
     logs: Path,
+    answer_after: float = 0.0,
 ) -> AsyncIterator[_Running]:
     """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers, every portal's
     integration set up; the processes' logs stay in ``logs`` until the next run."""
@@ -335,7 +350,7 @@ async def _cluster(
         log_dir=logs,
     )
     relay_log = logs / "ack-latencies.txt"
-    cluster = _BenchCluster(config, ports, limit, relay_port)
+    cluster = _BenchCluster(config, ports, limit, relay_port, answer_after)
     relay_cmd = relay_command(relay_port, cluster.web_port, relay_log)
     relay = Part("relay", relay_cmd, logs / "relay.log")
     progress(f"{label}: PostgreSQL, {portals} portals, the web process and {_workers(workers)}")
@@ -370,13 +385,17 @@ async def run_once(
     progress: Callable[[str], None] = say,
     logs: Path = LOGS,
     spread_s: float = 0.0,
+    answer_after: float = 0.0,
 ) -> RunFigures:
-    """Fresh PostgreSQL, portals, web process, relay and ``workers`` workers; one burst (or,
-    with ``spread_s``, each portal's chats one by one over that time). The processes' logs
-    stay in ``logs/<N>-workers/`` until the next run."""
-    label = _workers(workers)
-    logs = logs / f"{workers}-workers"
-    async with _cluster(label, workers, portals, limit, concurrency, progress, logs) as up:
+    """Fresh PostgreSQL, portals (each answering a REST request after ``answer_after``
+    seconds), web process, relay and ``workers`` workers; one burst (or, with ``spread_s``,
+    each portal's chats one by one over that time). The processes' logs stay in
+    ``logs/<N>-workers-<answer_after>s/`` until the next run."""
+    label = _run_label(workers, answer_after)
+    logs = logs / f"{workers}-workers-{answer_after:g}s"
+    async with _cluster(
+        label, workers, portals, limit, concurrency, progress, logs, answer_after
+    ) as up:
         run = _Burst(
             up.client, up.db, up.cluster, up.relay, up.relay_log, up.portals, limit,
             lambda text: progress(f"{label}: {text}"),
@@ -534,6 +553,7 @@ class _Burst:
         drain = written - first
         return RunFigures(
             workers=len(self.cluster.workers),
+            answer_after_s=self.cluster.answer_after,
             chats=expected,
             appeals=appeals,
             inbox=inbox,
@@ -570,24 +590,29 @@ async def run_multi_portal(
     *,
     concurrency: int = CONCURRENCY,
     worker_counts: tuple[int, ...] = WORKER_COUNTS,
+    answer_times: tuple[float, ...] | None = None,
     fairness_chats: int = FAIRNESS_FLOOD_CHATS,
     progress: Callable[[str], None] = say,
     logs: Path = LOGS,
 ) -> MultiPortalReport:
+    """Each worker count with the portals answering at once, then with them answering in
+    Bitrix24's own time (``official_answer_seconds``), unless ``answer_times`` says."""
     began = time.perf_counter()
     report = MultiPortalReport(
         portals, chats_per_portal, limit, seed, concurrency, [], commit=_commit()
     )
-    for workers in worker_counts:
-        run = await run_once(
-            workers, portals, chats_per_portal, limit, seed, concurrency, progress, logs
-        )
-        progress(
-            f"{_workers(workers)}: {run.appeals} appeals in {run.drain_s:.2f} s,"
-            f" {run.appeals_per_s:.1f}/s, ack p99 {run.ack_p99_ms:.1f} ms,"
-            f" {run.limit_refusals} refused"
-        )
-        report.runs.append(run)
+    for answer_after in answer_times or (0.0, round(official_answer_seconds(), 2)):
+        for workers in worker_counts:
+            run = await run_once(
+                workers, portals, chats_per_portal, limit, seed, concurrency, progress, logs,
+                answer_after=answer_after,
+            )  # fmt: skip
+            progress(
+                f"{_run_label(workers, answer_after)}: {run.appeals} appeals in"
+                f" {run.drain_s:.2f} s, {run.appeals_per_s:.1f}/s,"
+                f" ack p99 {run.ack_p99_ms:.1f} ms, {run.limit_refusals} refused"
+            )
+            report.runs.append(run)
     if fairness_chats > 0:
         fair = await run_fairness(
             fairness_chats, limit, seed, concurrency=concurrency, progress=progress, logs=logs
@@ -606,12 +631,15 @@ async def run_multi_portal(
 
 def multi_targets(report: MultiPortalReport) -> list[Target]:
     found = []
-    scaling = report.scaling
-    if scaling is not None:
-        first, last = report.runs[0], report.runs[-1]
+    for answer_after in report.answer_times:
+        pair = report.scaling(answer_after)
+        if pair is None:
+            continue
+        first, last = pair
+        scaling = last.appeals_per_s / first.appeals_per_s
         found.append(
             Target(
-                f"appeals/s, {last.workers} workers / {first.workers}",
+                f"appeals/s, {last.workers} workers / {first.workers}, {_answers(answer_after)}",
                 f">= {MIN_SCALING:g}",
                 f"{scaling:.2f} ({last.appeals_per_s:.1f} / {first.appeals_per_s:.1f})",
                 scaling >= MIN_SCALING,
@@ -620,7 +648,7 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
     for run in report.runs:
         found.append(
             Target(
-                f"webhook ack p99, {_workers(run.workers)}",
+                f"webhook ack p99, {_run_label(run.workers, run.answer_after_s)}",
                 f"< {MAX_ACK_P99_MS:g} ms",
                 f"{num(run.ack_p99_ms)} ms",
                 run.ack_p99_ms < MAX_ACK_P99_MS,
@@ -649,7 +677,8 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
         Target(
             "every chat an appeal",
             "all",
-            " / ".join(f"{run.appeals} of {run.chats}" for run in report.runs),
+            ", ".join(str(run.appeals) for run in report.runs)
+            + f" of {report.portals * report.chats_per_portal}",
             all(run.appeals == run.chats for run in report.runs),
         )
     )
@@ -668,13 +697,21 @@ def _workers(count: int) -> str:
     return f"{count} worker{'s' if count > 1 else ''}"
 
 
+def _answers(answer_after: float) -> str:
+    return f"REST in {answer_after:g} s" if answer_after else "REST at once"
+
+
+def _run_label(workers: int, answer_after: float) -> str:
+    return f"{_workers(workers)}, {answer_after:g} s"
+
+
 def format_multi_report(report: MultiPortalReport) -> str:
     rate, burst = effective_limit(report.limit)
     runs = report.runs
     total = report.portals * report.chats_per_portal
 
     def row(name: str, cell: Callable[[RunFigures], str]) -> str:
-        return f"  {name:<42}" + "".join(f"{cell(run):<26}" for run in runs).rstrip()
+        return f"  {name:<42}" + "".join(f"{cell(run):<{COLUMN}}" for run in runs).rstrip()
 
     lines = [
         f"b24-openlines multi-portal benchmark (processes, PostgreSQL), {report.portals} portals"
@@ -683,8 +720,11 @@ def format_multi_report(report: MultiPortalReport) -> str:
         f"commit {report.commit}, Python {report.python}, {report.cores} cores;"
         f" each worker runs {report.concurrency} jobs at once, periodic work off",
         "",
-        f"A burst of {total} chats, each run on fresh processes and a fresh database",
+        f"A burst of {total} chats, each run on fresh processes and a fresh database; a portal"
+        " answers a REST request at once, or after the median time of Bitrix24's official"
+        " answers (their time.duration)",
         row("", lambda r: _workers(r.workers)),
+        row("portals answer REST after", lambda r: f"{r.answer_after_s:g} s"),
         row("appeals", lambda r: f"{r.appeals} of {r.chats}"),
         row("inbox", lambda r: " ".join(f"{k} {v}" for k, v in sorted(r.inbox.items()))),
         row("portals with every appeal", lambda r: f"{r.portals_complete} of {report.portals}"),
@@ -741,12 +781,15 @@ def _fairness_lines(fair: FairnessFigures | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``--ports P1,P2,… [--rate-limit L]``: the portals' process (see ``serve_portals``)."""
+    """``--ports P1,P2,… [--rate-limit L] [--answer-after S]``: the portals' process (see
+    ``serve_portals``)."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench.multi_portal")
     parser.add_argument("--ports", required=True, help="comma-separated: a portal on each")
     parser.add_argument("--rate-limit", choices=sorted(LIMITS), default="standard")
+    parser.add_argument("--answer-after", type=float, default=0.0, help="seconds per REST answer")
     args = parser.parse_args(argv)
-    asyncio.run(serve_portals([int(port) for port in args.ports.split(",")], args.rate_limit))
+    ports = [int(port) for port in args.ports.split(",")]
+    asyncio.run(serve_portals(ports, args.rate_limit, args.answer_after))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ the bare sandbox.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import statistics
 import time
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,6 +28,7 @@ from b24_openlines_plugin.sandbox import (
     SandboxConfig,
     create_sandbox_app,
 )
+from tests.examples import FIXTURES
 
 LIMITS: dict[str, RateLimit | None] = {
     "standard": STANDARD_RATE,
@@ -36,12 +39,28 @@ LOG_PATH = "/bench/rest-log"
 COMMANDS_PATH = "/bench/rest-commands"
 
 
+def official_answer_seconds() -> float:
+    """How long Bitrix24 takes to answer a REST request, by its own account: the median of the
+    ``time.duration`` (the portal's time, network left out) of the official answers in
+    ``tests/fixtures/bitrix24``. The sandbox answers in a millisecond; a real portal does not."""
+    durations = []
+    for path in FIXTURES.glob("*.json"):
+        answer = json.loads(path.read_text(encoding="utf-8"))
+        timing = answer.get("time") if isinstance(answer, dict) else None
+        if isinstance(timing, dict) and isinstance(timing.get("duration"), int | float):
+            durations.append(float(timing["duration"]))
+    return statistics.median(durations)
+
+
 class RestLog:
     """ASGI middleware: ``entries`` holds ``[wall time, method, HTTP status]`` per REST request,
-    ``commands`` the commands each one carried (a batch's ``cmd``; any other method is one)."""
+    ``commands`` the commands each one carried (a batch's ``cmd``; any other method is one).
+    With ``answer_after`` each REST request waits that long before the sandbox answers it, as
+    a real portal's take (``official_answer_seconds``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, answer_after: float = 0.0) -> None:
         self.app = app
+        self.answer_after = answer_after
         self.entries: list[tuple[float, str, int]] = []
         self.commands: list[int] = []
 
@@ -75,6 +94,8 @@ class RestLog:
             await send(message)
 
         try:
+            if self.answer_after > 0:
+                await asyncio.sleep(self.answer_after)
             await self.app(scope, replayed, logged)
         finally:
             self.entries.append((started, path.removeprefix("/rest/"), status))
@@ -114,13 +135,16 @@ async def _send_json(send: Send, value: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def logged_sandbox(public_url: str, limit: str, redirect_uri: str, **identity: Any) -> RestLog:
-    """The sandbox app as the bench runs it: the given public URL, rate limit and redirect
-    (``identity``: other ``SandboxConfig`` fields, such as a portal's own ``member_id``)."""
+def logged_sandbox(
+    public_url: str, limit: str, redirect_uri: str, answer_after: float = 0.0, **identity: Any
+) -> RestLog:
+    """The sandbox app as the bench runs it: the given public URL, rate limit, redirect and
+    time to answer a REST request (``identity``: other ``SandboxConfig`` fields, such as a
+    portal's own ``member_id``)."""
     config = SandboxConfig(
         public_url=public_url, redirect_uri=redirect_uri, rate_limit=LIMITS[limit], **identity
     )
-    return RestLog(create_sandbox_app(config))
+    return RestLog(create_sandbox_app(config), answer_after)
 
 
 def main(argv: list[str] | None = None) -> None:

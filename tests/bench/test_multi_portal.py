@@ -1,5 +1,6 @@
-"""``python -m tests.bench --multi-portal`` stays runnable: 2 portals x 3 chats, 1 then 2 workers,
-then the fairness run (a flood of 20 chats beside a single chat).
+"""``python -m tests.bench --multi-portal`` stays runnable: 2 portals x 3 chats, 1 then 2 workers
+with the portals answering at once and then each REST request after 0.05 s, then the fairness
+run (a flood of 20 chats beside a single chat).
 
 Real processes (PostgreSQL, the portals' process, the web process, the workers, the relay), as
 the bench runs them; it checks that every figure comes out, not how fast anything is.
@@ -18,9 +19,16 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_the_multi_portal_bench_reports_every_figure(tmp_path: Path) -> None:
-    report = await run_multi_portal(2, 3, fairness_chats=20, progress=lambda _: None, logs=tmp_path)
+    report = await run_multi_portal(
+        2, 3, answer_times=(0.0, 0.05), fairness_chats=20, progress=lambda _: None, logs=tmp_path
+    )
 
-    assert [run.workers for run in report.runs] == [1, 2]
+    assert [(run.workers, run.answer_after_s) for run in report.runs] == [
+        (1, 0.0),
+        (2, 0.0),
+        (1, 0.05),
+        (2, 0.05),
+    ]
     for run in report.runs:
         assert run.appeals == run.chats == 6 and run.portals_complete == 2
         assert run.inbox.get("done", 0) >= 6 and not run.inbox.get("failed")
@@ -28,8 +36,12 @@ async def test_the_multi_portal_bench_reports_every_figure(tmp_path: Path) -> No
         for value in (run.appeals_per_s, run.ack_p50_ms, run.ack_p99_ms, run.cpu_share):
             assert isinstance(value, float) and not math.isnan(value) and value > 0
         assert set(run.cpu_s) >= {"web process", "workers", "PostgreSQL"}
-    assert report.scaling is not None
-    assert any(t.name.startswith("appeals/s, 2 workers") for t in multi_targets(report))
+    assert report.scaling(0.0) is not None and report.scaling(0.05) is not None
+    scaled = [t.name for t in multi_targets(report) if t.name.startswith("appeals/s, 2 workers")]
+    assert scaled == [
+        "appeals/s, 2 workers / 1, REST at once",
+        "appeals/s, 2 workers / 1, REST in 0.05 s",
+    ]
     fair = report.fairness
     assert fair is not None
     assert fair.flood_chats == fair.flood_appeals == 20
