@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         " (default: at once, then the median time of Bitrix24's official answers)",
     )
     multi.add_argument(
+        "--no-backlog",
+        action="store_true",
+        help="skip the runs on a stored backlog (workers started after the burst is stored)",
+    )
+    multi.add_argument(
         "--fairness-chats",
         type=int,
         default=FAIRNESS_FLOOD_CHATS,
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
                 concurrency=args.worker_concurrency,
                 answer_times=tuple(args.answer_after or ()) or None,
+                backlog=not args.no_backlog,
                 fairness_chats=args.fairness_chats,
             )
         )

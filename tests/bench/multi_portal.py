@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psycopg
@@ -75,6 +76,7 @@ MIN_SCALING = 1.6  # appeals per second, 2 workers / 1 worker
 FAIRNESS_FLOOD_CHATS = 1_000  # the flooding portal's chats
 FAIRNESS_AFTER_S = 3.0  # when the other portal's single chat starts, into the flood
 SETUP_AT_ONCE = 5  # integrations set up concurrently
+STORED_QUIET_SECONDS = 2.0  # a backlog is all stored once no webhook came for this long
 PROGRESS_SECONDS = 3.0
 TIMEOUT_SECONDS = 600.0  # one burst at the most, however slowly appeals still trickle in
 LOGS = ROOT / "var" / "bench-multi-portal"
@@ -118,6 +120,25 @@ class RunFigures:
 
 
 @dataclass
+class BacklogFigures:
+    """A stored backlog drained by workers started after it: what the workers alone do."""
+
+    workers: int
+    answer_after_s: float
+    chats: int
+    appeals: int
+    stored: int  # webhooks stored while no worker ran
+    up_s: float  # the workers started → all of them registered (their start-up)
+    first_appeal_s: float  # the workers started → the first appeal written
+    drain_s: float  # the workers registered → the last appeal written
+    appeals_per_s: float  # over ``drain_s``: the running workers' rate
+    rest_requests: int
+    limit_refusals: int
+    cpu_window_s: float
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class MultiPortalReport:
     portals: int
     chats_per_portal: int
@@ -125,6 +146,7 @@ class MultiPortalReport:
     seed: int
     concurrency: int
     runs: list[RunFigures]
+    backlogs: list[BacklogFigures] = field(default_factory=list)
     fairness: FairnessFigures | None = None
     commit: str = ""
     python: str = platform.python_version()
@@ -137,11 +159,25 @@ class MultiPortalReport:
         return list(dict.fromkeys(run.answer_after_s for run in self.runs))
 
     def scaling(self, answer_after_s: float) -> tuple[RunFigures, RunFigures] | None:
-        """The runs with the fewest and the most workers at that answer time, if they differ."""
-        runs = [run for run in self.runs if run.answer_after_s == answer_after_s]
-        if len(runs) < 2 or not runs[0].appeals_per_s:
-            return None
-        return runs[0], runs[-1]
+        """The bursts with the fewest and the most workers at that answer time, if they
+        differ."""
+        return _fewest_and_most(self.runs, answer_after_s)
+
+    def backlog_scaling(
+        self, answer_after_s: float
+    ) -> tuple[BacklogFigures, BacklogFigures] | None:
+        """The same for the backlogs."""
+        return _fewest_and_most(self.backlogs, answer_after_s)
+
+
+_Run = TypeVar("_Run", RunFigures, BacklogFigures)
+
+
+def _fewest_and_most(runs: list[_Run], answer_after_s: float) -> tuple[_Run, _Run] | None:
+    same = [run for run in runs if run.answer_after_s == answer_after_s]
+    if len(same) < 2 or not same[0].appeals_per_s:
+        return None
+    return same[0], same[-1]
 
 
 # --- the portals: one process, one event loop, an app per port ------------------------------
@@ -259,7 +295,8 @@ def _cpu(cluster: _BenchCluster, relay: Part) -> dict[str, float]:
     assert cluster.web is not None and cluster.sandbox is not None
     return {
         "web process": proc_cpu(cluster.web.pid or 0),
-        "workers": sum(proc_cpu(worker.pid or 0) for worker in cluster.workers),
+        # A stopped worker counts nothing: a backlog's workers start from 0 after it.
+        "workers": sum(proc_cpu(worker.pid or 0) for worker in cluster.workers if worker.alive),
         "PostgreSQL": proc_cpu(postmaster, reaped=True) + backends,
         "sandbox portals (one process)": proc_cpu(cluster.sandbox.pid or 0),
         "timing relay": proc_cpu(relay.pid or 0),
@@ -403,6 +440,31 @@ async def run_once(
         return await run.figures(chats_per_portal, seed, spread_s)
 
 
+async def run_backlog(
+    workers: int,
+    portals: int,
+    chats_per_portal: int,
+    limit: str,
+    seed: int,
+    concurrency: int = CONCURRENCY,
+    progress: Callable[[str], None] = say,
+    logs: Path = LOGS,
+    answer_after: float = 0.0,
+) -> BacklogFigures:
+    """Fresh processes as ``run_once``; the workers are stopped once the portals are set up,
+    the burst is stored with none running, and ``workers`` workers are started on it."""
+    label = f"backlog, {_run_label(workers, answer_after)}"
+    logs = logs / f"backlog-{workers}-workers-{answer_after:g}s"
+    async with _cluster(
+        label, workers, portals, limit, concurrency, progress, logs, answer_after
+    ) as up:
+        run = _Burst(
+            up.client, up.db, up.cluster, up.relay, up.relay_log, up.portals, limit,
+            lambda text: progress(f"{label}: {text}"),
+        )  # fmt: skip
+        return await run.backlog(chats_per_portal, seed)
+
+
 # --- fairness: one portal floods, another starts a single chat ------------------------------
 
 
@@ -517,15 +579,16 @@ class _Burst:
     async def rest_logs(self) -> list[list[tuple[float, str, int]]]:
         return [await fetch_rest_log(self.client, p.portal_url) for p in self.portals]
 
-    async def figures(self, chats_per_portal: int, seed: int, spread_s: float = 0.0) -> RunFigures:
+    async def _buckets_empty(self) -> list[int]:
+        """Wait until every portal's bucket is empty again; each one's REST log length."""
         rate_burst = effective_limit(self.limit)
         wait = max(sandbox_bucket_wait(log, rate_burst) for log in await self.rest_logs())
         self.progress(f"waiting {wait:.1f} s for the portals' buckets to empty")
         await asyncio.sleep(wait)
-        logged_before = list(map(len, await self.rest_logs()))
-        acks_before = len(read_latencies(self.relay_log))
-        cpu_before = _cpu(self.cluster, self.relay)
-        started = time.monotonic()
+        return list(map(len, await self.rest_logs()))
+
+    async def _burst(self, chats_per_portal: int, seed: int, spread_s: float = 0.0) -> int:
+        """Every portal starts its chats (portal ``i``'s seeded ``seed * 1000 + i``); how many."""
         self.progress(f"burst: {chats_per_portal} chats on each of {len(self.portals)} portals")
         lead_ids = await asyncio.gather(
             *(
@@ -533,7 +596,79 @@ class _Burst:
                 for number, p in enumerate(self.portals, 1)
             )
         )
-        expected = sum(map(len, lead_ids))
+        return sum(map(len, lead_ids))
+
+    async def backlog(self, chats_per_portal: int, seed: int) -> BacklogFigures:
+        """Stop the workers, store a burst, start the workers and time them on it."""
+        logged_before = await self._buckets_empty()
+        for worker in self.cluster.workers:
+            worker.stop()
+        expected = await self._burst(chats_per_portal, seed)
+        stored = await self._until_stored()
+        self.progress(f"{stored} webhooks stored; starting {_workers(len(self.cluster.workers))}")
+        cpu_before = _cpu(self.cluster, self.relay)
+        started, started_at = time.monotonic(), time.time()
+        for index in range(len(self.cluster.workers)):
+            self.cluster.restart_worker(index)
+        up_at = await self._until_registered(len(self.cluster.workers))
+        reader = HostDb(self.db)
+        on_poll = _progress_printer(self.progress, expected, started)
+        await wait_for_appeals(reader, expected, on_poll, timeout=TIMEOUT_SECONDS)
+        cpu_window = time.monotonic() - started
+        cpu_after = _cpu(self.cluster, self.relay)
+        appeals, _ = reader.progress()
+        (first,) = self.db.execute("SELECT min(first_seen_at) FROM appeals").fetchone() or (None,)
+        _, _, written = reader.times()
+        rest = [
+            log[before:] for log, before in zip(await self.rest_logs(), logged_before, strict=True)
+        ]
+        drain = written - up_at
+        return BacklogFigures(
+            workers=len(self.cluster.workers),
+            answer_after_s=self.cluster.answer_after,
+            chats=expected,
+            appeals=appeals,
+            stored=stored,
+            up_s=up_at - started_at,
+            first_appeal_s=_seconds(first) - started_at,
+            drain_s=drain,
+            appeals_per_s=appeals / drain if drain > 0 else float("inf"),
+            rest_requests=sum(map(len, rest)),
+            limit_refusals=sum(1 for log in rest for _, _, status in log if status == 503),
+            cpu_window_s=cpu_window,
+            cpu_s={part: cpu_after[part] - cpu_before[part] for part in cpu_before},
+        )
+
+    async def _until_registered(self, workers: int) -> float:
+        """When all ``workers`` are registered with procrastinate (a worker stopping
+        unregisters), which they are just before they take their first job."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (ready,) = self.db.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+            if ready >= workers:
+                return time.time()
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"{workers} workers did not register within 60 s")
+
+    async def _until_stored(self) -> int:
+        """The webhooks stored, once no new one has come for ``STORED_QUIET_SECONDS`` (the
+        portals deliver each event as soon as the last is answered: no gap while any waits)."""
+        count, since = -1, time.monotonic()
+        while True:
+            (now_count,) = self.db.execute("SELECT count(*) FROM webhook_inbox").fetchone()
+            if now_count != count:
+                count, since = now_count, time.monotonic()
+            elif count and time.monotonic() - since >= STORED_QUIET_SECONDS:
+                return int(count)
+            await asyncio.sleep(0.1)
+
+    async def figures(self, chats_per_portal: int, seed: int, spread_s: float = 0.0) -> RunFigures:
+        rate_burst = effective_limit(self.limit)
+        logged_before = await self._buckets_empty()
+        acks_before = len(read_latencies(self.relay_log))
+        cpu_before = _cpu(self.cluster, self.relay)
+        started = time.monotonic()
+        expected = await self._burst(chats_per_portal, seed, spread_s)
         reader = HostDb(self.db)
         on_poll = _progress_printer(self.progress, expected, started)
         await wait_for_appeals(reader, expected, on_poll, timeout=TIMEOUT_SECONDS)
@@ -591,6 +726,7 @@ async def run_multi_portal(
     concurrency: int = CONCURRENCY,
     worker_counts: tuple[int, ...] = WORKER_COUNTS,
     answer_times: tuple[float, ...] | None = None,
+    backlog: bool = True,
     fairness_chats: int = FAIRNESS_FLOOD_CHATS,
     progress: Callable[[str], None] = say,
     logs: Path = LOGS,
@@ -601,7 +737,8 @@ async def run_multi_portal(
     report = MultiPortalReport(
         portals, chats_per_portal, limit, seed, concurrency, [], commit=_commit()
     )
-    for answer_after in answer_times or (0.0, round(official_answer_seconds(), 2)):
+    times = answer_times or (0.0, round(official_answer_seconds(), 2))
+    for answer_after in times:
         for workers in worker_counts:
             run = await run_once(
                 workers, portals, chats_per_portal, limit, seed, concurrency, progress, logs,
@@ -613,6 +750,18 @@ async def run_multi_portal(
                 f" ack p99 {run.ack_p99_ms:.1f} ms, {run.limit_refusals} refused"
             )
             report.runs.append(run)
+    if backlog:
+        for answer_after in times:
+            for workers in worker_counts:
+                backlog_run = await run_backlog(
+                    workers, portals, chats_per_portal, limit, seed, concurrency, progress,
+                    logs, answer_after=answer_after,
+                )  # fmt: skip
+                progress(
+                    f"backlog, {_run_label(workers, answer_after)}: {backlog_run.appeals}"
+                    f" appeals in {backlog_run.drain_s:.2f} s, {backlog_run.appeals_per_s:.1f}/s"
+                )
+                report.backlogs.append(backlog_run)
     if fairness_chats > 0:
         fair = await run_fairness(
             fairness_chats, limit, seed, concurrency=concurrency, progress=progress, logs=logs
@@ -631,20 +780,11 @@ async def run_multi_portal(
 
 def multi_targets(report: MultiPortalReport) -> list[Target]:
     found = []
-    for answer_after in report.answer_times:
-        pair = report.scaling(answer_after)
-        if pair is None:
-            continue
-        first, last = pair
-        scaling = last.appeals_per_s / first.appeals_per_s
-        found.append(
-            Target(
-                f"appeals/s, {last.workers} workers / {first.workers}, {_answers(answer_after)}",
-                f">= {MIN_SCALING:g}",
-                f"{scaling:.2f} ({last.appeals_per_s:.1f} / {first.appeals_per_s:.1f})",
-                scaling >= MIN_SCALING,
-            )
-        )
+    for kind, scaled in (("burst", report.scaling), ("backlog", report.backlog_scaling)):
+        for answer_after in report.answer_times:
+            pair = scaled(answer_after)
+            if pair is not None:
+                found.append(_scaling_target(kind, answer_after, *pair))
     for run in report.runs:
         found.append(
             Target(
@@ -683,6 +823,21 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
         )
     )
     return found
+
+
+def _scaling_target(
+    kind: str,
+    answer_after: float,
+    first: RunFigures | BacklogFigures,
+    last: RunFigures | BacklogFigures,
+) -> Target:
+    scaling = last.appeals_per_s / first.appeals_per_s
+    return Target(
+        f"appeals/s, {kind}, {_answers(answer_after)}: {last.workers} / {first.workers} workers",
+        f">= {MIN_SCALING:g}",
+        f"{scaling:.2f} ({last.appeals_per_s:.1f} / {first.appeals_per_s:.1f})",
+        scaling >= MIN_SCALING,
+    )
 
 
 def _ms_per_appeal(run: RunFigures, cpu_s: dict[str, float]) -> str:
@@ -756,6 +911,7 @@ def format_multi_report(report: MultiPortalReport) -> str:
             "  CPU ms per appeal: all parts / host's",
             lambda r: f"{_ms_per_appeal(r, r.cpu_s)} / {_ms_per_appeal(r, r.host_cpu_s)}",
         ),
+        *_backlog_lines(report),
         *_fairness_lines(report.fairness),
         "",
         "Targets",
@@ -763,6 +919,43 @@ def format_multi_report(report: MultiPortalReport) -> str:
         f"\n(the bench took {report.seconds:.0f} s)",
     ]
     return "\n".join(lines)
+
+
+def _backlog_lines(report: MultiPortalReport) -> list[str]:
+    backlogs = report.backlogs
+    if not backlogs:
+        return []
+
+    def row(name: str, cell: Callable[[BacklogFigures], str]) -> str:
+        return f"  {name:<42}" + "".join(f"{cell(b):<{COLUMN}}" for b in backlogs).rstrip()
+
+    lines = [
+        "",
+        "A stored backlog: the same burst stored while no worker runs, then the workers started",
+        row("", lambda b: _workers(b.workers)),
+        row("portals answer REST after", lambda b: f"{b.answer_after_s:g} s"),
+        row("appeals", lambda b: f"{b.appeals} of {b.chats}"),
+        row("webhooks stored before", lambda b: str(b.stored)),
+        row("workers started → registered", lambda b: f"{b.up_s:.2f} s"),
+        row("workers started → first appeal written", lambda b: f"{b.first_appeal_s:.2f} s"),
+        row("workers registered → last appeal written", lambda b: f"{b.drain_s:.2f} s"),
+        row("appeals per second (registered → last)", lambda b: f"{b.appeals_per_s:.1f}"),
+        row("REST requests (refused, 503)", lambda b: f"{b.rest_requests} ({b.limit_refusals})"),
+        row("CPU seconds in that window", lambda b: f"{b.cpu_window_s:.1f} s window"),
+    ]
+    for part in backlogs[0].cpu_s:
+        lines.append(row(f"  {part}", lambda b, part=part: f"{b.cpu_s.get(part, 0.0):.1f}"))
+    cores = report.cores
+    lines.append(
+        row(
+            f"  all parts / ({cores} cores x window)",
+            lambda b: (
+                f"{sum(b.cpu_s.values()):.1f}"
+                f" ({sum(b.cpu_s.values()) / (b.cpu_window_s * cores):.0%})"
+            ),
+        )
+    )
+    return lines
 
 
 def _fairness_lines(fair: FairnessFigures | None) -> list[str]:
