@@ -100,19 +100,31 @@ _TAKE_RATE = """
     RETURNING level
 """
 
-# One row of ``add_inbox_items``' ``INSERT``: its parameters in this order, then no attempts.
-_NEW_INBOX_COLUMNS = (
-    "integration_id",
-    "body_sha256",
-    "request",
-    "body",
-    "status",
-    "outcome",
-    "next_attempt_at",
-    "now",
-    "now",
+# ``add_inbox_items``' ``INSERT``: one array per column, whatever the number of rows, so the
+# statement is one text that PostgreSQL prepares once (a multi-row ``VALUES`` of N rows is a new
+# statement for each N, parsed and planned again). ``unnest`` yields the rows in array order,
+# which is the order their ids are given in.
+_NEW_INBOX_ARRAYS = (
+    ("integration_id", "bigint"),
+    ("body_sha256", "text"),
+    ("request", "text"),
+    ("body", "bytea"),
+    ("status", "text"),
+    ("outcome", "text"),
+    ("next_attempt_at", "timestamptz"),
+    ("now", "timestamptz"),
 )
-_NEW_INBOX_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0)"
+_ADD_INBOX_ITEMS = f"""
+    INSERT INTO webhook_inbox
+        (integration_id, body_sha256, request, body, status, outcome,
+         next_attempt_at, created_at, updated_at, attempts)
+    SELECT integration_id, body_sha256, request::json, body, status, outcome::json,
+           next_attempt_at, now, now, 0
+    FROM unnest({", ".join(f"%s::{kind}[]" for _, kind in _NEW_INBOX_ARRAYS)})
+        AS row ({", ".join(name for name, _ in _NEW_INBOX_ARRAYS)})
+    ON CONFLICT (integration_id, body_sha256) DO NOTHING
+    RETURNING body_sha256, {Rows.INBOX_COLUMNS}
+"""
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 
@@ -536,7 +548,7 @@ class PostgresRepository:
         return (await self.add_inbox_items([new]))[0]
 
     async def add_inbox_items(self, items: Sequence[NewInboxItem]) -> list[InboxItem]:
-        """One multi-row ``INSERT``, committed when it ends (the connection is in autocommit
+        """One ``INSERT`` of every row, committed when it ends (the connection is in autocommit
         mode): the callers may acknowledge their deliveries as soon as this returns. Then, only
         if some were there before, one ``SELECT`` of those."""
         if not items:
@@ -555,28 +567,15 @@ class PostgresRepository:
         distinct: dict[tuple[int, str], dict[str, Any]] = {}
         for one in params:
             distinct.setdefault((one["integration_id"], one["body_sha256"]), one)
-        values: list[Any] = []
         # In arrival order: ids are the order the drain takes them in. (Two processes storing
         # the same deliveries in opposite orders could deadlock; PostgreSQL then fails one
         # statement and the batcher stores its items one by one.)
-        for one in distinct.values():
-            values += [one[column] for column in _NEW_INBOX_COLUMNS]
-        rows_sql = ", ".join([_NEW_INBOX_ROW] * len(distinct))
+        columns = [[one[name] for one in distinct.values()] for name, _ in _NEW_INBOX_ARRAYS]
         stored: dict[tuple[int, str], DictRow] = {}
         async with self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=dict_row)
             with _integrations_must_exist(sorted({key[0] for key in distinct})):
-                await cursor.execute(
-                    f"""
-                    INSERT INTO webhook_inbox
-                        (integration_id, body_sha256, request, body, status, outcome,
-                         next_attempt_at, created_at, updated_at, attempts)
-                    VALUES {rows_sql}
-                    ON CONFLICT (integration_id, body_sha256) DO NOTHING
-                    RETURNING body_sha256, {Rows.INBOX_COLUMNS}
-                    """,
-                    values,
-                )
+                await cursor.execute(_ADD_INBOX_ITEMS, columns)
             for row in await cursor.fetchall():
                 stored[row["integration_id"], row["body_sha256"]] = row
             there_before = [key for key in distinct if key not in stored]

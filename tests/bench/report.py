@@ -110,7 +110,7 @@ def target_lines(found: list[Target]) -> list[str]:
     lines = []
     for t in found:
         verdict = {True: "met", False: "MISSED", None: "—"}[t.met]
-        lines.append(f"  {t.name:<44}{t.wanted:<14}{t.measured:<36}{verdict}")
+        lines.append(f"  {t.name:<48}{t.wanted:<14}{t.measured:<36}{verdict}")
     return lines
 
 
