@@ -553,16 +553,7 @@ class PostgresRepository:
         if some were there before, one ``SELECT`` of those."""
         if not items:
             return []
-        params = [
-            self._rows.new_inbox_item(
-                item.integration_id,
-                item.request,
-                dedupe_key=item.dedupe_key,
-                ignored=item.ignored,
-                ignored_text=item.ignored_text,
-            )
-            for item in items
-        ]
+        params = [self._rows.new_inbox_item(item) for item in items]
         # Duplicates within the batch are inserted once and share the stored row.
         distinct: dict[tuple[int, str], dict[str, Any]] = {}
         for one in params:

@@ -25,13 +25,12 @@ from pydantic import SecretStr
 
 from hooks.errors import Conflict, NotFound
 from hooks.host.host_key import ENV, HostKeyError
-from hooks.host.repository import AppealQuery, InboxItem, InboxOutcome
+from hooks.host.repository import AppealQuery, InboxItem, InboxOutcome, NewInboxItem
 from hooks.models import (
     Appeal,
     HookRequest,
     Integration,
     IntegrationHealth,
-    LocalizedText,
     MessengerLinkFigures,
     SessionBinding,
     StoredAppeal,
@@ -325,26 +324,19 @@ class Rows:
 
     # --- the webhook inbox --------------------------------------------------------------
 
-    def new_inbox_item(
-        self,
-        integration_id: int,
-        request: HookRequest,
-        *,
-        dedupe_key: str | None,
-        ignored: str | None,
-        ignored_text: LocalizedText | None = None,
-    ) -> dict[str, Any]:
+    def new_inbox_item(self, item: NewInboxItem) -> dict[str, Any]:
         """The parameters of a delivery's row: pending (or ignored, with the reason as its
         outcome), due from when it was received. ``body_sha256`` is the dedupe digest (of the
         dedupe key, by default of the body), unique per integration. The body is kept apart
         from the request's JSON (raw bytes need not be UTF-8), and encrypted: it carries the
         webhook's credentials."""
+        request, dedupe_key, ignored = item.request, item.dedupe_key, item.ignored
         digest = hashlib.sha256(dedupe_key.encode() if dedupe_key else request.body).hexdigest()
         outcome: dict[str, Any] = {"result": "ignored", "reason": ignored}
-        if ignored_text is not None:
-            outcome["reason_text"] = ignored_text.model_dump()
+        if item.ignored_text is not None:
+            outcome["reason_text"] = item.ignored_text.model_dump()
         return {
-            "integration_id": integration_id,
+            "integration_id": item.integration_id,
             "body_sha256": digest,
             "request": request.model_dump_json(exclude={"body"}),
             "body": self.encrypt(request.body),

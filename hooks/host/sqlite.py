@@ -482,16 +482,7 @@ class SqliteRepository:
     async def add_inbox_items(self, items: Sequence[NewInboxItem]) -> list[InboxItem]:
         """One write transaction (no round trips here: a statement per item); the first
         unknown integration stops it."""
-        params = [
-            self._rows.new_inbox_item(
-                item.integration_id,
-                item.request,
-                dedupe_key=item.dedupe_key,
-                ignored=item.ignored,
-                ignored_text=item.ignored_text,
-            )
-            for item in items
-        ]
+        params = [self._rows.new_inbox_item(item) for item in items]
         rows: list[sqlite3.Row] = []
         with self._write() as db:
             for one in params:

@@ -429,14 +429,10 @@ async def run_once(
     each portal's chats one by one over that time). The processes' logs stay in
     ``logs/<N>-workers-<answer_after>s/`` until the next run."""
     label = _run_label(workers, answer_after)
-    logs = logs / f"{workers}-workers-{answer_after:g}s"
-    async with _cluster(
-        label, workers, portals, limit, concurrency, progress, logs, answer_after
-    ) as up:
-        run = _Burst(
-            up.client, up.db, up.cluster, up.relay, up.relay_log, up.portals, limit,
-            lambda text: progress(f"{label}: {text}"),
-        )  # fmt: skip
+    folder = logs / f"{workers}-workers-{answer_after:g}s"
+    async with _bursts(
+        label, workers, portals, limit, concurrency, progress, folder, answer_after
+    ) as run:
         return await run.figures(chats_per_portal, seed, spread_s)
 
 
@@ -454,15 +450,32 @@ async def run_backlog(
     """Fresh processes as ``run_once``; the workers are stopped once the portals are set up,
     the burst is stored with none running, and ``workers`` workers are started on it."""
     label = f"backlog, {_run_label(workers, answer_after)}"
-    logs = logs / f"backlog-{workers}-workers-{answer_after:g}s"
+    folder = logs / f"backlog-{workers}-workers-{answer_after:g}s"
+    async with _bursts(
+        label, workers, portals, limit, concurrency, progress, folder, answer_after
+    ) as run:
+        return await run.backlog(chats_per_portal, seed)
+
+
+@contextlib.asynccontextmanager
+async def _bursts(
+    label: str,
+    workers: int,
+    portals: int,
+    limit: str,
+    concurrency: int,
+    progress: Callable[[str], None],
+    logs: Path,
+    answer_after: float,
+) -> AsyncIterator[_Burst]:
+    """A ``_Burst`` on a fresh cluster (``_cluster``), its progress lines labelled."""
     async with _cluster(
         label, workers, portals, limit, concurrency, progress, logs, answer_after
     ) as up:
-        run = _Burst(
+        yield _Burst(
             up.client, up.db, up.cluster, up.relay, up.relay_log, up.portals, limit,
             lambda text: progress(f"{label}: {text}"),
         )  # fmt: skip
-        return await run.backlog(chats_per_portal, seed)
 
 
 # --- fairness: one portal floods, another starts a single chat ------------------------------
