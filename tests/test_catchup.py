@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from b24_openlines_plugin.state import connection_of
+from tests.client_settings import sandbox_settings
 from tests.stack import HOST_URL, PORTAL_URL, Stack, running_stack
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +56,31 @@ async def test_the_plugin_binds_its_own_handlers_once(stack: Stack) -> None:
     )
     await catch_up(stack, integration["id"])
     assert (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/event-handlers")).json() == bound
+
+
+async def test_the_catch_up_goes_on_after_the_handlers_are_bound_again(stack: Stack) -> None:
+    """Switching leads to deals binds the handlers again while the first binding's are there,
+    offline ones included, whose ``event.get`` rows name no handler: the periodic work must
+    read them and go on catching up (it failed at every run, and lost what pushes lost)."""
+    integration = await ready(stack)
+    hooks = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/outgoing-webhooks")).json()
+    body = sandbox_settings(
+        await stack.app_credentials(), PORTAL_URL, hooks[0]["application_token"], entity="deal"
+    )
+    saved = await stack.browser.put(
+        f"{HOST_URL}/api/integrations/{integration['id']}/settings", json=body
+    )
+    assert saved.status_code == 200, saved.text
+    await catch_up(stack, integration["id"])  # binds again: its event.get holds every row
+    bound = (await stack.browser.get(f"{PORTAL_URL}/sandbox/api/event-handlers")).json()
+    assert "ONCRMDEALADD" in {h["event"].upper() for h in bound}
+    await faults(stack, webhook_drop_rate=1.0, seed=3)
+    started = await stack.chat(
+        connector="livechat", visitor={"name": "V"}, messages=[{"author": "visitor", "text": "m"}]
+    )
+    await catch_up(stack, integration["id"])
+    keys = [a["key"].rsplit(":", 1)[1] for a in await stack.appeals()]
+    assert str(started["session_id"]) in keys
 
 
 async def test_chats_whose_events_were_all_lost_arrive_anyway(stack: Stack) -> None:

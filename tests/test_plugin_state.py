@@ -80,6 +80,16 @@ def test_the_documented_event_get_answer_reads() -> None:
     ] * 2
 
 
+def test_an_offline_row_of_event_get_reads_without_a_handler() -> None:
+    online = load_json("event.get.response.json")["result"][0]
+    offline = {"event": "ONCRMLEADADD", "connector_id": "", "offline": 1}  # no handler: offline
+    rows = parse_event_handlers([online, offline])
+    assert [(r.event, r.handler, r.offline) for r in rows] == [
+        ("ONCRMLEADADD", "https://www.my-domain.com/handler/", False),
+        ("ONCRMLEADADD", "", True),
+    ]
+
+
 def test_the_connection_reads_typed_and_a_broken_part_reads_as_absent() -> None:
     stored = {
         "member_id": "a223c6b3710f85df22e9377d6c4f7553",

@@ -703,10 +703,12 @@ def _offline_flag(value: Any, info: ValidationInfo) -> bool:
 
 
 class EventHandler(Record):
-    """A row of ``event.get``: an event bound to a handler URL, online or offline."""
+    """A row of ``event.get``: an event bound to a handler URL, online or offline. An offline
+    row names no handler (Bitrix24's rest module gives its ``connector_id`` instead): reading
+    it as required made every periodic run after the offline binding fail, catch-up included."""
 
     event: UpperText  # upper case
-    handler: Text
+    handler: Text = ""  # none on an offline row
     offline: Annotated[bool, PlainValidator(_offline_flag)] = False
 
 

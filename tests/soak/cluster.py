@@ -326,7 +326,8 @@ class Run:
         lines = []
         for integration_id, connection in rows["catch-up state"]:
             raw = json.loads(connection) if isinstance(connection, str) else connection
-            state = {k: v for k, v in (raw or {}).get("catchup", {}).items() if k != "handler"}
+            stored = (raw or {}).get("catchup") or {}  # none saved yet: no run got to its end
+            state = {k: v for k, v in stored.items() if k != "handler"}
             lines.append(f"integration {integration_id} catch-up state: {state}")
         lines.append(f"inbox: {dict(rows['inbox'])}")
         lines.append(f"jobs: {[tuple(row) for row in rows['jobs']]}")
