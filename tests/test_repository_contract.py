@@ -33,6 +33,7 @@ from hooks.host.migrations import (
     apply_migrations,
     apply_postgres_migrations,
 )
+from hooks.host.postgres import PostgresRepository
 from hooks.host.repository import InboxOutcome, NewInboxItem, Repository
 from hooks.host.sqlite import SqliteRepository
 from hooks.models import (
@@ -1383,6 +1384,22 @@ async def test_postgres_the_repository_works_on_across_a_server_crash(
         assert await repository.list_inbox() == [item]
         again = await repository.add_inbox_item(integration.id, make_request(b"after"))
         assert again.id > item.id
+    finally:
+        await repository.close()
+
+
+async def test_postgres_a_pool_full_of_stale_connections_serves_at_once_after_a_crash(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    # Ten idle connections, all dead after the crash: found one checkout at a time, with
+    # psycopg_pool's growing waits after each (1, 2, 4, 8, 16 s), the next request outwaited the
+    # pool's 30 s timeout (PoolTimeout) while the server was back within seconds.
+    repository = await PostgresRepository.open(postgres_url, key=HOST_KEY, min_size=10)
+    try:
+        integration = await repository.create_integration("b24_openlines", "Shop")
+        postgres_server.restart(mode="immediate")
+        item = await repository.add_inbox_item(integration.id, make_request(b"after the crash"))
+        assert await repository.list_inbox() == [item]
     finally:
         await repository.close()
 

@@ -35,7 +35,7 @@ from hooks.errors import NotFound
 from hooks.host.database import DatabaseReadOnly, DatabaseUnavailable
 from hooks.host.host_key import cipher
 from hooks.host.migrations import PLAIN_WEBHOOK_TOKENS, apply_postgres_migrations
-from hooks.host.pg_pool import check_quietly
+from hooks.host.pg_pool import pool_checking_quietly
 from hooks.host.repository import (
     DELETED_WITH_INTEGRATION,
     AppealQuery,
@@ -167,16 +167,15 @@ class PostgresRepository:
             raise _read_only() from None
         finally:
             await conn.close()
-        pool: Pool = AsyncConnectionPool(
-            url,
+        # A connection is checked before it is lent: after a restart of the server the pool's
+        # old connections are replaced instead of failing one request each (``pg_pool``).
+        pool: Pool = pool_checking_quietly(
+            conninfo=url,
             kwargs=kwargs,
             min_size=min_size,
             max_size=max_size,
             open=False,
             configure=_configure,
-            # A connection is checked before it is lent: after a restart of the server the
-            # pool's old connections are replaced instead of failing one request each.
-            check=check_quietly,
             name="hooks.host",
         )
         try:
