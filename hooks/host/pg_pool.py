@@ -23,11 +23,14 @@ the connection when it comes back broken.
 from __future__ import annotations
 
 import asyncio
+import logging
 import select
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger("hooks.host.pg_pool")
 
 
 class QuietCheck:
@@ -54,9 +57,16 @@ class QuietCheck:
             raise
 
     def _sweep_pool(self) -> None:
-        """Check every idle connection of the pool, once at a time."""
+        """Check every idle connection of the pool, one sweep at a time."""
         if self._pool is not None and (self._sweep is None or self._sweep.done()):
-            self._sweep = asyncio.get_running_loop().create_task(self._pool.check())
+            self._sweep = asyncio.get_running_loop().create_task(self._check_all(self._pool))
+
+    @staticmethod
+    async def _check_all(pool: AsyncConnectionPool[Any]) -> None:
+        try:
+            await pool.check()
+        except Exception:  # the pool closing meanwhile: its next checkout will tell
+            log.warning("could not check the idle connections of %r", pool.name, exc_info=True)
 
 
 def pool_checking_quietly(**kwargs: Any) -> AsyncConnectionPool[Any]:
