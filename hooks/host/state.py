@@ -195,15 +195,12 @@ class Host:
         self.session_limiter = RateLimiter(self.config.session_rate)
         self.visit_limiter = RateLimiter(self.config.visit_rate)
         self.integration_reads = Batcher(self._read_integrations)
-        self.inbox_writes = Batcher(self._write_inbox)
+        self.inbox_writes = Batcher(self.repo.add_inbox_items)
         self.job_asks = Batcher(self._ask_jobs)
 
     async def _read_integrations(self, ids: list[int]) -> list[Integration | None]:
         found = await self.repo.get_integrations(ids)
         return [found.get(integration_id) for integration_id in ids]
-
-    async def _write_inbox(self, items: list[NewInboxItem]) -> list[InboxItem]:
-        return await self.repo.add_inbox_items(items)
 
     async def _ask_jobs(self, asks: list[tuple[str, str]]) -> list[None]:
         by_name: dict[str, list[str]] = {}
