@@ -3,7 +3,8 @@
 httpcore imports ``sniffio`` each time it sets up a lock or an event; since anyio stopped
 requiring it (agronholm/anyio#1021) a missing ``sniffio`` makes that a failed import, a search
 of ``sys.path`` on every request (encode/httpcore#1103): 0.3 ms of CPU per request on this
-machine, a third of what a loopback request and its answer cost together. The package declares ``sniffio`` for this; the test notices if it goes missing.
+machine, a third of what a loopback request and its answer cost together. The package declares
+``sniffio`` for this; the test notices if it goes missing.
 """
 
 from __future__ import annotations
