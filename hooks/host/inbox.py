@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -116,12 +117,22 @@ async def receive_webhook(request: Request) -> JSONResponse:
         )
     )
     host.metrics.webhook_received(integration.id)
-    if item.status == "pending":
-        try:
-            await host.job_asks.call((DRAIN, str(integration.id)))
-        except Exception:  # stored is what the answer promises: the scheduler's tick finds it
-            log.exception("could not ask for the drain of integration %s", integration.id)
-    return JSONResponse({"accepted": ignored is None, "inbox_id": item.id, "status": item.status})
+    # The drain is asked for after the answer is sent: the answer promises only what is
+    # stored, and Bitrix24 sends a slow handler's next events later and at a lower priority.
+    ask = BackgroundTask(ask_for_drain, host, integration.id) if item.status == "pending" else None
+    return JSONResponse(
+        {"accepted": ignored is None, "inbox_id": item.id, "status": item.status}, background=ask
+    )
+
+
+async def ask_for_drain(host: Host, integration_id: int) -> None:
+    """Ask for the integration's drain, with the other webhooks asking at the same moment. A
+    failure is only logged: the row is stored, and the scheduler's tick asks for the drain of
+    every integration with pending rows (as after a crash between storing and asking)."""
+    try:
+        await host.job_asks.call((DRAIN, str(integration_id)))
+    except Exception:
+        log.exception("could not ask for the drain of integration %s", integration_id)
 
 
 async def drain(host: Host, key: str) -> None:

@@ -1,6 +1,6 @@
 """``python -m tests.bench [--chats N] [--limit standard|enterprise|off] [--compare-growth]``;
 ``python -m tests.bench --multi-portal [--portals P] [--chats-per-portal C] [--seed S]
-[--fairness-chats F]``."""
+[--steady-rate R ...] [--fairness-chats F]``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from tests.bench.multi_portal import (
     CONCURRENCY,
     FAIRNESS_FLOOD_CHATS,
     PORTALS,
+    STEADY_RATES,
+    STEADY_SECONDS,
     MultiPortalReport,
     format_multi_report,
     run_multi_portal,
@@ -78,6 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the runs on a stored backlog (workers started after the burst is stored)",
     )
     multi.add_argument(
+        "--steady-rate",
+        type=float,
+        action="append",
+        metavar="CHATS_PER_S",
+        help="a steady flow of this many chats a second over all portals, 1 worker; repeat for"
+        f" several, 0 to skip (default: {', '.join(f'{r:g}' for r in STEADY_RATES)})",
+    )
+    multi.add_argument(
+        "--steady-seconds",
+        type=float,
+        default=STEADY_SECONDS,
+        help=f"how long each steady flow lasts ({STEADY_SECONDS:g})",
+    )
+    multi.add_argument(
         "--fairness-chats",
         type=int,
         default=FAIRNESS_FLOOD_CHATS,
@@ -87,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.chats, args.portals, args.chats_per_portal, args.worker_concurrency) < 1:
         parser.error("--chats, --portals, --chats-per-portal, --worker-concurrency: at least 1")
+    if args.steady_seconds <= 0 or min(args.steady_rate or [0.0]) < 0:
+        parser.error("--steady-seconds: more than 0; --steady-rate: 0 or more")
     report: Report | MultiPortalReport
     if args.multi_portal:
         report = asyncio.run(
@@ -98,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 concurrency=args.worker_concurrency,
                 answer_times=tuple(args.answer_after or ()) or None,
                 backlog=not args.no_backlog,
+                steady_rates=tuple(r for r in (args.steady_rate or STEADY_RATES) if r > 0),
+                steady_seconds=args.steady_seconds,
                 fairness_chats=args.fairness_chats,
             )
         )

@@ -76,6 +76,11 @@ MIN_SCALING = 1.6  # appeals per second, 2 workers / 1 worker
 FAIRNESS_FLOOD_CHATS = 1_000  # the flooding portal's chats
 FAIRNESS_AFTER_S = 3.0  # when the other portal's single chat starts, into the flood
 SETUP_AT_ONCE = 5  # integrations set up concurrently
+# The steady flows: chats a second over all portals, each portal starting its share one by one
+# over ``STEADY_SECONDS`` (1 worker, portals in Bitrix24's time): the acknowledgement latency of
+# a load the host keeps up with, beside the bursts' closed loop.
+STEADY_RATES = (25.0, 50.0)
+STEADY_SECONDS = 40.0
 STORED_QUIET_SECONDS = 2.0  # a backlog is all stored once no webhook came for this long
 PROGRESS_SECONDS = 3.0
 TIMEOUT_SECONDS = 600.0  # one burst at the most, however slowly appeals still trickle in
@@ -106,6 +111,13 @@ class RunFigures:
     busiest_portal_floor_s: float  # the rate limit's floor for the busiest portal alone
     cpu_window_s: float  # from the chats' start to the last appeal seen
     cpu_s: dict[str, float] = field(default_factory=dict)  # per part, during that window
+    spread_s: float = 0.0  # 0: a burst; else each portal's chats one by one over this time
+    lag_s: float = float("nan")  # the last chat started → the last appeal written
+
+    @property
+    def chats_per_s(self) -> float:
+        """A steady flow's rate over all portals (NaN for a burst)."""
+        return self.chats / self.spread_s if self.spread_s > 0 else float("nan")
 
     @property
     def host_cpu_s(self) -> dict[str, float]:
@@ -147,6 +159,7 @@ class MultiPortalReport:
     concurrency: int
     runs: list[RunFigures]
     backlogs: list[BacklogFigures] = field(default_factory=list)
+    steady: list[RunFigures] = field(default_factory=list)
     fairness: FairnessFigures | None = None
     commit: str = ""
     python: str = platform.python_version()
@@ -430,6 +443,10 @@ async def run_once(
     ``logs/<N>-workers-<answer_after>s/`` until the next run."""
     label = _run_label(workers, answer_after)
     folder = logs / f"{workers}-workers-{answer_after:g}s"
+    if spread_s > 0:
+        rate = portals * chats_per_portal / spread_s
+        label = f"steady {rate:g} chats/s, {label}"
+        folder = folder.with_name(f"steady-{rate:g}-{folder.name}")
     async with _bursts(
         label, workers, portals, limit, concurrency, progress, folder, answer_after
     ) as run:
@@ -578,15 +595,21 @@ class _Burst:
     limit: str
     progress: Callable[[str], None]
 
-    async def _start(self, portal_url: str, chats: int, seed: int, spread_s: float) -> list[int]:
+    async def _start(
+        self, portal_url: str, chats: int, seed: int, spread_s: float, phase: float = 0.0
+    ) -> list[int]:
         """The portal's chats, all at once, or one by one over ``spread_s`` seconds (a steady
-        flow of chats: many small drains, each on whichever worker takes it)."""
+        flow of chats: many small drains, each on whichever worker takes it). ``phase`` (0 to
+        1) shifts this portal's schedule by that part of its interval, so that the portals
+        together start chats evenly rather than all in the same instant."""
         if spread_s <= 0:
             return await start_chats(self.client, portal_url, chats, seed=seed)
+        interval = spread_s / chats
+        began = time.monotonic()
         lead_ids: list[int] = []
         for number in range(chats):
+            await asyncio.sleep(max(0.0, began + (number + phase) * interval - time.monotonic()))
             lead_ids += await start_chats(self.client, portal_url, 1, seed=seed * 1000 + number)
-            await asyncio.sleep(spread_s / chats)
         return lead_ids
 
     async def rest_logs(self) -> list[list[tuple[float, str, int]]]:
@@ -603,9 +626,12 @@ class _Burst:
     async def _burst(self, chats_per_portal: int, seed: int, spread_s: float = 0.0) -> int:
         """Every portal starts its chats (portal ``i``'s seeded ``seed * 1000 + i``); how many."""
         self.progress(f"burst: {chats_per_portal} chats on each of {len(self.portals)} portals")
+        count = len(self.portals)
         lead_ids = await asyncio.gather(
             *(
-                self._start(p.portal_url, chats_per_portal, seed * 1000 + number, spread_s)
+                self._start(
+                    p.portal_url, chats_per_portal, seed * 1000 + number, spread_s, number / count
+                )
                 for number, p in enumerate(self.portals, 1)
             )
         )
@@ -682,6 +708,7 @@ class _Burst:
         cpu_before = _cpu(self.cluster, self.relay)
         started = time.monotonic()
         expected = await self._burst(chats_per_portal, seed, spread_s)
+        last_started = time.time()
         reader = HostDb(self.db)
         on_poll = _progress_printer(self.progress, expected, started)
         await wait_for_appeals(reader, expected, on_poll, timeout=TIMEOUT_SECONDS)
@@ -720,6 +747,8 @@ class _Burst:
             busiest_portal_floor_s=floor_seconds(len(rest[busiest]) - refused[busiest], rate_burst),
             cpu_window_s=cpu_window,
             cpu_s={part: cpu_after[part] - cpu_before[part] for part in cpu_before},
+            spread_s=spread_s,
+            lag_s=written - last_started,
         )
 
 
@@ -740,12 +769,15 @@ async def run_multi_portal(
     worker_counts: tuple[int, ...] = WORKER_COUNTS,
     answer_times: tuple[float, ...] | None = None,
     backlog: bool = True,
+    steady_rates: tuple[float, ...] = STEADY_RATES,
+    steady_seconds: float = STEADY_SECONDS,
     fairness_chats: int = FAIRNESS_FLOOD_CHATS,
     progress: Callable[[str], None] = say,
     logs: Path = LOGS,
 ) -> MultiPortalReport:
     """Each worker count with the portals answering at once, then with them answering in
-    Bitrix24's own time (``official_answer_seconds``), unless ``answer_times`` says."""
+    Bitrix24's own time (``official_answer_seconds``), unless ``answer_times`` says; the
+    steady flows with one worker and the last of those answer times."""
     began = time.perf_counter()
     report = MultiPortalReport(
         portals, chats_per_portal, limit, seed, concurrency, [], commit=_commit()
@@ -775,6 +807,17 @@ async def run_multi_portal(
                     f" appeals in {backlog_run.drain_s:.2f} s, {backlog_run.appeals_per_s:.1f}/s"
                 )
                 report.backlogs.append(backlog_run)
+    for rate in steady_rates:
+        per_portal = max(1, round(rate * steady_seconds / portals))
+        steady = await run_once(
+            1, portals, per_portal, limit, seed, concurrency, progress, logs,
+            spread_s=steady_seconds, answer_after=times[-1],
+        )  # fmt: skip
+        progress(
+            f"steady {steady.chats_per_s:g} chats/s: ack p99 {steady.ack_p99_ms:.1f} ms,"
+            f" the last appeal {steady.lag_s:.1f} s after the last chat"
+        )
+        report.steady.append(steady)
     if fairness_chats > 0:
         fair = await run_fairness(
             fairness_chats, limit, seed, concurrency=concurrency, progress=progress, logs=logs
@@ -798,16 +841,18 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
             pair = scaled(answer_after)
             if pair is not None:
                 found.append(_scaling_target(kind, answer_after, *pair))
-    for run in report.runs:
+    every = report.runs + report.steady
+    for run in every:
+        steady = f"steady {run.chats_per_s:g} chats/s, " if run.spread_s > 0 else ""
         found.append(
             Target(
-                f"webhook ack p99, {_run_label(run.workers, run.answer_after_s)}",
+                f"webhook ack p99, {steady}{_run_label(run.workers, run.answer_after_s)}",
                 f"< {MAX_ACK_P99_MS:g} ms",
                 f"{num(run.ack_p99_ms)} ms",
                 run.ack_p99_ms < MAX_ACK_P99_MS,
             )
         )
-    refused = [run.limit_refusals for run in report.runs]
+    refused = [run.limit_refusals for run in every]
     found.append(
         Target(
             "QUERY_LIMIT_EXCEEDED, all portals",
@@ -830,9 +875,9 @@ def multi_targets(report: MultiPortalReport) -> list[Target]:
         Target(
             "every chat an appeal",
             "all",
-            ", ".join(str(run.appeals) for run in report.runs)
-            + f" of {report.portals * report.chats_per_portal}",
-            all(run.appeals == run.chats for run in report.runs),
+            f"{sum(run.appeals for run in every)} of {sum(run.chats for run in every)}"
+            f" in {len(every)} runs",
+            all(run.appeals == run.chats for run in every),
         )
     )
     return found
@@ -925,6 +970,7 @@ def format_multi_report(report: MultiPortalReport) -> str:
             lambda r: f"{_ms_per_appeal(r, r.cpu_s)} / {_ms_per_appeal(r, r.host_cpu_s)}",
         ),
         *_backlog_lines(report),
+        *_steady_lines(report),
         *_fairness_lines(report.fairness),
         "",
         "Targets",
@@ -966,6 +1012,44 @@ def _backlog_lines(report: MultiPortalReport) -> list[str]:
                 f"{sum(b.cpu_s.values()):.1f}"
                 f" ({sum(b.cpu_s.values()) / (b.cpu_window_s * cores):.0%})"
             ),
+        )
+    )
+    return lines
+
+
+def _steady_lines(report: MultiPortalReport) -> list[str]:
+    flows = report.steady
+    if not flows:
+        return []
+
+    def row(name: str, cell: Callable[[RunFigures], str]) -> str:
+        return f"  {name:<42}" + "".join(f"{cell(r):<{COLUMN}}" for r in flows).rstrip()
+
+    first = flows[0]
+    lines = [
+        "",
+        f"A steady flow: each portal starts its chats one by one over {first.spread_s:g} s, the"
+        f" portals' turns spread evenly ({_workers(first.workers)}, fresh processes)",
+        row("chats a second, all portals", lambda r: f"{r.chats_per_s:g}"),
+        row("portals answer REST after", lambda r: f"{r.answer_after_s:g} s"),
+        row("appeals", lambda r: f"{r.appeals} of {r.chats}"),
+        row("deliveries timed, a second", lambda r: f"{r.acks}, {r.acks / r.spread_s:.0f}/s"),
+        row(
+            "webhook ack p50 / p99 / max",
+            lambda r: f"{num(r.ack_p50_ms, 2)} / {num(r.ack_p99_ms)} / {num(r.ack_max_ms)} ms",
+        ),
+        row("appeals per second (first webhook → last)", lambda r: f"{r.appeals_per_s:.1f}"),
+        row("last chat started → last appeal written", lambda r: f"{num(r.lag_s, 2)} s"),
+        row("REST requests (refused, 503)", lambda r: f"{r.rest_requests} ({r.limit_refusals})"),
+        row("REST requests per appeal", lambda r: f"{r.requests_per_appeal:.3f}"),
+        row("CPU seconds in the flow's window", lambda r: f"{r.cpu_window_s:.1f} s window"),
+    ]
+    for part in first.cpu_s:
+        lines.append(row(f"  {part}", partial(_cpu_cell, part)))
+    lines.append(
+        row(
+            f"  all parts / ({report.cores} cores x window)",
+            lambda r: f"{sum(r.cpu_s.values()):.1f} ({r.cpu_share:.0%})",
         )
     )
     return lines
