@@ -1,6 +1,7 @@
 """A burst of webhooks from many portals at once, on both backends: the requests in flight
 share their queries (``hooks.host.batching``), and still each is stored once, answered with its
-own inbox item, and asks for its integration's drain."""
+own inbox item, and asks for its integration's drain, after its answer: the answer waits for its
+row's commit and nothing else."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from hooks import hookimpl
@@ -18,6 +20,7 @@ from hooks.host.state import Host, HostConfig
 from hooks.models import HookRequest, Integration, WebhookVerdict
 from hooks.services import HostServices
 from tests.conftest import HOST_KEY, PUBLIC_URL
+from tests.uvicorn_server import serving
 
 pytestmark = pytest.mark.anyio
 PLUGIN = "burst"
@@ -97,3 +100,34 @@ async def test_a_burst_of_webhooks_is_stored_and_answered_one_by_one(config: Hos
         )
         status = await host.queue.status()
         assert status.due == PORTALS  # one waiting drain per portal
+
+
+async def test_the_answer_does_not_wait_for_the_drain_request(postgres_url: str) -> None:
+    """The answer promises a stored row, nothing more: with the job table locked (a long
+    ``VACUUM FULL``, say) a webhook is still answered at once, on a real server, and its
+    drain is asked for once the lock is gone."""
+    config = HostConfig(
+        db=postgres_url, public_url=PUBLIC_URL, host_key=HOST_KEY, schedule_seconds=0,
+        worker="none",
+    )  # fmt: skip
+    app = create_app(config, plugins=get_plugin_manager(extra={PLUGIN: Burst()}))
+    async with serving(app) as (address, port), httpx.AsyncClient(timeout=10.0) as client:
+        host: Host = app.state.host
+        portal = await host.repo.create_integration(PLUGIN, "P")
+        url = f"http://{address}:{port}/webhooks/{portal.id}/"
+        url += portal.webhook_token.get_secret_value()
+        async with await psycopg.AsyncConnection.connect(postgres_url) as locker:
+            await locker.execute("LOCK TABLE procrastinate_jobs IN ACCESS EXCLUSIVE MODE")
+            answer = await asyncio.wait_for(client.post(url, content=b"event=1"), 5.0)
+            assert answer.status_code == 200 and answer.json()["status"] == "pending"
+            await asyncio.sleep(0.2)
+            (waiting,) = await (
+                await locker.execute("SELECT count(*) FROM procrastinate_jobs")
+            ).fetchone()  # the lock's own transaction sees the table
+            assert waiting == 0
+            await locker.rollback()  # the lock goes
+        for _ in range(100):
+            if (await host.queue.status()).due == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert (await host.queue.status()).due == 1
