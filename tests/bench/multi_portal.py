@@ -30,10 +30,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -148,6 +147,10 @@ class BacklogFigures:
     limit_refusals: int
     cpu_window_s: float
     cpu_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_share(self) -> float:
+        return sum(self.cpu_s.values()) / (self.cpu_window_s * (os.cpu_count() or 1))
 
 
 @dataclass
@@ -902,8 +905,41 @@ def _ms_per_appeal(run: RunFigures, cpu_s: dict[str, float]) -> str:
     return f"{sum(cpu_s.values()) * 1000 / max(run.appeals, 1):.1f}"
 
 
-def _cpu_cell(part: str, run: RunFigures) -> str:
-    return f"{run.cpu_s.get(part, 0.0):.1f}"
+def _table(
+    runs: Sequence[_Run],
+) -> Callable[[str, Callable[[_Run], str]], str]:
+    """A table of ``runs``, a column each: makes a row from its name and a cell per run."""
+
+    def row(name: str, cell: Callable[[_Run], str]) -> str:
+        return f"  {name:<42}" + "".join(f"{cell(run):<{COLUMN}}" for run in runs).rstrip()
+
+    return row
+
+
+def _ack_cell(run: RunFigures) -> str:
+    return f"{num(run.ack_p50_ms, 2)} / {num(run.ack_p99_ms)} / {num(run.ack_max_ms)} ms"
+
+
+def _requests_cell(run: RunFigures | BacklogFigures) -> str:
+    return f"{run.rest_requests} ({run.limit_refusals})"
+
+
+def _part_cell(part: str) -> Callable[[RunFigures | BacklogFigures], str]:
+    return lambda run: f"{run.cpu_s.get(part, 0.0):.1f}"
+
+
+def _cpu_lines(
+    runs: Sequence[_Run], row: Callable[[str, Callable[[_Run], str]], str], cores: int
+) -> list[str]:
+    """Each part's CPU seconds in the runs' windows, then their sum and share of the cores."""
+    lines = [row(f"  {part}", _part_cell(part)) for part in (runs[0].cpu_s if runs else {})]
+    lines.append(
+        row(
+            f"  all parts / ({cores} cores x window)",
+            lambda run: f"{sum(run.cpu_s.values()):.1f} ({run.cpu_share:.0%})",
+        )
+    )
+    return lines
 
 
 def _workers(count: int) -> str:
@@ -923,9 +959,7 @@ def format_multi_report(report: MultiPortalReport) -> str:
     runs = report.runs
     total = report.portals * report.chats_per_portal
 
-    def row(name: str, cell: Callable[[RunFigures], str]) -> str:
-        return f"  {name:<42}" + "".join(f"{cell(run):<{COLUMN}}" for run in runs).rstrip()
-
+    row = _table(runs)
     lines = [
         f"b24-openlines multi-portal benchmark (processes, PostgreSQL), {report.portals} portals"
         f" x {report.chats_per_portal} chats, each portal's limit {report.limit}"
@@ -944,12 +978,9 @@ def format_multi_report(report: MultiPortalReport) -> str:
         row("first webhook in → last appeal written", lambda r: f"{r.drain_s:.2f} s"),
         row("appeals per second", lambda r: f"{r.appeals_per_s:.1f}"),
         row("webhooks stored in (first → last)", lambda r: f"{r.delivery_span_s:.2f} s"),
-        row(
-            "webhook ack p50 / p99 / max",
-            lambda r: f"{num(r.ack_p50_ms, 2)} / {num(r.ack_p99_ms)} / {num(r.ack_max_ms)} ms",
-        ),
+        row("webhook ack p50 / p99 / max", _ack_cell),
         row("deliveries timed / webhooks stored", lambda r: f"{r.acks} / {sum(r.inbox.values())}"),
-        row("REST requests (refused, 503)", lambda r: f"{r.rest_requests} ({r.limit_refusals})"),
+        row("REST requests (refused, 503)", _requests_cell),
         row("REST requests per appeal", lambda r: f"{r.requests_per_appeal:.3f}"),
         row(
             "busiest portal: requests, its floor",
@@ -957,14 +988,7 @@ def format_multi_report(report: MultiPortalReport) -> str:
         ),
         "",
         row("CPU seconds in the burst's window", lambda r: f"{r.cpu_window_s:.1f} s window"),
-    ]
-    for part in runs[0].cpu_s if runs else []:
-        lines.append(row(f"  {part}", partial(_cpu_cell, part)))
-    lines += [
-        row(
-            f"  all parts / ({report.cores} cores x window)",
-            lambda r: f"{sum(r.cpu_s.values()):.1f} ({r.cpu_share:.0%})",
-        ),
+        *_cpu_lines(runs, row, report.cores),
         row(
             "  CPU ms per appeal: all parts / host's",
             lambda r: f"{_ms_per_appeal(r, r.cpu_s)} / {_ms_per_appeal(r, r.host_cpu_s)}",
@@ -985,10 +1009,8 @@ def _backlog_lines(report: MultiPortalReport) -> list[str]:
     if not backlogs:
         return []
 
-    def row(name: str, cell: Callable[[BacklogFigures], str]) -> str:
-        return f"  {name:<42}" + "".join(f"{cell(b):<{COLUMN}}" for b in backlogs).rstrip()
-
-    lines = [
+    row = _table(backlogs)
+    return [
         "",
         "A stored backlog: the same burst stored while no worker runs, then the workers started",
         row("", lambda b: _workers(b.workers)),
@@ -999,22 +1021,10 @@ def _backlog_lines(report: MultiPortalReport) -> list[str]:
         row("workers started → first appeal written", lambda b: f"{b.first_appeal_s:.2f} s"),
         row("workers registered → last appeal written", lambda b: f"{b.drain_s:.2f} s"),
         row("appeals per second (registered → last)", lambda b: f"{b.appeals_per_s:.1f}"),
-        row("REST requests (refused, 503)", lambda b: f"{b.rest_requests} ({b.limit_refusals})"),
+        row("REST requests (refused, 503)", _requests_cell),
         row("CPU seconds in that window", lambda b: f"{b.cpu_window_s:.1f} s window"),
+        *_cpu_lines(backlogs, row, report.cores),
     ]
-    for part in backlogs[0].cpu_s:
-        lines.append(row(f"  {part}", lambda b, part=part: f"{b.cpu_s.get(part, 0.0):.1f}"))
-    cores = report.cores
-    lines.append(
-        row(
-            f"  all parts / ({cores} cores x window)",
-            lambda b: (
-                f"{sum(b.cpu_s.values()):.1f}"
-                f" ({sum(b.cpu_s.values()) / (b.cpu_window_s * cores):.0%})"
-            ),
-        )
-    )
-    return lines
 
 
 def _steady_lines(report: MultiPortalReport) -> list[str]:
@@ -1022,11 +1032,9 @@ def _steady_lines(report: MultiPortalReport) -> list[str]:
     if not flows:
         return []
 
-    def row(name: str, cell: Callable[[RunFigures], str]) -> str:
-        return f"  {name:<42}" + "".join(f"{cell(r):<{COLUMN}}" for r in flows).rstrip()
-
+    row = _table(flows)
     first = flows[0]
-    lines = [
+    return [
         "",
         f"A steady flow: each portal starts its chats one by one over {first.spread_s:g} s, the"
         f" portals' turns spread evenly ({_workers(first.workers)}, fresh processes)",
@@ -1034,25 +1042,14 @@ def _steady_lines(report: MultiPortalReport) -> list[str]:
         row("portals answer REST after", lambda r: f"{r.answer_after_s:g} s"),
         row("appeals", lambda r: f"{r.appeals} of {r.chats}"),
         row("deliveries timed, a second", lambda r: f"{r.acks}, {r.acks / r.spread_s:.0f}/s"),
-        row(
-            "webhook ack p50 / p99 / max",
-            lambda r: f"{num(r.ack_p50_ms, 2)} / {num(r.ack_p99_ms)} / {num(r.ack_max_ms)} ms",
-        ),
+        row("webhook ack p50 / p99 / max", _ack_cell),
         row("appeals per second (first webhook → last)", lambda r: f"{r.appeals_per_s:.1f}"),
         row("last chat started → last appeal written", lambda r: f"{num(r.lag_s, 2)} s"),
-        row("REST requests (refused, 503)", lambda r: f"{r.rest_requests} ({r.limit_refusals})"),
+        row("REST requests (refused, 503)", _requests_cell),
         row("REST requests per appeal", lambda r: f"{r.requests_per_appeal:.3f}"),
         row("CPU seconds in the flow's window", lambda r: f"{r.cpu_window_s:.1f} s window"),
+        *_cpu_lines(flows, row, report.cores),
     ]
-    for part in first.cpu_s:
-        lines.append(row(f"  {part}", partial(_cpu_cell, part)))
-    lines.append(
-        row(
-            f"  all parts / ({report.cores} cores x window)",
-            lambda r: f"{sum(r.cpu_s.values()):.1f} ({r.cpu_share:.0%})",
-        )
-    )
-    return lines
 
 
 def _fairness_lines(fair: FairnessFigures | None) -> list[str]:
