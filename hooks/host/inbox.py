@@ -85,8 +85,9 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> float:
 async def receive_webhook(request: Request) -> JSONResponse:
     host: Host = request.app.state.host
     integration_id = path_id(request, "integration_id")
-    # The webhooks in flight share these three round trips (``Host.integration_reads``,
-    # ``inbox_writes``, ``job_asks``); each answer still waits for its own row's commit.
+    # The webhooks in flight share their round trips (``Host.integration_reads`` and
+    # ``inbox_writes`` before the answer, ``job_asks`` after it); each answer still waits for
+    # its own row's commit.
     integration = (
         None if integration_id is None else await host.integration_reads.call(integration_id)
     )

@@ -126,8 +126,7 @@ class RunFigures:
 
     @property
     def cpu_share(self) -> float:
-        """The parts' CPU over what the machine's cores could give in the window."""
-        return sum(self.cpu_s.values()) / (self.cpu_window_s * (os.cpu_count() or 1))
+        return _cpu_share(self.cpu_s, self.cpu_window_s)
 
 
 @dataclass
@@ -150,7 +149,12 @@ class BacklogFigures:
 
     @property
     def cpu_share(self) -> float:
-        return sum(self.cpu_s.values()) / (self.cpu_window_s * (os.cpu_count() or 1))
+        return _cpu_share(self.cpu_s, self.cpu_window_s)
+
+
+def _cpu_share(cpu_s: dict[str, float], window_s: float) -> float:
+    """The parts' CPU over what the machine's cores could give in the window."""
+    return sum(cpu_s.values()) / (window_s * (os.cpu_count() or 1))
 
 
 @dataclass
@@ -628,7 +632,8 @@ class _Burst:
 
     async def _burst(self, chats_per_portal: int, seed: int, spread_s: float = 0.0) -> int:
         """Every portal starts its chats (portal ``i``'s seeded ``seed * 1000 + i``); how many."""
-        self.progress(f"burst: {chats_per_portal} chats on each of {len(self.portals)} portals")
+        how = f"one by one over {spread_s:g} s" if spread_s > 0 else "at once"
+        self.progress(f"{chats_per_portal} chats on each of {len(self.portals)} portals, {how}")
         count = len(self.portals)
         lead_ids = await asyncio.gather(
             *(
