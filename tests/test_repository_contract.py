@@ -493,6 +493,18 @@ async def test_upsert_replaces_fields_and_keeps_first_seen(repo: Repository) -> 
     assert await repo.get_appeal("no-such-key") is None
 
 
+async def test_get_appeals_in_one_call(repo: Repository) -> None:
+    integration = await repo.create_integration("b24_openlines", "Shop")
+    # A key with a quote and non-ASCII: the keys travel as data, never as SQL text.
+    keys = ["b24:m1:session:1", "b24:m1:session:'2'", "b24:m1:сессия:3"]
+    stored = [await repo.upsert_appeal(make_appeal(k, integration_id=integration.id)) for k in keys]
+
+    found = await repo.get_appeals([keys[2], "no-such-key", keys[0], keys[2]])
+    assert found == {keys[0]: stored[0], keys[2]: stored[2]}
+    assert await repo.get_appeals(keys) == dict(zip(keys, stored, strict=True))
+    assert await repo.get_appeals([]) == {}
+
+
 async def test_list_appeals_newest_first_across_time_zones(repo: Repository) -> None:
     shop = await repo.create_integration("b24_openlines", "Shop")
     clinic = await repo.create_integration("b24_openlines", "Clinic")

@@ -24,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hooks.errors import HookError, NotFound, RetryLater
+from hooks.host.batching import Batcher
 from hooks.host.logs import log_context
 from hooks.host.params import path_id
-from hooks.host.repository import InboxItem, InboxOutcome, NewInboxItem, Repository
+from hooks.host.repository import InboxItem, InboxOutcome, NewInboxItem
 from hooks.host.state import Host, hook_request, read_capped_body
 from hooks.models import Appeal, Integration, StoredAppeal
 from hooks.services import HostServices
@@ -182,7 +183,7 @@ class _Pipe:
     def __init__(self, host: Host, integration: Integration) -> None:
         self.host = host
         self.integration = integration
-        self.sink = DrainAppeals(host.repo)
+        self.sink = DrainAppeals(host.appeal_reads)
         self.tasks: dict[int, asyncio.Task[InboxOutcome]] = {}
         self.finished: list[int] = []
         self.wakeup = asyncio.Event()
@@ -367,12 +368,18 @@ _ITEM: ContextVar[int | None] = ContextVar("drain_inbox_item", default=None)
 class DrainAppeals:
     """The appeal sink of a drain: it keeps the appeals the drain's hooks write, so that they
     are written with their items' outcomes in one transaction (``take``); reads see them first.
+
+    Reads of stored appeals go through ``reads``, shared by the items in flight (one query for
+    the many that wait together). A stored key's ``first_seen_at`` never changes, so an upsert
+    reads it only for a key the drain has not read or written yet (a key first written by the
+    drain is first seen then; the database keeps whichever ``first_seen_at`` came first).
     """
 
-    def __init__(self, repo: Repository) -> None:
-        self._repo = repo
+    def __init__(self, reads: Batcher[str, StoredAppeal | None]) -> None:
+        self._reads = reads
         self._latest: dict[str, Appeal] = {}  # each key's last upsert, not yet taken
         self._keys: dict[int | None, set[str]] = {}  # the keys each item wrote
+        self._first_seen: dict[str, datetime] = {}  # read, or first written by this drain
 
     @property
     def appeals(self) -> list[Appeal]:
@@ -396,19 +403,26 @@ class DrainAppeals:
     async def upsert(self, appeal: Appeal) -> StoredAppeal:
         self._latest[appeal.key] = appeal
         self._keys.setdefault(_ITEM.get(), set()).add(appeal.key)
-        stored = await self._repo.get_appeal(appeal.key)
+        if appeal.key not in self._first_seen:
+            await self._read(appeal.key)
         now = datetime.now(UTC)
         return StoredAppeal(
             appeal=appeal,
-            first_seen_at=stored.first_seen_at if stored is not None else now,
+            first_seen_at=self._first_seen.setdefault(appeal.key, now),
             updated_at=now,
         )
 
     async def get(self, key: str) -> Appeal | None:
         if key in self._latest:
             return self._latest[key]
-        stored = await self._repo.get_appeal(key)
+        stored = await self._read(key)
         return stored.appeal if stored is not None else None
+
+    async def _read(self, key: str) -> StoredAppeal | None:
+        stored = await self._reads.call(key)
+        if stored is not None:
+            self._first_seen.setdefault(key, stored.first_seen_at)
+        return stored
 
 
 async def _process(

@@ -512,6 +512,16 @@ class PostgresRepository:
         )
         return None if row is None else self._rows.stored_appeal(row)
 
+    async def get_appeals(self, keys: Collection[str]) -> dict[str, StoredAppeal]:
+        if not keys:
+            return {}
+        rows = await self._fetch_all(
+            f"SELECT {Rows.APPEAL_COLUMNS} FROM appeals WHERE key = ANY(%s::text[])",
+            (sorted(set(keys)),),
+        )
+        found = (self._rows.stored_appeal(row) for row in rows)
+        return {stored.appeal.key: stored for stored in found}
+
     async def list_appeals(
         self, *, limit: int = 100, offset: int = 0, **filters: Unpack[AppealQuery]
     ) -> list[StoredAppeal]:

@@ -206,6 +206,10 @@ class Repository(Protocol):
 
     async def get_appeal(self, key: str) -> StoredAppeal | None: ...
 
+    async def get_appeals(self, keys: Collection[str]) -> dict[str, StoredAppeal]:
+        """The stored appeals among ``keys``, by key: one round trip for a drain's many reads."""
+        ...
+
     async def list_appeals(
         self, *, limit: int = 100, offset: int = 0, **filters: Unpack[AppealQuery]
     ) -> list[StoredAppeal]:

@@ -12,6 +12,7 @@ says (the same for PostgreSQL); here are the SQL and the time format.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -444,6 +445,15 @@ class SqliteRepository:
             f"SELECT {Rows.APPEAL_COLUMNS} FROM appeals WHERE key = ?", (key,)
         ).fetchone()
         return None if row is None else self._rows.stored_appeal(row)
+
+    async def get_appeals(self, keys: Collection[str]) -> dict[str, StoredAppeal]:
+        rows = self._db.execute(
+            f"SELECT {Rows.APPEAL_COLUMNS} FROM appeals"
+            " WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(set(keys))),),
+        ).fetchall()
+        found = (self._rows.stored_appeal(row) for row in rows)
+        return {stored.appeal.key: stored for stored in found}
 
     async def list_appeals(
         self, *, limit: int = 100, offset: int = 0, **filters: Unpack[AppealQuery]

@@ -184,12 +184,13 @@ class Host:
     _catalog_read: tuple[float, Catalog] | None = field(default=None, init=False, repr=False)
     # The webhooks in flight share their queries (``hooks.host.batching``): the integrations
     # they are for (``None``: no such integration), their inbox rows, and the jobs they ask for
-    # (name, key).
+    # (name, key). A worker's drains share their reads of stored appeals by key.
     integration_reads: Batcher[int, Integration | None] = field(
         init=False, repr=False, compare=False
     )
     inbox_writes: Batcher[NewInboxItem, InboxItem] = field(init=False, repr=False, compare=False)
     job_asks: Batcher[tuple[str, str], None] = field(init=False, repr=False, compare=False)
+    appeal_reads: Batcher[str, StoredAppeal | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.session_limiter = RateLimiter(self.config.session_rate)
@@ -197,10 +198,15 @@ class Host:
         self.integration_reads = Batcher(self._read_integrations)
         self.inbox_writes = Batcher(self.repo.add_inbox_items)
         self.job_asks = Batcher(self._ask_jobs)
+        self.appeal_reads = Batcher(self._read_appeals)
 
     async def _read_integrations(self, ids: list[int]) -> list[Integration | None]:
         found = await self.repo.get_integrations(ids)
         return [found.get(integration_id) for integration_id in ids]
+
+    async def _read_appeals(self, keys: list[str]) -> list[StoredAppeal | None]:
+        found = await self.repo.get_appeals(keys)
+        return [found.get(key) for key in keys]
 
     async def _ask_jobs(self, asks: list[tuple[str, str]]) -> list[None]:
         by_name: dict[str, list[str]] = {}

@@ -92,7 +92,7 @@ async def _plugin_cpu(chats: int, workdir: Path) -> CpuFigures:
             if item.integration_id == integration_id
         ]
         items.sort(key=lambda item: item.id)
-        services = await host.services(appeals=DrainAppeals(host.repo))  # as the drain's
+        services = await host.services(appeals=DrainAppeals(host.appeal_reads))  # as the drain's
 
         async def drain_again() -> float:
             before = time.process_time()

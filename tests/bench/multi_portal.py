@@ -38,6 +38,7 @@ from typing import TypeVar
 
 import httpx
 import psycopg
+import uvloop
 
 from tests.bench.burst import (
     HostDb,
@@ -1081,7 +1082,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--answer-after", type=float, default=0.0, help="seconds per REST answer")
     args = parser.parse_args(argv)
     ports = [int(port) for port in args.ports.split(",")]
-    asyncio.run(serve_portals(ports, args.rate_limit, args.answer_after))
+    uvloop.run(serve_portals(ports, args.rate_limit, args.answer_after))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+import uvloop
+
 CHUNK = 64 * 1024
 
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="one latency (s) per line")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.port, args.upstream, args.out))
+    uvloop.run(_serve(args.port, args.upstream, args.out))
 
 
 if __name__ == "__main__":
