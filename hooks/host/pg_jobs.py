@@ -25,6 +25,7 @@ from typing import Any
 import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.jobs import Status
+from psycopg import AsyncConnection
 
 from hooks.host.jobs import JobHandler, QueueBase, QueueStatus, WorkerTimings
 from hooks.host.pg_pool import pool_checking_quietly
@@ -32,6 +33,15 @@ from hooks.host.pg_pool import pool_checking_quietly
 log = logging.getLogger("hooks.host.jobs")
 
 TASK_ARG = "key"
+
+
+async def _autocommit(conn: AsyncConnection[Any]) -> None:
+    """Each of procrastinate's queries is one statement (a call of one of its functions, or a
+    read), so it needs no transaction of its own: without autocommit, psycopg sends ``BEGIN``
+    before it and the pool ``COMMIT`` after it, three round trips for every defer, fetch and
+    finish. (Not a connection keyword: procrastinate adds ``autocommit`` itself to the one
+    connection it opens for LISTEN, and would pass it twice.)"""
+    await conn.set_autocommit(True)
 
 
 class ProcrastinateJobQueue(QueueBase):
@@ -53,7 +63,11 @@ class ProcrastinateJobQueue(QueueBase):
         # of PostgreSQL costs no failed defer. Workers hear of new jobs by LISTEN/NOTIFY;
         # ``poll`` is only their fallback.
         connector = procrastinate.PsycopgConnector(
-            conninfo=url, min_size=1, max_size=10, pool_factory=pool_checking_quietly
+            conninfo=url,
+            min_size=1,
+            max_size=10,
+            pool_factory=pool_checking_quietly,
+            configure=_autocommit,
         )
         app = procrastinate.App(connector=connector)
         await app.open_async()
