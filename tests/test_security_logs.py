@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from uvicorn.logging import AccessFormatter
 
 from hooks.host.app import create_app
-from hooks.host.redact import install_log_redaction
+from hooks.host.redact import _redact_each_spelling, install_log_redaction, redact
 from hooks.host.server import server_options
 from hooks.host.state import HostConfig
 from tests.conftest import HOST_KEY
@@ -72,6 +74,36 @@ def test_the_access_log_keeps_its_format_but_not_the_webhook_token() -> None:
     )
     line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s').format(access)
     assert line == '127.0.0.1:5000 - "POST /webhooks/3/***?via=app HTTP/1.1" 200 OK'
+
+
+# Text made of pieces of secrets' spellings, so that most examples come near one: a Webhook
+# URL's path (its slashes as they are, percent-encoded, or doubled), names with "=" or as JSON,
+# escapes of "=" and of a letter, one escaped twice, the Kelvin sign (a "k" to ``(?i)``).
+_PIECES = [
+    *("=", '"', ":", " ", "%", "/", "?", "&", "\n", "x", "1/", "2f", "2F"),
+    *("/webhooks/", "/WebHooks%2F", "/%77ebhoo\u212as/", "webhooks", "//"),
+    *("token", "auth", "code=", "?auth=", "&client%5Fsecret", '"access_token"', ': "'),
+    *("%3D", "%253D", "%41"),
+]
+_NEAR_SECRETS = st.lists(st.sampled_from(_PIECES) | st.text(max_size=3), max_size=12).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NEAR_SECRETS)
+@example("/webhooks/1/s3cr3t")
+@example("/WEBHOO\u212aS%2f1%2Fs3cr3t")
+@example("token%3Ds3cr3t")
+@example('{"access_token" : "s3cr3t"}')
+@example("a?auth=s3cr3t")
+def test_text_let_through_unsearched_is_text_without_a_secret(text: str) -> None:
+    """``redact`` skips the patterns for a text without what they need: skipping never changes
+    what comes out."""
+    assert redact(text) == _redact_each_spelling(text)
+
+
+def test_plain_log_arguments_are_let_through() -> None:
+    for text in ("127.0.0.1:5000", "POST", "1.1", "200", '%s - "%s %s HTTP/%s" %d'):
+        assert redact(text) is text
 
 
 def test_a_logged_exception_loses_its_credentials() -> None:
