@@ -123,7 +123,7 @@ _ADD_INBOX_ITEMS = f"""
     FROM unnest({", ".join(f"%s::{kind}[]" for _, kind in _NEW_INBOX_ARRAYS)})
         AS row ({", ".join(name for name, _ in _NEW_INBOX_ARRAYS)})
     ON CONFLICT (integration_id, body_sha256) DO NOTHING
-    RETURNING body_sha256, {Rows.INBOX_COLUMNS}
+    RETURNING integration_id, body_sha256, id, created_at, updated_at
 """
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
@@ -563,21 +563,24 @@ class PostgresRepository:
         if not items:
             return []
         params = [self._rows.new_inbox_item(item) for item in items]
+        keys = [(one["integration_id"], one["body_sha256"]) for one in params]
         # Duplicates within the batch are inserted once and share the stored row.
-        distinct: dict[tuple[int, str], dict[str, Any]] = {}
-        for one in params:
-            distinct.setdefault((one["integration_id"], one["body_sha256"]), one)
+        distinct: dict[tuple[int, str], int] = {}  # the first of each key in ``items``
+        for index, key in enumerate(keys):
+            distinct.setdefault(key, index)
         # In arrival order: ids are the order the drain takes them in. (Two processes storing
         # the same deliveries in opposite orders could deadlock; PostgreSQL then fails one
         # statement and the batcher stores its items one by one.)
-        columns = [[one[name] for one in distinct.values()] for name, _ in _NEW_INBOX_ARRAYS]
-        stored: dict[tuple[int, str], DictRow] = {}
+        columns = [[params[i][name] for i in distinct.values()] for name, _ in _NEW_INBOX_ARRAYS]
+        stored: dict[tuple[int, str], InboxItem] = {}
         async with self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=dict_row)
             with _integrations_must_exist(sorted({key[0] for key in distinct})):
                 await cursor.execute(_ADD_INBOX_ITEMS, columns)
             for row in await cursor.fetchall():
-                stored[row["integration_id"], row["body_sha256"]] = row
+                key = row["integration_id"], row["body_sha256"]
+                first = distinct[key]
+                stored[key] = self._rows.inserted_inbox_item(row, items[first], params[first])
             there_before = [key for key in distinct if key not in stored]
             if there_before:  # redeliveries: ON CONFLICT waited for the first ones' commit
                 await cursor.execute(
@@ -589,13 +592,10 @@ class PostgresRepository:
                     ([key[0] for key in there_before], [key[1] for key in there_before]),
                 )
                 for row in await cursor.fetchall():
-                    stored[row["integration_id"], row["body_sha256"]] = row
+                    stored[row["integration_id"], row["body_sha256"]] = self._rows.inbox_item(row)
         # Inserted, or there before; inbox items are never deleted (an integration's go with
         # it, and a deleted integration takes no webhooks).
-        return [
-            self._rows.inbox_item(stored[one["integration_id"], one["body_sha256"]])
-            for one in params
-        ]
+        return [stored[key] for key in keys]
 
     async def due_inbox_items(
         self,

@@ -363,6 +363,25 @@ class Rows:
             updated_at=self._from_db(row["updated_at"]),
         )
 
+    def inserted_inbox_item(
+        self, row: Row, item: NewInboxItem, params: Mapping[str, Any]
+    ) -> InboxItem:
+        """The item a delivery was just inserted as: what ``inbox_item`` would read back, made
+        from what was written (``item`` and its ``new_inbox_item`` ``params``) and the row's
+        ``id``, ``created_at`` and ``updated_at``, without decrypting the body just encrypted."""
+        return InboxItem(
+            id=row["id"],
+            integration_id=item.integration_id,
+            status=params["status"],
+            request=item.request,
+            attempts=0,
+            next_attempt_at=self._from_db(params["next_attempt_at"]),
+            last_error=None,
+            outcome=None if params["outcome"] is None else _json_object(params["outcome"]),
+            created_at=self._from_db(row["created_at"]),
+            updated_at=self._from_db(row["updated_at"]),
+        )
+
     def outcome_params(self, outcome: InboxOutcome, when: datetime) -> dict[str, Any]:
         """The parameters that record one drain outcome of an inbox item, for an ``UPDATE`` of
         one shape whatever the outcome: ``finished`` (done/ignored) sets ``outcome``; the others
